@@ -1,0 +1,268 @@
+"""Booking, cancelling and rebuilding: the service layer (no Flask), over adapters.
+
+Order of a booking, chosen so no failure can overbook or leave a half-written booking:
+1. one Redis round trip reads the hospital's published config version and the day's
+   counts (a full slot is refused here without touching MongoDB);
+2. the appointment is written to MongoDB as `pending` (the unique `dup_guard` refuses a
+   duplicate), so every place that Redis will ever hold has a record in the source of truth;
+3. the Lua gate takes a place atomically (refusing when full); a day that Redis lost is
+   rebuilt from MongoDB first, pending appointments included;
+4. MongoDB moves the appointment to `confirmed` with its serial, unless the reconciler
+   abandoned it meanwhile (then the place is released and the client gets a 503).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import redis
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shared import keys, versions
+from shared.auth import Principal
+from shared.config import Config
+from shared.counts import read_day_counts
+from shared.errors import (
+    AppointmentInPast,
+    AppointmentNotFound,
+    DuplicateBooking,
+    HospitalClosed,
+    InvalidDate,
+    OutsideBookingWindow,
+    ServiceUnavailable,
+    SlotFull,
+    SlotInPast,
+    SlotNotFound,
+)
+from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, parse_date
+
+from .gate import FULL, HELD, NOT_READY, CapacityGate, SlotRecords
+from .repository import (
+    ABANDONED,
+    CANCELLED,
+    CONFIRMED,
+    PENDING,
+    REJECTED,
+    AppointmentRepository,
+    dup_guard,
+    public,
+    serial_guard,
+    to_object_id,
+)
+from .schedule_client import ScheduleClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What the booking service layer works with, built once per process."""
+
+    config: Config
+    appointments: AppointmentRepository
+    gate: CapacityGate
+    redis: redis.Redis
+    schedules: ScheduleClient
+
+
+def _schedule_and_counts(ctx: Context, hospital_id: str, day: str):
+    """The current schedule and the day's counts, in one Redis round trip (plus HTTP on change)."""
+    try:
+        counts, (version_raw,) = read_day_counts(
+            ctx.redis, hospital_id, [day], [keys.schedule_version_key(hospital_id)]
+        )
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
+    schedule = ctx.schedules.get(hospital_id, versions.parse_version(version_raw))
+    return schedule, counts[day]
+
+
+def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime):
+    """The slot to book, or the reason it cannot be booked."""
+    planned = schedule.day(day, now)
+    if planned.status in (PAST, BEYOND_WINDOW):
+        raise OutsideBookingWindow(
+            f"{day.isoformat()} is outside the booking window (today to "
+            f"{schedule.advance_booking_days} days ahead)"
+        )
+    if planned.status == CLOSED:
+        raise HospitalClosed(f"The hospital is closed on {day.isoformat()}", reason=planned.reason)
+    slot = planned.slot(slot_start)
+    if slot is None:
+        raise SlotNotFound(f"There is no {slot_start} slot on {day.isoformat()}")
+    if planned.has_started(slot_start):
+        raise SlotInPast(f"The {slot_start} slot on {day.isoformat()} has already started")
+    return slot
+
+
+def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
+    """Book a place; returns the appointment as the API shows it."""
+    hospital_id, day_text, slot_start = body["hospital_id"], body["date"], body["slot"]
+    day = parse_date(day_text)
+    if day is None:
+        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
+    schedule, counts = _schedule_and_counts(ctx, hospital_id, day_text)
+    slot = check_bookable(schedule, day, slot_start, now)
+    full_message = f"The {slot_start} slot on {day_text} is full"
+    if counts is not None and counts.get(slot_start, 0) >= slot.capacity:
+        raise SlotFull(full_message)
+
+    oid = ObjectId()
+    doc = {
+        "_id": oid,
+        "hospital_id": hospital_id,
+        "date": day_text,
+        "slot_start": slot_start,
+        "slot": slot.as_dict(),
+        "serial": None,
+        "patient": body["patient"],
+        "reason": body.get("reason"),
+        "booked_by": who.user_id,
+        "status": PENDING,
+        "dup_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"]),
+        "serial_guard": f"p:{oid}",
+        "created_at": now,
+        "updated_at": now,
+        "starts_at": schedule.starts_at(day, slot_start),
+    }
+    try:
+        ctx.appointments.insert_pending(doc)
+    except DuplicateKeyError as exc:
+        raise DuplicateBooking(
+            f"{body['patient']['phone']} already holds an appointment at {hospital_id} "
+            f"on {day_text}"
+        ) from exc
+    except PyMongoError as exc:
+        raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
+
+    appointment_id = str(oid)
+    expire_at = schedule.expire_at(day)
+    try:
+        outcome, value = ctx.gate.reserve(
+            hospital_id, day_text, slot_start, appointment_id, slot.capacity, expire_at
+        )
+        if outcome == NOT_READY:
+            rebuild_day(ctx, schedule, hospital_id, day)
+            outcome, value = ctx.gate.reserve(
+                hospital_id, day_text, slot_start, appointment_id, slot.capacity, expire_at
+            )
+    except (redis.RedisError, PyMongoError) as exc:
+        _abandon(ctx, oid, REJECTED, now, release=True)
+        raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
+    if outcome == FULL:
+        _abandon(ctx, oid, REJECTED, now, release=False)
+        raise SlotFull(full_message)
+    if outcome != HELD:  # still not ready: a rebuild keeps failing
+        _abandon(ctx, oid, REJECTED, now, release=True)
+        raise ServiceUnavailable("Booking is unavailable: capacity records are rebuilding")
+
+    serial = value
+    try:
+        confirmed = ctx.appointments.confirm(
+            oid, serial, serial_guard(hospital_id, day_text, slot_start, serial), now
+        )
+    except PyMongoError as exc:
+        _abandon(ctx, oid, REJECTED, now, release=True)
+        raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
+    if confirmed is None:
+        # The reconciler gave this place back while we were slow: never confirm it now.
+        _release(ctx, hospital_id, day_text, slot_start, appointment_id)
+        raise ServiceUnavailable("The booking took too long and was not made; please retry")
+    return public(confirmed)
+
+
+def _release(ctx: Context, hospital_id: str, day: str, slot: str, appointment_id: str) -> None:
+    try:
+        ctx.gate.release(hospital_id, day, slot, appointment_id)
+    except redis.RedisError:
+        log.warning("release of %s failed; the reconciler frees it", appointment_id)
+
+
+def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
+    """Best effort: close a pending appointment and free its place; the reconciler finishes
+    the job when MongoDB or Redis is down right now."""
+    try:
+        doc = ctx.appointments.close(oid, PENDING, status, now)
+    except PyMongoError:
+        log.warning("could not close pending appointment %s; the reconciler will", oid)
+        return
+    if doc is not None and release:
+        _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(oid))
+
+
+def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -> bool:
+    """Rebuild one hospital-day's Redis records from MongoDB (no-op when already built)."""
+    day_text = day.isoformat()
+    by_slot: dict[str, SlotRecords] = {}
+    capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
+    docs = ctx.appointments.active_on(hospital_id, day_text)
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for doc in docs:
+        grouped[doc["slot_start"]].append(doc)
+    for start in set(capacities) | set(grouped):
+        slot_docs = grouped.get(start, [])
+        held = [
+            (str(d["_id"]), int(d["serial"]))
+            for d in slot_docs
+            if d["status"] == CONFIRMED and d.get("serial")
+        ]
+        pending = [
+            str(d["_id"])
+            for d in sorted(
+                (d for d in slot_docs if d["status"] == PENDING), key=lambda d: d["created_at"]
+            )
+        ]
+        by_slot[start] = SlotRecords(start, capacities.get(start, len(held)), held, pending)
+    return ctx.gate.rebuild(
+        hospital_id,
+        day_text,
+        sorted(by_slot.values(), key=lambda s: s.slot),
+        schedule.expire_at(day),
+    )
+
+
+def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:
+    """An appointment the caller may see; 404 otherwise (someone else's is 404 too)."""
+    oid = to_object_id(appointment_id)
+    doc = ctx.appointments.get(oid) if oid is not None else None
+    if (
+        doc is None
+        or doc["status"] not in (CONFIRMED, CANCELLED)
+        or (not who.is_admin and doc["booked_by"] != who.user_id)
+    ):
+        raise AppointmentNotFound(f"No appointment {appointment_id!r}")
+    return doc
+
+
+def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> dict:
+    """Cancel (idempotent) and free the place at once."""
+    doc = find_visible(ctx, who, appointment_id)
+    if doc["status"] == CANCELLED:
+        return public(doc)
+    if doc["starts_at"] <= now:
+        raise AppointmentInPast("A past appointment cannot be cancelled")
+    try:
+        closed = ctx.appointments.close(
+            doc["_id"], CONFIRMED, CANCELLED, now, cancelled_at=now, cancelled_by=who.user_id
+        )
+    except PyMongoError as exc:
+        raise ServiceUnavailable("Cancelling is unavailable: the database is down") from exc
+    if closed is None:  # a concurrent cancel won
+        return public(ctx.appointments.get(doc["_id"]))
+    _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], appointment_id)
+    return public(closed)
+
+
+def abandon_stale(ctx: Context, before: datetime, now: datetime) -> int:
+    """Give back the places of pending appointments whose process died; returns how many."""
+    count = 0
+    for doc in ctx.appointments.stale_pending(before):
+        closed = ctx.appointments.close(doc["_id"], PENDING, ABANDONED, now)
+        if closed is not None:
+            _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(doc["_id"]))
+            count += 1
+    return count

@@ -1,0 +1,105 @@
+"""The atomic capacity gate: Redis Lua scripts, one round trip per decision."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+
+import redis
+
+from shared import keys
+
+HELD, FULL, NOT_READY = 1, 0, -1
+_FINISH_WARM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], '1')
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class SlotRecords:
+    """What MongoDB says one slot holds, for a rebuild."""
+
+    slot: str
+    capacity: int
+    held: list[tuple[str, int]]
+    pending: list[str]
+
+
+class CapacityGate:
+    """Reservations per slot, as appointment id -> serial in a Redis hash."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self._reserve = client.register_script(_script("reserve.lua"))
+        self._release = client.register_script(_script("release.lua"))
+        self._rebuild = client.register_script(_script("rebuild.lua"))
+
+    def reserve(
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        appointment_id: str,
+        capacity: int,
+        expire_at: int,
+    ) -> tuple[int, int]:
+        """(HELD, serial), (FULL, booked) or (NOT_READY, 0)."""
+        outcome, value = self._reserve(
+            keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
+            args=[slot, appointment_id, capacity, expire_at],
+        )
+        return int(outcome), int(value)
+
+    def release(self, hospital_id: str, day: str, slot: str, appointment_id: str) -> bool:
+        """Give the place of `appointment_id` back; True when it held one."""
+        return bool(
+            self._release(
+                keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
+                args=[slot, appointment_id],
+            )
+        )
+
+    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], expire_at: int) -> bool:
+        """Build a day's records from MongoDB's truth unless built already; True if built."""
+        spec = [
+            {
+                "slot": s.slot,
+                "capacity": s.capacity,
+                "held": [list(p) for p in s.held],
+                "pending": list(s.pending),
+            }
+            for s in slots
+        ]
+        # cjson decodes an empty list as an object; it is only iterated, so that is fine.
+        return bool(
+            self._rebuild(
+                keys=[keys.counts_key(hospital_id, day)]
+                + [keys.holds_key(hospital_id, day, s.slot) for s in slots],
+                args=[expire_at, json.dumps(spec)],
+            )
+        )
+
+    def begin_warm(self) -> str:
+        """Start a full rebuild; returns the token that finish_warm checks."""
+        token = uuid.uuid4().hex
+        self.client.set(keys.WARMING_KEY, token, ex=3600)
+        return token
+
+    def finish_warm(self, token: str) -> bool:
+        """Set the epoch, unless Redis lost its data again while the rebuild ran."""
+        return bool(self.client.eval(_FINISH_WARM, 2, keys.WARMING_KEY, keys.EPOCH_KEY, token))
+
+    def epoch_present(self) -> bool:
+        """False after Redis lost its data and before the warmer rebuilt it."""
+        return bool(self.client.exists(keys.EPOCH_KEY))

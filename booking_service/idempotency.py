@@ -1,0 +1,89 @@
+"""Idempotency-Key: a retry with the same key and body replays the first answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from pymongo.errors import PyMongoError
+
+from shared.errors import DomainError, IdempotencyKeyReused, ServiceUnavailable, error_body
+
+from .repository import IdempotencyRepository
+
+MAX_KEY_LENGTH = 255
+STALE_AFTER = timedelta(seconds=60)
+
+
+class IdempotencyInProgress(DomainError):
+    """The first request with this key is still running."""
+
+    status = 409
+    reason = "idempotency_key_in_progress"
+
+
+def fingerprint(body: dict) -> str:
+    """A digest of a request body, independent of key order."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def run_once(
+    repo: IdempotencyRepository,
+    user_id: str,
+    key: str,
+    body: dict,
+    now: datetime,
+    action: Callable[[], dict],
+) -> tuple[int, dict, bool]:
+    """(status, body, replayed): run `action` once per key; replay its answer on retries."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        from shared.errors import ValidationError
+
+        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    scoped = f"{user_id}:{key}"
+    digest = fingerprint(body)
+    try:
+        existing = repo.claim(scoped, digest, now)
+        deadline = time.monotonic() + 5
+        while existing is not None:
+            if existing["fingerprint"] != digest:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used with a different request body"
+                )
+            if existing["state"] == "done":
+                return existing["status"], existing["body"], True
+            if repo.take_over(scoped, digest, now - STALE_AFTER, now):
+                break
+            if time.monotonic() > deadline:
+                raise IdempotencyInProgress("A request with this Idempotency-Key is in progress")
+            time.sleep(0.05)
+            existing = repo.claim(scoped, digest, now)
+    except PyMongoError as exc:
+        raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
+    try:
+        answer = action()
+    except DomainError as exc:
+        if exc.status >= 500:
+            _forget(repo, scoped)
+            raise
+        repo.complete(
+            scoped,
+            exc.status,
+            error_body(exc.status, exc.reason, exc.message, exc.errors, **exc.extra),
+        )
+        raise
+    except Exception:
+        _forget(repo, scoped)
+        raise
+    repo.complete(scoped, 201, answer)
+    return 201, answer, False
+
+
+def _forget(repo: IdempotencyRepository, scoped: str) -> None:
+    try:
+        repo.release(scoped)
+    except PyMongoError:
+        pass  # it goes stale and a retry takes it over

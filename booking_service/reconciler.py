@@ -1,0 +1,105 @@
+"""Background upkeep that keeps Redis's capacity records equal to MongoDB's truth.
+
+Each booking-service process runs one reconciler thread; a Redis lock lets one of them
+work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
+- rebuilds every day that has appointments after Redis lost its data (epoch key gone),
+  then sets the epoch key, so the counts shown converge to MongoDB's;
+- abandons pending appointments older than PENDING_TIMEOUT_SECONDS (their process died
+  between writing and confirming) and gives their places back, exactly once;
+- releases the places of appointments closed recently, in case a release was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from datetime import timedelta
+
+import redis
+from pymongo.errors import PyMongoError
+
+from shared import keys, versions
+from shared.errors import DomainError
+from shared.slots import parse_date, utcnow
+
+from .booking import Context, _release, abandon_stale, rebuild_day
+
+log = logging.getLogger(__name__)
+LOCK_KEY = "cap:reconciler:lock"
+
+
+def warm(ctx: Context) -> int:
+    """Rebuild every day with active appointments, then set the epoch; returns days built."""
+    token = ctx.gate.begin_warm()
+    now = utcnow()
+    since = (now - timedelta(days=2)).date().isoformat()
+    built = 0
+    for hospital_id, day_text in ctx.appointments.active_days(since):
+        version_raw = ctx.redis.get(keys.schedule_version_key(hospital_id))
+        try:
+            schedule = ctx.schedules.get(hospital_id, versions.parse_version(version_raw))
+        except DomainError:
+            log.warning("cannot rebuild %s %s: no schedule", hospital_id, day_text)
+            continue
+        built += rebuild_day(ctx, schedule, hospital_id, parse_date(day_text))
+    ctx.gate.finish_warm(token)
+    return built
+
+
+def reconcile_once(ctx: Context, last_sweep) -> object:
+    """One pass of upkeep; returns the time the next pass sweeps closed appointments from."""
+    now = utcnow()
+    if not ctx.gate.epoch_present():
+        built = warm(ctx)
+        log.info("capacity records rebuilt from MongoDB: %d day(s)", built)
+    stale_before = now - timedelta(seconds=ctx.config.pending_timeout_seconds)
+    abandoned = abandon_stale(ctx, stale_before, now)
+    if abandoned:
+        log.warning("abandoned %d stale pending appointment(s)", abandoned)
+    since = last_sweep - timedelta(seconds=ctx.config.reconcile_interval_seconds * 2 + 5)
+    for doc in ctx.appointments.closed_since(since):
+        _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(doc["_id"]))
+    return now
+
+
+class Reconciler:
+    """The background thread; start() once per process, after gunicorn forked it."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.identity = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish."""
+        self._stop.set()
+
+    def _is_leader(self, ttl_ms: int) -> bool:
+        client = self.ctx.redis
+        if client.set(LOCK_KEY, self.identity, nx=True, px=ttl_ms):
+            return True
+        if client.get(LOCK_KEY) == self.identity.encode():
+            client.pexpire(LOCK_KEY, ttl_ms)
+            return True
+        return False
+
+    def _run(self) -> None:
+        interval = self.ctx.config.reconcile_interval_seconds
+        last_sweep = utcnow() - timedelta(minutes=10)
+        while not self._stop.is_set():
+            try:
+                if self._is_leader(int(interval * 3000)):
+                    last_sweep = reconcile_once(self.ctx, last_sweep)
+            except (redis.RedisError, PyMongoError, DomainError) as exc:
+                log.warning("reconciler pass failed: %s", exc)
+            except Exception:  # noqa: BLE001 - the thread must survive anything
+                log.exception("reconciler pass crashed")
+            self._stop.wait(interval)

@@ -1,0 +1,238 @@
+"""MongoDB adapters of the booking service: appointments, users, idempotency keys.
+
+MongoDB is the source of truth. Two unique indexes are the last guard, built so that
+both MongoDB and the nx-27017 wire server honour them (no partial indexes):
+- `dup_guard`: "hospital|date|phone-digits" while an appointment is pending or confirmed,
+  "x:<id>" after, so one phone holds one active appointment per hospital and date;
+- `serial_guard`: "hospital|date|slot|serial" while confirmed, "x:<id>" otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+from pymongo.write_concern import WriteConcern
+
+from shared.slots import iso_utc
+
+PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
+ABANDONED, REJECTED = "abandoned", "rejected"
+ACTIVE = (PENDING, CONFIRMED)
+VISIBLE = (CONFIRMED, CANCELLED)
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create the booking service's indexes (idempotent)."""
+    db.appointments.create_index("dup_guard", unique=True)
+    db.appointments.create_index("serial_guard", unique=True)
+    db.appointments.create_index(
+        [
+            ("hospital_id", ASCENDING),
+            ("date", ASCENDING),
+            ("slot_start", ASCENDING),
+            ("serial", ASCENDING),
+        ]
+    )
+    db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
+    db.appointments.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+    db.users.create_index("email", unique=True)
+
+
+def phone_digits(phone: str) -> str:
+    """The digits of a phone number: `+880 1712` and `8801712` are the same phone."""
+    return re.sub(r"\D", "", phone)
+
+
+def dup_guard(hospital_id: str, day: str, phone: str) -> str:
+    """The value that keeps one active appointment per phone, hospital and date."""
+    return f"{hospital_id}|{day}|{phone_digits(phone)}"
+
+
+def serial_guard(hospital_id: str, day: str, slot: str, serial: int) -> str:
+    """The value that keeps serials unique among a slot's confirmed appointments."""
+    return f"{hospital_id}|{day}|{slot}|{serial}"
+
+
+def to_object_id(appointment_id: str) -> ObjectId | None:
+    """An appointment id as an ObjectId, or None when it cannot be one."""
+    try:
+        return ObjectId(appointment_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def public(doc: dict) -> dict:
+    """An appointment as the API shows it."""
+    out = {
+        "appointment_id": str(doc["_id"]),
+        "status": doc["status"],
+        "hospital_id": doc["hospital_id"],
+        "date": doc["date"],
+        "slot": doc["slot"],
+        "serial": doc.get("serial"),
+        "patient": doc["patient"],
+        "reason": doc.get("reason"),
+        "booked_by": doc["booked_by"],
+        "created_at": iso_utc(doc["created_at"]),
+    }
+    if doc.get("cancelled_at"):
+        out["cancelled_at"] = iso_utc(doc["cancelled_at"])
+    return out
+
+
+class AppointmentRepository:
+    """The `appointments` collection (majority write concern: it is the source of truth)."""
+
+    def __init__(self, db: Database):
+        self.col = db.get_collection(
+            "appointments", write_concern=WriteConcern(w="majority", wtimeout=5000)
+        )
+
+    def insert_pending(self, doc: dict) -> None:
+        """Write the appointment ahead of its reservation; DuplicateKeyError on a duplicate."""
+        self.col.insert_one(doc)
+
+    def confirm(self, oid: ObjectId, serial: int, guard: str, now: datetime) -> dict | None:
+        """pending -> confirmed with its serial; None when the reconciler abandoned it."""
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": PENDING},
+            {
+                "$set": {
+                    "status": CONFIRMED,
+                    "serial": serial,
+                    "serial_guard": guard,
+                    "updated_at": now,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def close(
+        self, oid: ObjectId, from_status: str, to_status: str, now: datetime, **extra
+    ) -> dict | None:
+        """Move an appointment out of the active set, freeing both guards; None if it moved."""
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": from_status},
+            {
+                "$set": {
+                    "status": to_status,
+                    "dup_guard": f"x:{oid}",
+                    "serial_guard": f"x:{oid}",
+                    "updated_at": now,
+                    **extra,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def get(self, oid: ObjectId) -> dict | None:
+        """One appointment by id."""
+        return self.col.find_one({"_id": oid})
+
+    def active_on(self, hospital_id: str, day: str) -> list[dict]:
+        """Pending and confirmed appointments of a hospital-day (for a rebuild)."""
+        return list(
+            self.col.find(
+                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(ACTIVE)}},
+                {"slot_start": 1, "serial": 1, "status": 1, "created_at": 1},
+            )
+        )
+
+    def active_days(self, since: str) -> list[tuple[str, str]]:
+        """(hospital_id, date) pairs with active appointments from `since` on."""
+        seen = set()
+        for doc in self.col.find(
+            {"date": {"$gte": since}, "status": {"$in": list(ACTIVE)}},
+            {"hospital_id": 1, "date": 1},
+        ):
+            seen.add((doc["hospital_id"], doc["date"]))
+        return sorted(seen)
+
+    def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
+        """Pending appointments older than `before`: their process died or stalled."""
+        return list(self.col.find({"status": PENDING, "created_at": {"$lt": before}}).limit(limit))
+
+    def closed_since(self, since: datetime, limit: int = 5000) -> list[dict]:
+        """Appointments that left the active set since `since` (their places must be free)."""
+        return list(
+            self.col.find(
+                {
+                    "status": {"$in": [CANCELLED, ABANDONED, REJECTED]},
+                    "updated_at": {"$gte": since},
+                },
+                {"hospital_id": 1, "date": 1, "slot_start": 1},
+            ).limit(limit)
+        )
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        """Visible appointments matching `filters`, ordered by date, slot and serial."""
+        query = dict(filters)
+        query.setdefault("status", {"$in": list(VISIBLE)})
+        total = self.col.count_documents(query)
+        cursor = (
+            self.col.find(query)
+            .sort([("date", ASCENDING), ("slot_start", ASCENDING), ("serial", ASCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return list(cursor), total
+
+
+class UserRepository:
+    """The `users` collection."""
+
+    def __init__(self, db: Database):
+        self.col = db.users
+
+    def by_email(self, email: str) -> dict | None:
+        """A user by (case-insensitive) email."""
+        return self.col.find_one({"email": email.strip().lower()})
+
+    def insert(self, doc: dict) -> bool:
+        """Create a user; False when the email is taken."""
+        try:
+            self.col.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+class IdempotencyRepository:
+    """Answers already given, by (user, Idempotency-Key)."""
+
+    def __init__(self, db: Database):
+        self.col = db.idempotency_keys
+
+    def claim(self, key: str, fingerprint: str, now: datetime) -> dict | None:
+        """Claim a key for a new request; the existing record when it was claimed before."""
+        try:
+            self.col.insert_one(
+                {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "created_at": now}
+            )
+            return None
+        except DuplicateKeyError:
+            return self.col.find_one({"_id": key})
+
+    def take_over(self, key: str, fingerprint: str, stale_before: datetime, now: datetime) -> bool:
+        """Take a key whose first request died while in progress."""
+        result = self.col.update_one(
+            {"_id": key, "state": "in_progress", "created_at": {"$lt": stale_before}},
+            {"$set": {"fingerprint": fingerprint, "created_at": now}},
+        )
+        return result.modified_count == 1
+
+    def complete(self, key: str, status: int, body: dict) -> None:
+        """Store the answer a retry replays."""
+        self.col.update_one(
+            {"_id": key}, {"$set": {"state": "done", "status": status, "body": body}}
+        )
+
+    def release(self, key: str) -> None:
+        """Forget a key whose request failed transiently, so a retry runs anew."""
+        self.col.delete_one({"_id": key, "state": "in_progress"})

@@ -1,0 +1,224 @@
+"""HTTP layer of the booking service: accounts, appointments, availability."""
+
+from __future__ import annotations
+
+import redis
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shared import keys, versions
+from shared.auth import current_principal, require_auth
+from shared.availability import counts_view
+from shared.counts import read_day_counts
+from shared.errors import InvalidDate
+from shared.schemas import ApiErrorSchema
+from shared.slots import parse_date, utcnow
+from shared.web import json_response
+
+from . import accounts, booking
+from .idempotency import run_once
+from .repository import public
+from .schemas import (
+    AppointmentCreateSchema,
+    AppointmentListArgsSchema,
+    AppointmentListSchema,
+    AppointmentSchema,
+    AvailabilitySchema,
+    BulkRequestSchema,
+    BulkSchema,
+    LoginSchema,
+    RegisterSchema,
+    TokenSchema,
+    UserSchema,
+)
+
+auth_blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts")
+appointments_blp = Blueprint(
+    "appointments",
+    __name__,
+    url_prefix="/api/appointments",
+    description="Booking and cancelling appointments",
+)
+availability_blp = Blueprint(
+    "availability",
+    __name__,
+    url_prefix="/api/availability",
+    description="Counts only: the lightweight availability answers",
+)
+
+
+def _ctx() -> booking.Context:
+    return current_app.extensions["booking.ctx"]
+
+
+@auth_blp.route("/register")
+class Register(MethodView):
+    @auth_blp.arguments(RegisterSchema)
+    @auth_blp.response(201, UserSchema)
+    @auth_blp.alt_response(409, schema=ApiErrorSchema)
+    def post(self, body):
+        """Create a patient account."""
+        ext = current_app.extensions
+        user = accounts.register(ext["booking.users"], _ctx().config, body, utcnow())
+        return json_response(user, 201)
+
+
+@auth_blp.route("/login")
+class Login(MethodView):
+    @auth_blp.arguments(LoginSchema)
+    @auth_blp.response(200, TokenSchema)
+    @auth_blp.alt_response(401, schema=ApiErrorSchema)
+    def post(self, body):
+        """Exchange email and password for a bearer token."""
+        ext = current_app.extensions
+        limiter = ext["booking.limiter"]
+        limiter.check_login(body["email"], request.remote_addr or "-")
+        try:
+            answer = accounts.login(
+                ext["booking.users"], _ctx().config, body["email"], body["password"]
+            )
+        except Exception:
+            limiter.login_failed(body["email"], request.remote_addr or "-")
+            raise
+        return json_response(answer)
+
+
+@appointments_blp.route("")
+class Appointments(MethodView):
+    @require_auth()
+    @appointments_blp.arguments(AppointmentCreateSchema)
+    @appointments_blp.response(201, AppointmentSchema)
+    @appointments_blp.alt_response(400, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(409, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(422, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(429, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(503, schema=ApiErrorSchema)
+    def post(self, body):
+        """Book a place in a slot (patient for self or family; admin for anyone)."""
+        who = current_principal()
+        ctx = _ctx()
+        if not who.is_admin:
+            current_app.extensions["booking.limiter"].check_booking(who.user_id)
+        key = request.headers.get("Idempotency-Key")
+        now = utcnow()
+        if key is None:
+            return json_response(booking.book(ctx, who, body, now), 201)
+        status, answer, replayed = run_once(
+            current_app.extensions["booking.idempotency"],
+            who.user_id,
+            key,
+            body,
+            now,
+            lambda: booking.book(ctx, who, body, now),
+        )
+        return json_response(answer, status, {"Idempotent-Replayed": "true"} if replayed else None)
+
+    @require_auth()
+    @appointments_blp.arguments(AppointmentListArgsSchema, location="query")
+    @appointments_blp.response(200, AppointmentListSchema)
+    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
+    def get(self, args):
+        """Appointments: a patient's own; an admin's, filtered by hospital, date, status."""
+        who = current_principal()
+        filters: dict = {}
+        if who.is_admin:
+            if "hospital_id" in args:
+                filters["hospital_id"] = args["hospital_id"]
+            for name in ("date", "date_from", "date_to"):
+                if name in args and parse_date(args[name]) is None:
+                    raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
+            if "date" in args:
+                filters["date"] = args["date"]
+            elif "date_from" in args or "date_to" in args:
+                filters["date"] = {
+                    k: v
+                    for k, v in (("$gte", args.get("date_from")), ("$lte", args.get("date_to")))
+                    if v
+                }
+        else:
+            # A patient sees only its own appointments, whatever filters it sends.
+            filters["booked_by"] = who.user_id
+        if "status" in args:
+            filters["status"] = args["status"]
+        docs, total = _ctx().appointments.search(filters, args["page"], args["per_page"])
+        return json_response(
+            {
+                "appointments": [public(d) for d in docs],
+                "page": args["page"],
+                "per_page": args["per_page"],
+                "total": total,
+            }
+        )
+
+
+@appointments_blp.route("/<appointment_id>")
+class AppointmentById(MethodView):
+    @require_auth()
+    @appointments_blp.response(200, AppointmentSchema)
+    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, appointment_id):
+        """One appointment (someone else's is 404)."""
+        return json_response(
+            public(booking.find_visible(_ctx(), current_principal(), appointment_id))
+        )
+
+    @require_auth()
+    @appointments_blp.response(200, AppointmentSchema)
+    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
+    @appointments_blp.alt_response(422, schema=ApiErrorSchema)
+    def delete(self, appointment_id):
+        """Cancel (idempotent): the place is free at once."""
+        return json_response(booking.cancel(_ctx(), current_principal(), appointment_id, utcnow()))
+
+
+def _counts_for(hospital_id: str, dates: list[str]) -> dict[str, dict]:
+    """Lightweight answers for dates: one Redis round trip (plus HTTP on a config change)."""
+    ctx = _ctx()
+    try:
+        counts, (version_raw,) = read_day_counts(
+            ctx.redis, hospital_id, dates, [keys.schedule_version_key(hospital_id)]
+        )
+        published = versions.parse_version(version_raw)
+    except redis.RedisError:
+        counts, published = dict.fromkeys(dates), None
+    schedule = ctx.schedules.get(hospital_id, published)
+    now = utcnow()
+    return {d: counts_view(schedule.day(parse_date(d), now), counts[d]) for d in dates}
+
+
+@availability_blp.route("/<hospital_id>/<day>")
+class Availability(MethodView):
+    @availability_blp.response(200, AvailabilitySchema)
+    @availability_blp.alt_response(400, schema=ApiErrorSchema)
+    @availability_blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, hospital_id, day):
+        """Counts of one date."""
+        if parse_date(day) is None:
+            raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
+        view = _counts_for(hospital_id, [day])[day]
+        return json_response({"hospital_id": hospital_id, "date": day, **view})
+
+
+@availability_blp.route("/bulk")
+class BulkAvailability(MethodView):
+    @availability_blp.arguments(BulkRequestSchema)
+    @availability_blp.response(200, BulkSchema)
+    @availability_blp.alt_response(400, schema=ApiErrorSchema)
+    @availability_blp.alt_response(404, schema=ApiErrorSchema)
+    def post(self, body):
+        """Counts of 1..92 dates at once (repeats answered once)."""
+        dates = list(dict.fromkeys(body["dates"]))
+        bad = [d for d in dates if parse_date(d) is None]
+        if bad:
+            raise InvalidDate(
+                f"Not dates YYYY-MM-DD: {', '.join(map(repr, bad[:5]))}",
+                errors={"dates": [f"{d!r} is not a date" for d in bad[:20]]},
+            )
+        return json_response(
+            {"hospital_id": body["hospital_id"], "dates": _counts_for(body["hospital_id"], dates)}
+        )

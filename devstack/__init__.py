@@ -1,0 +1,1 @@
+"""Local development stack: embedded Redis/MongoDB servers and gunicorn service processes."""

@@ -1,0 +1,108 @@
+"""`make run`: start the whole stack in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from devstack.stack import PortBusyError, Stack
+
+PORT_VARIABLES = {"gateway": "GATEWAY_PORT", "schedule": "SCHEDULE_PORT", "booking": "BOOKING_PORT"}
+
+
+class _StopRequested(Exception):
+    """Raised from the signal handler to unwind into the shutdown path."""
+
+
+def _int_env(name: str, default: int) -> int:
+    """Read an integer environment variable, exiting with a clear message if it is malformed."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        sys.exit(f"devstack: {name}={raw!r} is not an integer")
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGINT/SIGTERM into an exception so the main loop stops the stack."""
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def _banner(stack: Stack) -> str:
+    """The one block printed once everything is up."""
+    mongo = f"embedded nx-27017 at {stack.mongo.url}" if stack.mongo else stack.mongo_url
+    redis = f"embedded valkey at {stack.redis.url}" if stack.redis else stack.redis_url
+    return "\n".join(
+        [
+            "",
+            "slotbook is running",
+            f"  gateway   {stack.gateway_url}",
+            f"  schedule  {stack.schedule_url}",
+            f"  booking   {stack.booking_url}",
+            f"  mongo     {mongo}",
+            f"  redis     {redis}",
+            f"  data      {stack.data_dir}",
+            f"  logs      {stack.log_dir}",
+            "Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+def main() -> int:
+    """Start the stack from environment settings, supervise it, and stop it on a signal."""
+    stack = Stack(
+        Path(os.environ.get("DATA_DIR") or "./var"),
+        mongo_url=os.environ.get("MONGO_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        gateway_port=_int_env("GATEWAY_PORT", 8000),
+        schedule_port=_int_env("SCHEDULE_PORT", 8001),
+        booking_port=_int_env("BOOKING_PORT", 8002),
+        workers=_int_env("WEB_CONCURRENCY", 2),
+        threads=_int_env("GUNICORN_THREADS", 4),
+        access_log=True,
+    )
+    # Install handlers before starting anything, so a signal mid-start still cleans up.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        print(f"devstack: starting (data in {stack.data_dir}) ...", flush=True)
+        stack.start()
+        print(_banner(stack), flush=True)
+        while True:
+            dead = stack.dead_processes()
+            if dead:
+                print(
+                    f"devstack: {', '.join(dead)} exited unexpectedly; see logs in "
+                    f"{stack.log_dir} (databases: {stack.data_dir}); stopping everything",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            time.sleep(0.5)
+    except _StopRequested as stop:
+        print(f"\ndevstack: {stop} received, stopping ...", flush=True)
+        return 0
+    except PortBusyError as err:
+        var = PORT_VARIABLES[err.what]
+        print(f"devstack: {err}; set {var} to a free port", file=sys.stderr, flush=True)
+        return 2
+    except RuntimeError as err:
+        print(f"devstack: failed to start: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        # A second Ctrl-C must not interrupt the shutdown and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        print("devstack: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

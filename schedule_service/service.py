@@ -1,0 +1,146 @@
+"""Service layer of the schedule service: plain functions over its repository and clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from shared import versions
+from shared.auth import Principal
+from shared.errors import (
+    HospitalExists,
+    HospitalNotFound,
+    InvalidSchedule,
+    PreconditionFailed,
+    ServiceUnavailable,
+)
+
+from . import reads
+from .catalog import Catalog
+from .conflicts import ConflictChecker, diff_documents
+from .repository import HospitalRepository
+from .validation import validate_hospital
+
+
+@dataclass
+class Context:
+    """What the service layer works with, built once per process."""
+
+    repo: HospitalRepository
+    redis: redis.Redis
+    catalog: Catalog
+    conflicts: ConflictChecker
+
+
+def read_days(ctx: Context, hospital_id: str, dates_for):
+    """See reads.read_days."""
+    return reads.read_days(ctx.catalog, ctx.redis, hospital_id, dates_for)
+
+
+def get_hospital(ctx: Context, hospital_id: str) -> dict:
+    """The current configuration document; 404 hospital_not_found."""
+    doc = ctx.repo.get(hospital_id)
+    if doc is None:
+        raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
+    return doc
+
+
+def _validated(body: dict, hospital_id: str | None) -> dict:
+    doc, errors = validate_hospital(body, hospital_id)
+    if errors:
+        raise InvalidSchedule(f"The schedule has {len(errors)} problem(s)", errors=errors)
+    return doc
+
+
+def _mark_editing(ctx: Context, hospital_id: str) -> None:
+    try:
+        versions.mark_editing(ctx.redis, hospital_id)
+    except redis.RedisError as exc:
+        # Without the sentinel, other processes could keep using their cached copy.
+        raise ServiceUnavailable("Schedules cannot be changed while Redis is unavailable") from exc
+
+
+def _publish(ctx: Context, hospital_id: str, version: int) -> None:
+    try:
+        versions.publish(ctx.redis, hospital_id, version)
+    except redis.RedisError:
+        pass  # the sentinel expires and readers restore the version from MongoDB
+    ctx.catalog.forget(hospital_id)
+
+
+def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> dict:
+    """Create a hospital at version 1 (admin)."""
+    doc = _validated(body, None)
+    _mark_editing(ctx, doc["hospital_id"])
+    created = ctx.repo.insert(doc, now)
+    if created is None:
+        raise HospitalExists(f"A hospital with id {doc['hospital_id']!r} exists")
+    ctx.repo.record_change(
+        {
+            "hospital_id": doc["hospital_id"],
+            "version": 1,
+            "changed_by": who.email or who.user_id,
+            "changed_by_id": who.user_id,
+            "changed_at": now,
+            "action": "create",
+            "changes": diff_documents({}, doc),
+        }
+    )
+    _publish(ctx, doc["hospital_id"], 1)
+    return created
+
+
+def replace_hospital(
+    ctx: Context,
+    hospital_id: str,
+    body: dict,
+    who: Principal,
+    now: datetime,
+    *,
+    if_match: str | None,
+    force: bool,
+    authorization: str,
+) -> tuple[dict, list[dict]]:
+    """Replace a configuration; returns it and the appointments it strands (when forced)."""
+    current = get_hospital(ctx, hospital_id)
+    etag = f'"{hospital_id}-v{current["version"]}"'
+    if (
+        if_match
+        and if_match.strip() != "*"
+        and etag not in [t.strip() for t in if_match.split(",")]
+    ):
+        raise PreconditionFailed(
+            f"The configuration changed (now version {current['version']}); reload and retry",
+            current_version=current["version"],
+        )
+    doc = _validated(body, hospital_id)
+    stranded = ctx.conflicts.stranded(current, doc, now, authorization)
+    if stranded and not force:
+        from shared.errors import ScheduleConflict
+
+        raise ScheduleConflict(
+            f"The change removes or closes slots holding {len(stranded)} active appointment(s);"
+            ' send "force": true to apply it anyway',
+            appointments=stranded,
+        )
+    _mark_editing(ctx, hospital_id)
+    updated = ctx.repo.replace(doc, current["version"], now)
+    if updated is None:
+        _publish(ctx, hospital_id, current["version"])
+        raise PreconditionFailed("The configuration changed meanwhile; reload and retry")
+    ctx.repo.record_change(
+        {
+            "hospital_id": hospital_id,
+            "version": updated["version"],
+            "changed_by": who.email or who.user_id,
+            "changed_by_id": who.user_id,
+            "changed_at": now,
+            "action": "replace",
+            "forced": bool(stranded),
+            "changes": diff_documents(current, doc),
+        }
+    )
+    _publish(ctx, hospital_id, updated["version"])
+    return updated, stranded

@@ -1,0 +1,190 @@
+"""HTTP layer of the schedule service: hospitals, available, calendar, admin edits."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shared.auth import current_principal, require_auth
+from shared.availability import day_view
+from shared.errors import InvalidDate, InvalidDays, InvalidSchedule
+from shared.schemas import ApiErrorSchema
+from shared.slots import parse_date, utcnow
+from shared.web import json_response
+
+from . import service
+from .schemas import (
+    AvailableSchema,
+    CalendarQueryArgsSchema,
+    CalendarSchema,
+    HistorySchema,
+    HospitalListSchema,
+    HospitalSchema,
+    HospitalWriteSchema,
+)
+
+blp = Blueprint(
+    "dynamic_slots",
+    __name__,
+    url_prefix="/api/dynamic-slots",
+    description="Hospital schedules and the slots they generate",
+)
+
+MAX_CALENDAR_DAYS = 92
+
+
+def _ctx() -> service.Context:
+    return current_app.extensions["schedule.ctx"]
+
+
+def _etag_of(hospital: dict) -> str:
+    return f'"{hospital["hospital_id"]}-v{hospital["version"]}"'
+
+
+def _not_modified(etag: str):
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        resp = current_app.response_class(status=304)
+        resp.headers["ETag"] = etag
+        return resp
+    return None
+
+
+@blp.route("/hospitals")
+class Hospitals(MethodView):
+    @blp.response(200, HospitalListSchema)
+    def get(self):
+        """Every hospital's configuration (ETag / If-None-Match -> 304)."""
+        hospitals = _ctx().repo.list()
+        digest = hashlib.sha1(
+            ",".join(f"{h['hospital_id']}:{h['version']}" for h in hospitals).encode()
+        ).hexdigest()[:20]
+        etag = f'"hospitals-{digest}"'
+        return _not_modified(etag) or json_response(
+            {"hospitals": hospitals}, headers={"ETag": etag}
+        )
+
+    @require_auth("admin")
+    @blp.arguments(HospitalWriteSchema)
+    @blp.response(201, HospitalSchema)
+    @blp.alt_response(401, schema=ApiErrorSchema)
+    @blp.alt_response(403, schema=ApiErrorSchema)
+    @blp.alt_response(409, schema=ApiErrorSchema)
+    @blp.alt_response(422, schema=ApiErrorSchema)
+    def post(self, body):
+        """Create a hospital (admin)."""
+        body.pop("force", None)
+        hospital = service.create_hospital(_ctx(), body, current_principal(), utcnow())
+        return json_response(hospital, 201, {"ETag": _etag_of(hospital)})
+
+
+@blp.route("/hospitals/<hospital_id>")
+class HospitalById(MethodView):
+    @blp.response(200, HospitalSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, hospital_id):
+        """One hospital's configuration, with its ETag."""
+        hospital = service.get_hospital(_ctx(), hospital_id)
+        etag = _etag_of(hospital)
+        return _not_modified(etag) or json_response(hospital, headers={"ETag": etag})
+
+    @require_auth("admin")
+    @blp.arguments(HospitalWriteSchema)
+    @blp.response(200, HospitalSchema)
+    @blp.alt_response(401, schema=ApiErrorSchema)
+    @blp.alt_response(403, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(409, schema=ApiErrorSchema)
+    @blp.alt_response(412, schema=ApiErrorSchema)
+    @blp.alt_response(422, schema=ApiErrorSchema)
+    def put(self, body, hospital_id):
+        """Replace a hospital's configuration (admin; If-Match guards lost updates)."""
+        force = body.pop("force", False)
+        hospital, stranded = service.replace_hospital(
+            _ctx(),
+            hospital_id,
+            body,
+            current_principal(),
+            utcnow(),
+            if_match=request.headers.get("If-Match"),
+            force=force,
+            authorization=request.headers.get("Authorization", ""),
+        )
+        answer = dict(hospital)
+        if stranded:
+            answer["stranded_appointments"] = stranded
+        return json_response(answer, 200, {"ETag": _etag_of(hospital)})
+
+
+@blp.route("/hospitals/<hospital_id>/history")
+class HospitalHistory(MethodView):
+    @require_auth("admin")
+    @blp.response(200, HistorySchema)
+    @blp.alt_response(401, schema=ApiErrorSchema)
+    @blp.alt_response(403, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, hospital_id):
+        """Every change of a hospital's configuration, newest first (admin)."""
+        service.get_hospital(_ctx(), hospital_id)
+        return json_response(
+            {"hospital_id": hospital_id, "changes": _ctx().repo.changes(hospital_id)}
+        )
+
+
+@blp.route("/available/<hospital_id>/<day>")
+class Available(MethodView):
+    @blp.response(200, AvailableSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, hospital_id, day):
+        """The slots of one date with their counts."""
+        date = parse_date(day)
+        if date is None:
+            raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
+        now = utcnow()
+        iso = date.isoformat()
+        entry, _, counts = service.read_days(_ctx(), hospital_id, lambda _e: [iso])
+        view = day_view(entry.schedule.day(date, now), counts[iso])
+        return json_response({"hospital_id": hospital_id, **view})
+
+
+@blp.route("/calendar/<hospital_id>")
+class Calendar(MethodView):
+    @blp.arguments(CalendarQueryArgsSchema, location="query")
+    @blp.response(200, CalendarSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, args, hospital_id):
+        """A run of dates (1..92, default 7) from `start` (default today)."""
+        raw_days = args.get("days", "7")
+        if not raw_days.isdigit() or not 1 <= int(raw_days) <= MAX_CALENDAR_DAYS:
+            raise InvalidDays(f"days must be an integer from 1 to {MAX_CALENDAR_DAYS}")
+        count = int(raw_days)
+        start = None
+        if "start" in args:
+            start = parse_date(args["start"])
+            if start is None:
+                raise InvalidDate(f"{args['start']!r} is not a date YYYY-MM-DD")
+        now = utcnow()
+
+        def dates_for(entry):
+            first = start or entry.schedule.today(now)
+            return [(first + timedelta(days=i)).isoformat() for i in range(count)]
+
+        entry, dates, counts = service.read_days(_ctx(), hospital_id, dates_for)
+        first = parse_date(dates[0])
+        days = [day_view(day, counts[day.iso]) for day in entry.schedule.days(first, count, now)]
+        return json_response({"hospital_id": hospital_id, "start": dates[0], "days": days})
+
+
+def validate_or_raise(body: dict, hospital_id: str | None):
+    """Run whole-document validation; 422 invalid_schedule listing every problem."""
+    from .validation import validate_hospital
+
+    doc, errors = validate_hospital(body, hospital_id)
+    if errors:
+        raise InvalidSchedule(f"The schedule has {len(errors)} problem(s)", errors=errors)
+    return doc

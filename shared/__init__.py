@@ -1,0 +1,1 @@
+"""Code the schedule service, the booking service and the gateway share."""

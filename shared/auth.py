@@ -1,0 +1,94 @@
+"""Bearer tokens (JWT, HS256), issued by the booking service and verified locally everywhere."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import wraps
+
+import jwt
+from flask import current_app, g, request
+
+from .errors import Forbidden, Unauthorized
+
+ALGORITHM = "HS256"
+ISSUER = "slotbook"
+ROLES = ("patient", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: from a verified token."""
+
+    user_id: str
+    email: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        """True for the admin role."""
+        return self.role == "admin"
+
+
+def issue_token(secret: str, ttl: int, user_id: str, email: str, role: str) -> str:
+    """A signed access token for a user."""
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "email": email,
+        "role": role,
+        "iat": now,
+        "exp": now + ttl,
+        "iss": ISSUER,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str) -> Principal:
+    """The principal of a valid token; Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["sub", "exp", "iat", "iss"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The access token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("The access token is not valid") from exc
+    role = claims.get("role")
+    if role not in ROLES:
+        raise Unauthorized("The access token is not valid")
+    return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")), role=role)
+
+
+def current_principal() -> Principal:
+    """The caller of this request; Unauthorized without a valid bearer token."""
+    cached = g.get("principal")
+    if cached is not None:
+        return cached
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("A bearer token is required")
+    principal = verify_token(current_app.config["SLOTBOOK"].jwt_secret, token.strip())
+    g.principal = principal
+    return principal
+
+
+def require_auth(*roles: str):
+    """Decorator: the view needs a valid token, of one of `roles` when given."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = current_principal()
+            if roles and principal.role not in roles:
+                raise Forbidden("This action needs the role: " + ", ".join(roles))
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,57 @@
+"""Database clients: built once per process (after gunicorn forks), kept in app.extensions."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask, current_app
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from .config import Config
+
+
+def make_redis(cfg: Config) -> redis.Redis:
+    """A Redis (or Redis Cluster) client with short timeouts: a dead Redis must fail fast."""
+    kwargs = {
+        "socket_timeout": cfg.redis_timeout,
+        "socket_connect_timeout": cfg.redis_timeout,
+        "health_check_interval": 30,
+    }
+    if cfg.redis_cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(cfg.redis_url, **kwargs)
+    return redis.Redis.from_url(cfg.redis_url, max_connections=64, **kwargs)
+
+
+def make_mongo(cfg: Config) -> MongoClient:
+    """A MongoDB client; timeouts bounded so a dead MongoDB answers 503, not a hang."""
+    return MongoClient(
+        cfg.mongo_url,
+        serverSelectionTimeoutMS=cfg.mongo_timeout_ms,
+        connectTimeoutMS=cfg.mongo_timeout_ms,
+        socketTimeoutMS=cfg.mongo_timeout_ms * 2,
+        tz_aware=True,
+        appname="slotbook",
+    )
+
+
+def init_clients(app: Flask, *, mongo: bool = True, redis_: bool = True) -> None:
+    """Create this process's clients once and keep them on the app."""
+    cfg: Config = app.config["SLOTBOOK"]
+    if mongo:
+        client = make_mongo(cfg)
+        app.extensions["slotbook.mongo"] = client
+        app.extensions["slotbook.db"] = client[cfg.mongo_db]
+    if redis_:
+        app.extensions["slotbook.redis"] = make_redis(cfg)
+
+
+def get_db() -> Database:
+    """This process's MongoDB database."""
+    return current_app.extensions["slotbook.db"]
+
+
+def get_redis() -> redis.Redis:
+    """This process's Redis client."""
+    return current_app.extensions["slotbook.redis"]

@@ -1,0 +1,134 @@
+"""Configuration from the environment: one class, typed helpers, every variable in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+DEFAULT_ADMIN_EMAIL = "portal@drhelal.com"
+DEFAULT_ADMIN_PASSWORD = "123456"
+
+
+def env_str(name: str, default: str) -> str:
+    """Read a string, or the contents of the file named by NAME_FILE (for secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer; a malformed value is a startup error, not a silent default."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a float; a malformed value is a startup error."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated list."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+@dataclass
+class Config:
+    """Settings shared by the three processes; each reads what it needs."""
+
+    app_env: str = "development"
+    mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongo_db: str = "slotbook"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    schedule_service_url: str = "http://127.0.0.1:8001"
+    booking_service_url: str = "http://127.0.0.1:8002"
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_ttl_seconds: int = 3600
+    admin_email: str = DEFAULT_ADMIN_EMAIL
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    upstream_connect_timeout: float = 1.0
+    upstream_read_timeout: float = 5.0
+    redis_timeout: float = 1.0
+    mongo_timeout_ms: int = 3000
+    pending_timeout_seconds: float = 30.0
+    reconcile_interval_seconds: float = 2.0
+    reconciler_enabled: bool = True
+    max_body_bytes: int = 64 * 1024
+    cors_origins: list[str] = field(default_factory=list)
+    login_fail_limit: int = 10
+    login_fail_window_seconds: int = 900
+    login_fail_ip_limit: int = 50
+    booking_limit: int = 10
+    booking_window_seconds: int = 3600
+    bcrypt_rounds: int = 12
+
+    @classmethod
+    def from_env(cls) -> Config:
+        """Build the settings from environment variables, defaults for local development."""
+        return cls(
+            app_env=env_str("APP_ENV", "development"),
+            mongo_url=env_str("MONGO_URL", cls.mongo_url),
+            mongo_db=env_str("MONGO_DB", cls.mongo_db),
+            redis_url=env_str("REDIS_URL", cls.redis_url),
+            redis_cluster=env_str("REDIS_CLUSTER", "0") in ("1", "true", "yes"),
+            schedule_service_url=env_str("SCHEDULE_SERVICE_URL", cls.schedule_service_url),
+            booking_service_url=env_str("BOOKING_SERVICE_URL", cls.booking_service_url),
+            jwt_secret=env_str("JWT_SECRET", DEFAULT_JWT_SECRET),
+            jwt_ttl_seconds=env_int("JWT_TTL_SECONDS", cls.jwt_ttl_seconds),
+            admin_email=env_str("ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
+            admin_password=env_str("ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD),
+            upstream_connect_timeout=env_float(
+                "UPSTREAM_CONNECT_TIMEOUT", cls.upstream_connect_timeout
+            ),
+            upstream_read_timeout=env_float("UPSTREAM_READ_TIMEOUT", cls.upstream_read_timeout),
+            redis_timeout=env_float("REDIS_TIMEOUT", cls.redis_timeout),
+            mongo_timeout_ms=env_int("MONGO_TIMEOUT_MS", cls.mongo_timeout_ms),
+            pending_timeout_seconds=env_float(
+                "PENDING_TIMEOUT_SECONDS", cls.pending_timeout_seconds
+            ),
+            reconcile_interval_seconds=env_float(
+                "RECONCILE_INTERVAL_SECONDS", cls.reconcile_interval_seconds
+            ),
+            reconciler_enabled=env_str("RECONCILER_ENABLED", "1") in ("1", "true", "yes"),
+            max_body_bytes=env_int("MAX_BODY_BYTES", cls.max_body_bytes),
+            cors_origins=env_list("CORS_ORIGINS"),
+            login_fail_limit=env_int("LOGIN_FAIL_LIMIT", cls.login_fail_limit),
+            login_fail_window_seconds=env_int(
+                "LOGIN_FAIL_WINDOW_SECONDS", cls.login_fail_window_seconds
+            ),
+            login_fail_ip_limit=env_int("LOGIN_FAIL_IP_LIMIT", cls.login_fail_ip_limit),
+            booking_limit=env_int("BOOKING_LIMIT", cls.booking_limit),
+            booking_window_seconds=env_int("BOOKING_WINDOW_SECONDS", cls.booking_window_seconds),
+            bcrypt_rounds=env_int("BCRYPT_ROUNDS", cls.bcrypt_rounds),
+        )
+
+    @property
+    def production(self) -> bool:
+        """True when APP_ENV says production."""
+        return self.app_env == "production"
+
+    def check_production_secrets(self) -> None:
+        """Refuse to start in production with a development secret or password."""
+        if not self.production:
+            return
+        if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
+            raise RuntimeError(
+                "APP_ENV=production needs JWT_SECRET (32+ characters), not the default"
+            )
+        if self.admin_password == DEFAULT_ADMIN_PASSWORD:
+            raise RuntimeError("APP_ENV=production refuses the default ADMIN_PASSWORD")

@@ -1,0 +1,169 @@
+"""One error shape for every layer: {code, status, error, message[, errors]}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A failure the API reports to its caller; subclasses set status and reason."""
+
+    status = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, errors: dict | None = None, **extra):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def _error(name: str, status: int) -> type[DomainError]:
+    return type(name, (DomainError,), {"status": status, "reason": _snake(name)})
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+# The table of every reason the API answers with: class name -> snake_case `error`.
+ValidationError = _error("ValidationError", 400)
+InvalidDate = _error("InvalidDate", 400)
+InvalidDays = _error("InvalidDays", 400)
+Unauthorized = _error("Unauthorized", 401)
+InvalidCredentials = _error("InvalidCredentials", 401)
+Forbidden = _error("Forbidden", 403)
+NotFound = _error("NotFound", 404)
+HospitalNotFound = _error("HospitalNotFound", 404)
+AppointmentNotFound = _error("AppointmentNotFound", 404)
+SlotFull = _error("SlotFull", 409)
+DuplicateBooking = _error("DuplicateBooking", 409)
+EmailTaken = _error("EmailTaken", 409)
+HospitalExists = _error("HospitalExists", 409)
+ScheduleConflict = _error("ScheduleConflict", 409)
+PreconditionFailed = _error("PreconditionFailed", 412)
+PreconditionRequired = _error("PreconditionRequired", 428)
+HospitalClosed = _error("HospitalClosed", 422)
+SlotNotFound = _error("SlotNotFound", 422)
+OutsideBookingWindow = _error("OutsideBookingWindow", 422)
+SlotInPast = _error("SlotInPast", 422)
+AppointmentInPast = _error("AppointmentInPast", 422)
+IdempotencyKeyReused = _error("IdempotencyKeyReused", 422)
+InvalidSchedule = _error("InvalidSchedule", 422)
+RateLimited = _error("RateLimited", 429)
+ServiceUnavailable = _error("ServiceUnavailable", 503)
+BadGateway = _error("BadGateway", 502)
+GatewayTimeout = _error("GatewayTimeout", 504)
+
+# werkzeug's HTTP errors -> our reasons (anything else: its own name in snake_case).
+_HTTP_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    428: "precondition_required",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def error_body(status: int, reason: str, message: str, errors: dict | None = None, **extra) -> dict:
+    """The contract's error document."""
+    body = {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "error": reason,
+        "message": message,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def error_response(
+    status: int,
+    reason: str,
+    message: str,
+    errors: dict | None = None,
+    headers: dict | None = None,
+    **extra,
+) -> Response:
+    """A JSON error response in the contract's shape."""
+    resp = Response(
+        json.dumps(error_body(status, reason, message, errors, **extra)),
+        status=status,
+        mimetype="application/json",
+    )
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def _handle_domain(exc: DomainError) -> Response:
+    return error_response(exc.status, exc.reason, exc.message, exc.errors, exc.headers, **exc.extra)
+
+
+def _handle_http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    reason = _HTTP_REASONS.get(status, _snake(type(exc).__name__))
+    message = data.get("message") or exc.description or HTTPStatus(status).phrase
+    if status == 422 and errors is not None:
+        # Request parsing failed (webargs/marshmallow): the contract says 400.
+        status, reason, message = 400, "validation_error", "The request is not valid"
+        errors = _flatten_location(errors)
+    elif status == 400 and "JSON" in str(exc.description or ""):
+        reason, message = "malformed_json", "The request body is not valid JSON"
+    headers = {}
+    if status == 405 and exc.get_headers():
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    headers.update(data.get("headers") or {})
+    return error_response(status, reason, message, errors, headers)
+
+
+def _flatten_location(errors: dict) -> dict:
+    """webargs nests errors under 'json'/'query'/...; the contract wants field names."""
+    flat: dict = {}
+    for location, fields in errors.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "An unexpected error occurred")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error, from every layer, to the one JSON shape."""
+    app.register_error_handler(DomainError, _handle_domain)
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,43 @@
+"""The Redis key layout, defined once. The booking service writes the capacity records;
+the schedule service only reads them, and writes only the schedule version keys.
+
+Keys of one hospital-day share the hash tag `{hospital:date}`, so one Lua script touches
+one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+# Present while every day's records match MongoDB (set by the booking service's warmer
+# after a full rebuild). Gone after Redis loses its data: counts are then unknown until
+# the warmer has rebuilt them.
+EPOCH_KEY = "cap:{epoch}"
+# Set while a full rebuild runs; a flush during the rebuild deletes it, and the epoch is
+# then not set, so the next pass rebuilds again.
+WARMING_KEY = "cap:{epoch}:warming"
+# Field of a day's counts hash saying the day was built from MongoDB.
+READY_FIELD = "_ready"
+
+
+def day_tag(hospital_id: str, day: str) -> str:
+    """The hash tag that keeps one hospital-day on one cluster slot."""
+    return f"{{{hospital_id}:{day}}}"
+
+
+def counts_key(hospital_id: str, day: str) -> str:
+    """Hash: slot start -> number of places held, plus `_ready`."""
+    return f"cap:{day_tag(hospital_id, day)}:counts"
+
+
+def holds_key(hospital_id: str, day: str, slot: str) -> str:
+    """Hash: appointment id -> serial, one field per place held in the slot."""
+    return f"cap:{day_tag(hospital_id, day)}:holds:{slot}"
+
+
+def schedule_version_key(hospital_id: str) -> str:
+    """The current configuration version of a hospital (written by the schedule service)."""
+    return f"sched:version:{hospital_id}"
+
+
+def rate_key(kind: str, subject: str) -> str:
+    """A rate-limit counter."""
+    return f"rl:{kind}:{subject}"

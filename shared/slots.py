@@ -1,0 +1,212 @@
+"""Expand a hospital's schedule configuration into the slots of a date. Pure: no I/O.
+
+A configuration is the `Hospital` document of the API contract. `compile_schedule` turns
+it once into an immutable `Schedule`; `Schedule.day(date, now)` answers a date. Weekday
+keys are "0".."6" with 0 = Sunday; "today" and "now" are taken in the hospital's zone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+OPEN = "open"
+CLOSED = "closed"
+PAST = "past"
+BEYOND_WINDOW = "beyond_booking_window"
+NOT_SCHEDULED = "not_scheduled"
+
+
+def parse_date(text: str) -> date | None:
+    """A `YYYY-MM-DD` string as a date, or None when malformed or impossible."""
+    if not isinstance(text, str) or not DATE_RE.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def minutes(hhmm: str) -> int:
+    """Minutes since midnight of a valid `HH:MM`."""
+    return int(hhmm[:2]) * 60 + int(hhmm[3:])
+
+
+def display_text(start: str, end: str) -> str:
+    """`17:00`, `18:00` -> `05:00 PM - 06:00 PM`, as the original system showed slots."""
+    return f"{_twelve_hour(start)} - {_twelve_hour(end)}"
+
+
+def _twelve_hour(hhmm: str) -> str:
+    hour, minute = int(hhmm[:2]), hhmm[3:]
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{(hour % 12) or 12:02d}:{minute} {suffix}"
+
+
+def js_weekday(day: date) -> int:
+    """Weekday with 0 = Sunday (JavaScript's `Date.getDay()`)."""
+    return (day.weekday() + 1) % 7
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One slot of a day as the configuration defines it."""
+
+    start: str
+    end: str
+    display: str
+    capacity: int
+
+    def as_dict(self) -> dict:
+        """The slot's configuration fields."""
+        return {"start": self.start, "end": self.end, "display": self.display}
+
+
+@dataclass(frozen=True)
+class Day:
+    """A date expanded: its status and, when open, its slots with `bookable` flags."""
+
+    date: date
+    weekday: int
+    status: str
+    reason: str | None
+    slots: tuple[Slot, ...]
+    started: tuple[bool, ...]
+    override: bool = False
+
+    @property
+    def iso(self) -> str:
+        """The date as `YYYY-MM-DD`."""
+        return self.date.isoformat()
+
+    def slot(self, start: str) -> Slot | None:
+        """The slot that starts at `start`, if the day has one."""
+        for slot in self.slots:
+            if slot.start == start:
+                return slot
+        return None
+
+    def has_started(self, start: str) -> bool:
+        """True when the slot starting at `start` has begun (only ever on today)."""
+        for slot, started in zip(self.slots, self.started, strict=True):
+            if slot.start == start:
+                return started
+        return False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A hospital's configuration, compiled for fast repeated expansion."""
+
+    hospital_id: str
+    tz: ZoneInfo
+    version: int
+    advance_booking_days: int
+    weekdays: dict[int, tuple[Slot, ...]]
+    overrides: dict[date, tuple[bool, str | None, tuple[Slot, ...]]]
+
+    def today(self, now: datetime) -> date:
+        """Today's date in the hospital's zone at the instant `now` (aware)."""
+        return now.astimezone(self.tz).date()
+
+    def day(self, day: date, now: datetime) -> Day:
+        """Expand `day` as seen at the instant `now`."""
+        local_now = now.astimezone(self.tz)
+        today = local_now.date()
+        weekday = js_weekday(day)
+        offset = (day - today).days
+        if offset < 0:
+            return Day(day, weekday, PAST, None, (), ())
+        if offset > self.advance_booking_days:
+            return Day(day, weekday, BEYOND_WINDOW, None, (), ())
+        override = self.overrides.get(day)
+        if override is not None:
+            closed, reason, slots = override
+            if closed or not slots:
+                return Day(day, weekday, CLOSED, reason or "closed", (), (), override=True)
+        else:
+            slots = self.weekdays.get(weekday, ())
+            if not slots:
+                return Day(day, weekday, CLOSED, NOT_SCHEDULED, (), ())
+        if offset == 0:
+            now_minutes = local_now.hour * 60 + local_now.minute
+            started = tuple(minutes(s.start) <= now_minutes for s in slots)
+        else:
+            started = (False,) * len(slots)
+        return Day(day, weekday, OPEN, None, slots, started, override=override is not None)
+
+    def configured_slots(self, day: date) -> tuple[Slot, ...]:
+        """The slots the configuration gives `day`, whatever the booking window says."""
+        override = self.overrides.get(day)
+        if override is not None:
+            closed, _, slots = override
+            return () if closed else slots
+        return self.weekdays.get(js_weekday(day), ())
+
+    def days(self, start: date, count: int, now: datetime) -> list[Day]:
+        """Expand `count` consecutive dates from `start`."""
+        return [self.day(start + timedelta(days=i), now) for i in range(count)]
+
+    def starts_at(self, day: date, hhmm: str) -> datetime:
+        """The instant (UTC) a slot of `day` starts, its wall time read in the hospital's zone."""
+        local = datetime.combine(day, datetime.min.time(), tzinfo=self.tz).replace(
+            hour=int(hhmm[:2]), minute=int(hhmm[3:])
+        )
+        return local.astimezone(UTC)
+
+    def expire_at(self, day: date) -> int:
+        """Unix time two days after `day` ends in the hospital's zone: when its records expire."""
+        end = datetime.combine(day + timedelta(days=2), datetime.min.time(), tzinfo=self.tz)
+        return int(end.timestamp())
+
+
+def _compile_slots(raw: list[dict], default_capacity: int) -> tuple[Slot, ...]:
+    slots = [
+        Slot(
+            start=s["start"],
+            end=s["end"],
+            display=s.get("display") or display_text(s["start"], s["end"]),
+            capacity=int(s.get("capacity") or default_capacity),
+        )
+        for s in raw or ()
+    ]
+    return tuple(sorted(slots, key=lambda s: s.start))
+
+
+def compile_schedule(hospital: dict) -> Schedule:
+    """Compile a (valid) Hospital document into a Schedule."""
+    default_capacity = int(hospital.get("max_appointments_per_slot") or 1)
+    weekdays = {
+        int(key): _compile_slots(value.get("slots", []), default_capacity)
+        for key, value in (hospital.get("schedule") or {}).items()
+    }
+    overrides = {}
+    for key, value in (hospital.get("date_overrides") or {}).items():
+        overrides[date.fromisoformat(key)] = (
+            bool(value.get("closed")),
+            value.get("reason"),
+            _compile_slots(value.get("slots", []), default_capacity),
+        )
+    return Schedule(
+        hospital_id=hospital["hospital_id"],
+        tz=ZoneInfo(hospital.get("timezone") or "UTC"),
+        version=int(hospital.get("version") or 0),
+        advance_booking_days=int(hospital.get("advance_booking_days", 0)),
+        weekdays=weekdays,
+        overrides=overrides,
+    )
+
+
+def utcnow() -> datetime:
+    """The current instant, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """An instant as ISO 8601 UTC with `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

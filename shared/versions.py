@@ -1,0 +1,56 @@
+"""The schedule version keys: how every process learns, on each request, that a config changed.
+
+Protocol (the schedule service is the only writer):
+- an edit first sets the key to the sentinel `editing` (expiring), then writes MongoDB,
+  then publishes the new version number (max-wins, so concurrent edits never go back);
+- a reader uses its cached copy only when the key holds exactly the cached version; a
+  missing key or the sentinel sends it to the source (MongoDB, or the schedule service's
+  API), so no stale copy is ever used after an edit, even across a Redis restart;
+- a reader that finds the key missing restores it with SET NX, which never overwrites an
+  edit's sentinel.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from . import keys
+
+EDITING = b"editing"
+EDITING_TTL_SECONDS = 60
+
+_PUBLISH = """
+local cur = redis.call('GET', KEYS[1])
+local new = tonumber(ARGV[1])
+if cur then
+  local n = tonumber(cur)
+  if n and n >= new then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def parse_version(raw) -> int | None:
+    """The version a key holds, or None when it is missing or an edit is in progress."""
+    if raw is None or raw == EDITING:
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def mark_editing(client: redis.Redis, hospital_id: str) -> None:
+    """Before an edit: make every reader go to the source until the edit is published."""
+    client.set(keys.schedule_version_key(hospital_id), EDITING, ex=EDITING_TTL_SECONDS)
+
+
+def publish(client: redis.Redis, hospital_id: str, version: int) -> None:
+    """After an edit: the new version, never lower than one already published."""
+    client.eval(_PUBLISH, 1, keys.schedule_version_key(hospital_id), version)
+
+
+def restore(client: redis.Redis, hospital_id: str, version: int) -> None:
+    """A reader found the key missing: put back the version it just read from the source."""
+    client.set(keys.schedule_version_key(hospital_id), version, nx=True)

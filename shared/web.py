@@ -1,0 +1,141 @@
+"""What every Flask app of the system shares: settings, errors, request IDs, health, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from .config import Config
+from .errors import error_response, register_error_handlers
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+access_log = logging.getLogger("slotbook.access")
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    """A compact JSON response, without the marshmallow round trip of hot paths."""
+    resp = Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+    )
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def create_base_app(
+    import_name: str, title: str, config: Config | None = None, *, with_api: bool = True
+) -> tuple[Flask, Api | None]:
+    """A Flask app with the shared settings, error shape, request IDs, logs and /healthz."""
+    cfg = config or Config.from_env()
+    cfg.check_production_secrets()
+    app = Flask(import_name)
+    app.config["SLOTBOOK"] = cfg
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=cfg.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.compact = True
+    api = Api(app, spec_kwargs={"servers": [{"url": "/"}]}) if with_api else None
+    register_error_handlers(app)
+    _install_request_id(app)
+    _configure_logging()
+    app.extensions["slotbook.readiness"] = {}
+
+    @app.get("/healthz")
+    def healthz():
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        checks = app.extensions["slotbook.readiness"]
+        results = {name: _probe(check) for name, check in checks.items()}
+        down = sorted(name for name, ok in results.items() if ok != "ok")
+        if down:
+            return error_response(
+                503,
+                "not_ready",
+                "Not ready: " + ", ".join(down) + " unavailable",
+                checks=results,
+            )
+        return json_response({"status": "ok", "checks": results})
+
+    return app, api
+
+
+def add_readiness_check(app: Flask, name: str, check: Callable[[], object]) -> None:
+    """Register a dependency that /readyz probes (a callable that raises when it is down)."""
+    app.extensions["slotbook.readiness"][name] = check
+
+
+def _probe(check: Callable[[], object]) -> str:
+    try:
+        check()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        return f"down: {type(exc).__name__}"
+
+
+def _install_request_id(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def stamp_request_id(response: Response):
+        rid = g.get("request_id") or uuid.uuid4().hex
+        response.headers[REQUEST_ID_HEADER] = rid
+        started = g.get("started")
+        if started is not None and access_log.isEnabledFor(logging.INFO):
+            principal = g.get("principal")
+            rule = request.url_rule.rule if request.url_rule else None
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": rid,
+                        "method": request.method,
+                        "route": rule,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "user_id": principal.user_id if principal else None,
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        return response
+
+
+_logging_ready = False
+
+
+def _configure_logging() -> None:
+    """JSON lines on stderr; one access line per request (no bodies, tokens or phones)."""
+    global _logging_ready
+    if _logging_ready:
+        return
+    _logging_ready = True
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.propagate = False
+    access_log.setLevel(os.environ.get("ACCESS_LOG_LEVEL", "INFO").upper())

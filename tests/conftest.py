@@ -1,0 +1,86 @@
+"""Session-wide fixtures: MongoDB and Redis URLs (external if set, else embedded servers)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.servers import MongoServer, RedisServer
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a MongoDB: $MONGO_URL if set, else an embedded nx-27017 for the session."""
+    external = os.environ.get("MONGO_URL")
+    if external:
+        yield external
+        return
+    with MongoServer(tmp_path_factory.mktemp("mongo") / "test.db") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | None]:
+    """The embedded RedisServer of the session, or None when $REDIS_URL points elsewhere."""
+    if os.environ.get("REDIS_URL"):
+        yield None
+        return
+    # No AOF: session data is throwaway, and fsyncs would only slow the suite down.
+    with RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer | None) -> str:
+    """URL of a Redis: $REDIS_URL if set, else the session's embedded valkey-server."""
+    return os.environ.get("REDIS_URL") or redis_server.url  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="session")
+def mongo_db_name(mongo_url: str) -> Iterator[str]:
+    """A database name unique to this session; only this database is dropped at the end."""
+    from pymongo import MongoClient
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    # Drop exactly the database we named, never anything else: MONGO_URL may be a dev's server.
+    assert name.startswith("test_")
+    client: MongoClient = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start private RedisServers (for kill/restart tests); all are stopped at teardown."""
+    started: list[RedisServer] = []
+
+    def make(name: str = "redis", **kwargs: object) -> RedisServer:
+        server = RedisServer(tmp_path / f"{name}-{len(started)}", **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def mongo_factory(tmp_path: Path) -> Iterator[Callable[..., MongoServer]]:
+    """Start private MongoServers (for kill/restart tests); all are stopped at teardown."""
+    started: list[MongoServer] = []
+
+    def make(name: str = "mongo", **kwargs: object) -> MongoServer:
+        server = MongoServer(tmp_path / f"{name}-{len(started)}" / "test.db", **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in reversed(started):
+        server.stop()
