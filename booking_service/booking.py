@@ -38,7 +38,7 @@ from shared.errors import (
     SlotInPast,
     SlotNotFound,
 )
-from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, parse_date
+from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
 
 from .gate import FULL, HELD, NOT_READY, CapacityGate, SlotRecords
 from .repository import (
@@ -49,6 +49,7 @@ from .repository import (
     REJECTED,
     AppointmentRepository,
     dup_guard,
+    epoch_ms,
     public,
     serial_guard,
     to_object_id,
@@ -90,7 +91,9 @@ def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime
             f"{schedule.advance_booking_days} days ahead)"
         )
     if planned.status == CLOSED:
-        raise HospitalClosed(f"The hospital is closed on {day.isoformat()}", reason=planned.reason)
+        raise HospitalClosed(
+            f"The hospital is closed on {day.isoformat()}", closed_reason=planned.reason
+        )
     slot = planned.slot(slot_start)
     if slot is None:
         raise SlotNotFound(f"There is no {slot_start} slot on {day.isoformat()}")
@@ -126,7 +129,7 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         "dup_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"]),
         "serial_guard": f"p:{oid}",
         "created_at": now,
-        "updated_at": now,
+        "updated_ms": epoch_ms(now),
         "starts_at": schedule.starts_at(day, slot_start),
     }
     try:
@@ -247,7 +250,12 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         raise AppointmentInPast("A past appointment cannot be cancelled")
     try:
         closed = ctx.appointments.close(
-            doc["_id"], CONFIRMED, CANCELLED, now, cancelled_at=now, cancelled_by=who.user_id
+            doc["_id"],
+            CONFIRMED,
+            CANCELLED,
+            now,
+            cancelled_at=iso_utc(now),
+            cancelled_by=who.user_id,
         )
     except PyMongoError as exc:
         raise ServiceUnavailable("Cancelling is unavailable: the database is down") from exc

@@ -24,6 +24,14 @@ from shared.slots import iso_utc
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
 ACTIVE = (PENDING, CONFIRMED)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """An instant as integer milliseconds. Times written by updates are kept as numbers:
+    nx-27017 turns datetimes written by `$set` into strings, which no range query matches."""
+    return int(moment.timestamp() * 1000)
+
+
 VISIBLE = (CONFIRMED, CANCELLED)
 
 
@@ -40,7 +48,7 @@ def ensure_indexes(db: Database) -> None:
         ]
     )
     db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
-    db.appointments.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+    db.appointments.create_index([("status", ASCENDING), ("updated_ms", ASCENDING)])
     db.users.create_index("email", unique=True)
 
 
@@ -82,7 +90,7 @@ def public(doc: dict) -> dict:
         "created_at": iso_utc(doc["created_at"]),
     }
     if doc.get("cancelled_at"):
-        out["cancelled_at"] = iso_utc(doc["cancelled_at"])
+        out["cancelled_at"] = doc["cancelled_at"]
     return out
 
 
@@ -107,7 +115,7 @@ class AppointmentRepository:
                     "status": CONFIRMED,
                     "serial": serial,
                     "serial_guard": guard,
-                    "updated_at": now,
+                    "updated_ms": epoch_ms(now),
                 }
             },
             return_document=ReturnDocument.AFTER,
@@ -124,7 +132,7 @@ class AppointmentRepository:
                     "status": to_status,
                     "dup_guard": f"x:{oid}",
                     "serial_guard": f"x:{oid}",
-                    "updated_at": now,
+                    "updated_ms": epoch_ms(now),
                     **extra,
                 }
             },
@@ -164,7 +172,7 @@ class AppointmentRepository:
             self.col.find(
                 {
                     "status": {"$in": [CANCELLED, ABANDONED, REJECTED]},
-                    "updated_at": {"$gte": since},
+                    "updated_ms": {"$gte": epoch_ms(since)},
                 },
                 {"hospital_id": 1, "date": 1, "slot_start": 1},
             ).limit(limit)
@@ -213,7 +221,12 @@ class IdempotencyRepository:
         """Claim a key for a new request; the existing record when it was claimed before."""
         try:
             self.col.insert_one(
-                {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "created_at": now}
+                {
+                    "_id": key,
+                    "fingerprint": fingerprint,
+                    "state": "in_progress",
+                    "created_ms": epoch_ms(now),
+                }
             )
             return None
         except DuplicateKeyError:
@@ -222,8 +235,8 @@ class IdempotencyRepository:
     def take_over(self, key: str, fingerprint: str, stale_before: datetime, now: datetime) -> bool:
         """Take a key whose first request died while in progress."""
         result = self.col.update_one(
-            {"_id": key, "state": "in_progress", "created_at": {"$lt": stale_before}},
-            {"$set": {"fingerprint": fingerprint, "created_at": now}},
+            {"_id": key, "state": "in_progress", "created_ms": {"$lt": epoch_ms(stale_before)}},
+            {"$set": {"fingerprint": fingerprint, "created_ms": epoch_ms(now)}},
         )
         return result.modified_count == 1
 

@@ -52,7 +52,9 @@ class HospitalRepository:
         """Create a hospital at version 1; None when the id is taken."""
         from pymongo.errors import DuplicateKeyError
 
-        record = dict(doc, _id=doc["hospital_id"], version=1, updated_at=now, created_at=now)
+        record = dict(
+            doc, _id=doc["hospital_id"], version=1, updated_at=iso_utc(now), created_at=now
+        )
         try:
             self.col.insert_one(record)
         except DuplicateKeyError:
@@ -61,7 +63,8 @@ class HospitalRepository:
 
     def replace(self, doc: dict, expected_version: int, now: datetime) -> dict | None:
         """Replace the configuration if it is still at `expected_version`; None otherwise."""
-        record = dict(doc, version=expected_version + 1, updated_at=now)
+        # An ISO string, not a datetime: nx-27017 stores `$set` datetimes as strings.
+        record = dict(doc, version=expected_version + 1, updated_at=iso_utc(now))
         result = self.col.find_one_and_update(
             {"_id": doc["hospital_id"], "version": expected_version},
             {"$set": record},

@@ -90,7 +90,9 @@ _HTTP_REASONS = {
 }
 
 
-def error_body(status: int, reason: str, message: str, errors: dict | None = None, **extra) -> dict:
+def error_body(
+    status: int, reason: str, message: str, errors: dict | None = None, /, **extra
+) -> dict:
     """The contract's error document."""
     body = {
         "code": status,
@@ -110,6 +112,7 @@ def error_response(
     message: str,
     errors: dict | None = None,
     headers: dict | None = None,
+    /,
     **extra,
 ) -> Response:
     """A JSON error response in the contract's shape."""

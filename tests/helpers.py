@@ -1,0 +1,130 @@
+"""Small helpers the integration and end-to-end tests share."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import requests
+
+
+def next_weekday(js_weekday: int, tz: str = "Asia/Dhaka", after: int = 1) -> date:
+    """The first date at least `after` days from today (in `tz`) with that weekday (0=Sunday)."""
+    day = datetime.now(ZoneInfo(tz)).date() + timedelta(days=after)
+    while (day.weekday() + 1) % 7 != js_weekday:
+        day += timedelta(days=1)
+    return day
+
+
+def hospital_doc(hospital_id: str | None = None, **overrides) -> dict:
+    """A valid hospital configuration: every day 09:00-12:00 in three slots of 5 places."""
+    slots = [{"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10, 11)]
+    doc = {
+        "hospital_id": hospital_id or f"h-{uuid.uuid4().hex[:10]}",
+        "hospital_name": "Test Hospital",
+        "timezone": "Asia/Dhaka",
+        "schedule": {str(d): {"slots": slots} for d in range(7)},
+        "max_appointments_per_slot": 5,
+        "advance_booking_days": 30,
+        "date_overrides": {},
+    }
+    doc.update(overrides)
+    return doc
+
+
+class Api:
+    """A thin HTTP client for one base URL with an optional bearer token."""
+
+    def __init__(self, base: str, token: str | None = None):
+        self.base = base.rstrip("/")
+        self.token = token
+        self.session = requests.Session()
+
+    def _headers(self, headers: dict | None) -> dict:
+        out = dict(headers or {})
+        if self.token:
+            out.setdefault("Authorization", f"Bearer {self.token}")
+        return out
+
+    def get(self, path: str, **kw) -> requests.Response:
+        """GET a path."""
+        return self.session.get(
+            self.base + path, headers=self._headers(kw.pop("headers", None)), timeout=30, **kw
+        )
+
+    def post(self, path: str, json=None, **kw) -> requests.Response:
+        """POST JSON to a path."""
+        return self.session.post(
+            self.base + path,
+            json=json,
+            headers=self._headers(kw.pop("headers", None)),
+            timeout=30,
+            **kw,
+        )
+
+    def put(self, path: str, json=None, **kw) -> requests.Response:
+        """PUT JSON to a path."""
+        return self.session.put(
+            self.base + path,
+            json=json,
+            headers=self._headers(kw.pop("headers", None)),
+            timeout=30,
+            **kw,
+        )
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        """DELETE a path."""
+        return self.session.delete(
+            self.base + path, headers=self._headers(kw.pop("headers", None)), timeout=30, **kw
+        )
+
+    def login(self, email: str, password: str) -> Api:
+        """A client carrying the token of that account."""
+        resp = self.post("/api/auth/login", {"email": email, "password": password})
+        assert resp.status_code == 200, resp.text
+        return Api(self.base, resp.json()["access_token"])
+
+    def new_patient(self) -> Api:
+        """Register a fresh patient and return a client logged in as it."""
+        email = f"p-{uuid.uuid4().hex[:12]}@example.com"
+        resp = self.post(
+            "/api/auth/register",
+            {
+                "name": "Test Patient",
+                "email": email,
+                "phone": "+8801700000000",
+                "password": "correct-horse",
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        return self.login(email, "correct-horse")
+
+
+def booking(
+    hospital_id: str,
+    day: date | str,
+    slot: str,
+    phone: str | None = None,
+    name: str = "Rahim Uddin",
+) -> dict:
+    """A booking request body."""
+    return {
+        "hospital_id": hospital_id,
+        "date": str(day),
+        "slot": slot,
+        "patient": {"name": name, "phone": phone or "+88017" + uuid.uuid4().int.__str__()[:8]},
+    }
+
+
+def assert_error_shape(resp: requests.Response, status: int, reason: str | None = None) -> dict:
+    """The response is the contract's error document with that status (and reason)."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    assert resp.headers["Content-Type"].startswith("application/json"), resp.headers
+    body = resp.json()
+    assert body["code"] == status
+    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["message"], str) and body["message"]
+    if reason is not None:
+        assert body["error"] == reason, body
+    return body
