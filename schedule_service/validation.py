@@ -37,6 +37,7 @@ def _check_slots(slots, path: str, errors: dict) -> list[dict]:
     if len(slots) > MAX_SLOTS_PER_DAY:
         errors[path] = [f"at most {MAX_SLOTS_PER_DAY} slots a day"]
     good = []
+    timed = []  # every slot with valid times, for the overlap check whatever else is wrong
     for i, slot in enumerate(slots):
         where = f"{path}.{i}"
         if not isinstance(slot, dict):
@@ -54,6 +55,8 @@ def _check_slots(slots, path: str, errors: dict) -> list[dict]:
         if ok and minutes(end) <= minutes(start):
             errors[f"{where}.end"] = [f"must be after start ({start})"]
             ok = False
+        elif ok:
+            timed.append((start, end))
         if "capacity" in slot and not _int_in(slot["capacity"], 1, MAX_CAPACITY):
             errors[f"{where}.capacity"] = [f"must be an integer from 1 to {MAX_CAPACITY}"]
             ok = False
@@ -67,10 +70,11 @@ def _check_slots(slots, path: str, errors: dict) -> list[dict]:
                 norm["capacity"] = slot["capacity"]
             good.append(norm)
     good.sort(key=lambda s: s["start"])
-    for prev, cur in zip(good, good[1:], strict=False):
-        if minutes(cur["start"]) < minutes(prev["end"]):
+    timed.sort()
+    for (p_start, p_end), (c_start, c_end) in zip(timed, timed[1:], strict=False):
+        if minutes(c_start) < minutes(p_end):
             errors.setdefault(path, []).append(
-                f"slots {prev['start']}-{prev['end']} and {cur['start']}-{cur['end']} overlap"
+                f"slots {p_start}-{p_end} and {c_start}-{c_end} overlap"
             )
     return good
 

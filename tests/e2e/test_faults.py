@@ -38,15 +38,29 @@ def private(tmp_path_factory, mongo_url, mongo_db_name):
     env = dict(TEST_ENV, MONGO_DB=db_name)
     stack = Stack(base / "stack", mongo_url=mongo_url, redis_url=server.url, extra_env=env)
     stack.start()
-    extra = ServiceProcess("booking-2", "booking_service:create_app()", stack.log_dir,
-                           env=stack.env, workers=1, threads=8).start()
+    extra = ServiceProcess(
+        "booking-2",
+        "booking_service:create_app()",
+        stack.log_dir,
+        env=stack.env,
+        workers=1,
+        threads=8,
+    ).start()
     mongo = MongoClient(mongo_url, tz_aware=True)
     try:
-        yield {"stack": stack, "redis_server": server, "booking_urls": [stack.booking_url,
-                                                                         extra.url],
-               "db": mongo[db_name], "redis": redis.Redis.from_url(server.url),
-               "config": Config(mongo_url=mongo_url, mongo_db=db_name, redis_url=server.url,
-                                schedule_service_url=stack.schedule_url)}
+        yield {
+            "stack": stack,
+            "redis_server": server,
+            "booking_urls": [stack.booking_url, extra.url],
+            "db": mongo[db_name],
+            "redis": redis.Redis.from_url(server.url),
+            "config": Config(
+                mongo_url=mongo_url,
+                mongo_db=db_name,
+                redis_url=server.url,
+                schedule_service_url=stack.schedule_url,
+            ),
+        }
     finally:
         extra.stop()
         stack.stop()
@@ -63,16 +77,20 @@ def admin(private) -> Api:
 
 def new_hospital(admin: Api, capacity: int = CAPACITY) -> str:
     """A hospital open every day, 09:00-12:00, `capacity` places a slot."""
-    resp = admin.post("/api/dynamic-slots/hospitals",
-                      hospital_doc(max_appointments_per_slot=capacity))
+    resp = admin.post(
+        "/api/dynamic-slots/hospitals", hospital_doc(max_appointments_per_slot=capacity)
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["hospital_id"]
 
 
 def confirmed(private, hid: str, day) -> list[dict]:
     """MongoDB's truth: the confirmed appointments of a hospital-day."""
-    return list(private["db"].appointments.find(
-        {"hospital_id": hid, "date": str(day), "status": "confirmed"}))
+    return list(
+        private["db"].appointments.find(
+            {"hospital_id": hid, "date": str(day), "status": "confirmed"}
+        )
+    )
 
 
 def redis_booked(private, hid: str, day, slot: str) -> int:
@@ -144,8 +162,9 @@ def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admi
     # both places are still there, and the same phone can book one
     assert admin.post("/api/appointments", req).status_code == 201
     assert admin.post("/api/appointments", booking(hid, day, "09:00")).status_code == 201
-    assert_error_shape(admin.post("/api/appointments", booking(hid, day, "09:00")), 409,
-                       "slot_full")
+    assert_error_shape(
+        admin.post("/api/appointments", booking(hid, day, "09:00")), 409, "slot_full"
+    )
 
 
 DIE_MIDWAY = """
@@ -188,17 +207,29 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     hid, day = new_hospital(admin, capacity=1), next_weekday(6)
     cfg = private["config"]
     proc = subprocess.run(
-        [sys.executable, "-c", DIE_MIDWAY, cfg.mongo_url, cfg.mongo_db, cfg.redis_url, hid,
-         str(day), private["stack"].schedule_url],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            DIE_MIDWAY,
+            cfg.mongo_url,
+            cfg.mongo_db,
+            cfg.redis_url,
+            hid,
+            str(day),
+            private["stack"].schedule_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 9, proc.stderr
     outcome, serial, ghost = proc.stdout.split()
     assert (outcome, serial) == ("1", "1")
     died_at = time.monotonic()
     # the place is held by a dead process: the slot is full for now
-    assert_error_shape(admin.post("/api/appointments", booking(hid, day, "11:00")), 409,
-                       "slot_full")
+    assert_error_shape(
+        admin.post("/api/appointments", booking(hid, day, "11:00")), 409, "slot_full"
+    )
     waited = wait_until(lambda: redis_booked(private, hid, day, "11:00") == 0, timeout=30)
     recovery = time.monotonic() - died_at
     print(f"\nplace recovered {recovery:.2f} s after the process died (waited {waited:.2f} s)")
@@ -208,8 +239,9 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     assert ghost_doc["status"] == "abandoned"
     # a late confirm of the dead process's appointment can never win now
     repo = AppointmentRepository(private["db"])
-    assert repo.confirm(ghost_doc["_id"], 1, serial_guard(hid, str(day), "11:00", 1),
-                        utcnow()) is None
+    assert (
+        repo.confirm(ghost_doc["_id"], 1, serial_guard(hid, str(day), "11:00", 1), utcnow()) is None
+    )
     assert admin.post("/api/appointments", booking(hid, day, "11:00")).status_code == 201
     # never twice: more reconciler passes and releases change nothing
     time.sleep(1.5)
@@ -220,8 +252,9 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     assert service.abandon_stale(ctx, utcnow(), utcnow()) == 0
     assert ctx.gate.release(hid, str(day), "11:00", ghost) is False
     assert redis_booked(private, hid, day, "11:00") == 1
-    assert_error_shape(admin.post("/api/appointments", booking(hid, day, "11:00")), 409,
-                       "slot_full")
+    assert_error_shape(
+        admin.post("/api/appointments", booking(hid, day, "11:00")), 409, "slot_full"
+    )
     assert len(confirmed(private, hid, day)) == 1
 
 
@@ -236,8 +269,9 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
         private["redis_server"].kill()
         private["redis_server"].restart()
     lost_at = time.monotonic()
-    answers = book_many(admin, private["booking_urls"], [booking(hid, day, "10:00")
-                                                         for _ in range(6)], workers=6)
+    answers = book_many(
+        admin, private["booking_urls"], [booking(hid, day, "10:00") for _ in range(6)], workers=6
+    )
     assert Counter(a.status_code for a in answers) == {201: 1, 409: 5}
     assert len(confirmed(private, hid, day)) == 5
 
@@ -254,8 +288,10 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
         return body["counts"] == "live" and body["slots"][0]["booked"] == 3
 
     converged = wait_until(shows_truth, timeout=20)
-    print(f"\n{how}: booking after loss accepted correctly; counts converged "
-          f"{converged:.2f} s after the flush ({time.monotonic() - lost_at:.2f} s overall)")
+    print(
+        f"\n{how}: booking after loss accepted correctly; counts converged "
+        f"{converged:.2f} s after the flush ({time.monotonic() - lost_at:.2f} s overall)"
+    )
     unknown_or_true = gateway.get(f"/api/availability/{hid}/{other}").json()
     assert unknown_or_true["slots"]["09:00"]["booked"] == 3
     _ = flushed
@@ -274,9 +310,14 @@ def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
         assert_error_shape(resp, 503)
         print(f"\nbooking with Redis down answered 503 in {took:.2f} s")
         assert took < 10  # bounded by REDIS_TIMEOUT, not a hang
-        phone_docs = list(private["db"].appointments.find(
-            {"patient.phone": req["patient"]["phone"], "status": {"$in": ["pending",
-                                                                         "confirmed"]}}))
+        phone_docs = list(
+            private["db"].appointments.find(
+                {
+                    "patient.phone": req["patient"]["phone"],
+                    "status": {"$in": ["pending", "confirmed"]},
+                }
+            )
+        )
         assert phone_docs == []
         read = gateway.get(f"/api/dynamic-slots/available/{hid}/{day}")
         assert read.status_code == 200
@@ -286,6 +327,9 @@ def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
         assert light["counts"] == "unknown" and light["slots"]["09:00"]["available"] is None
     finally:
         private["redis_server"].restart()
-    wait_until(lambda: admin.post("/api/appointments", booking(hid, day, "09:00")).status_code
-               == 201, timeout=20, step=0.5)
+    wait_until(
+        lambda: admin.post("/api/appointments", booking(hid, day, "09:00")).status_code == 201,
+        timeout=20,
+        step=0.5,
+    )
     assert len(confirmed(private, hid, day)) == 2
