@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import requests
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.clients import init_clients
 from shared.config import Config
@@ -25,6 +26,9 @@ from .schedule_client import ScheduleClient
 def create_app(config: Config | None = None, *, start_reconciler: bool | None = None) -> Flask:
     """Build the booking service app (one per gunicorn worker)."""
     app, api = create_base_app(__name__, "Booking service", config)
+    # The gateway appends the caller's address to X-Forwarded-For: trust that one hop, so
+    # the per-address login limit counts callers, not the gateway.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
     cfg: Config = app.config["SLOTBOOK"]
     init_clients(app)
     db = app.extensions["slotbook.db"]

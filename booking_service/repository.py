@@ -50,6 +50,8 @@ def ensure_indexes(db: Database) -> None:
     db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
     db.appointments.create_index([("status", ASCENDING), ("updated_ms", ASCENDING)])
     db.users.create_index("email", unique=True)
+    # Answers are replayed for a day, then MongoDB's TTL monitor removes them.
+    db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
 
 
 def phone_digits(phone: str) -> str:
@@ -226,6 +228,7 @@ class IdempotencyRepository:
                     "fingerprint": fingerprint,
                     "state": "in_progress",
                     "created_ms": epoch_ms(now),
+                    "created_at": now,  # for the TTL index (written by insert: a real date)
                 }
             )
             return None
