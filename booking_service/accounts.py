@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from shared.auth import issue_token
 from shared.config import Config
-from shared.errors import EmailTaken, InvalidCredentials
+from shared.errors import EmailTaken, InvalidCredentials, ValidationError
 
 from .repository import UserRepository
 
@@ -17,8 +17,17 @@ from .repository import UserRepository
 _DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
 
 
+# bcrypt reads at most 72 bytes of a password (and bcrypt 5 refuses more).
+MAX_PASSWORD_BYTES = 72
+
+
 def hash_password(password: str, rounds: int) -> str:
     """A bcrypt hash of a password."""
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ValidationError(
+            "The password is too long",
+            errors={"password": [f"at most {MAX_PASSWORD_BYTES} bytes (UTF-8)"]},
+        )
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
@@ -51,6 +60,8 @@ def register(users: UserRepository, cfg: Config, body: dict, now: datetime) -> d
 
 def login(users: UserRepository, cfg: Config, email: str, password: str) -> dict:
     """Check a password and issue a token; 401 invalid_credentials."""
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidCredentials("Wrong email or password")  # no stored password is that long
     doc = users.by_email(email)
     stored = doc["password_hash"].encode() if doc else _DUMMY_HASH
     if not bcrypt.checkpw(password.encode(), stored) or doc is None:

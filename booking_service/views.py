@@ -56,6 +56,7 @@ def _ctx() -> booking.Context:
 class Register(MethodView):
     @auth_blp.arguments(RegisterSchema)
     @auth_blp.response(201, UserSchema)
+    @auth_blp.alt_response(400, schema=ApiErrorSchema)
     @auth_blp.alt_response(409, schema=ApiErrorSchema)
     def post(self, body):
         """Create a patient account."""
@@ -68,7 +69,9 @@ class Register(MethodView):
 class Login(MethodView):
     @auth_blp.arguments(LoginSchema)
     @auth_blp.response(200, TokenSchema)
+    @auth_blp.alt_response(400, schema=ApiErrorSchema)
     @auth_blp.alt_response(401, schema=ApiErrorSchema)
+    @auth_blp.alt_response(429, schema=ApiErrorSchema)
     def post(self, body):
         """Exchange email and password for a bearer token."""
         ext = current_app.extensions
@@ -119,6 +122,7 @@ class Appointments(MethodView):
     @require_auth()
     @appointments_blp.arguments(AppointmentListArgsSchema, location="query")
     @appointments_blp.response(200, AppointmentListSchema)
+    @appointments_blp.alt_response(400, schema=ApiErrorSchema)
     @appointments_blp.alt_response(401, schema=ApiErrorSchema)
     def get(self, args):
         """Appointments: a patient's own; an admin's, filtered by hospital, date, status."""

@@ -72,6 +72,7 @@ class Hospitals(MethodView):
     @blp.response(201, HospitalSchema)
     @blp.alt_response(401, schema=ApiErrorSchema)
     @blp.alt_response(403, schema=ApiErrorSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
     @blp.alt_response(409, schema=ApiErrorSchema)
     @blp.alt_response(422, schema=ApiErrorSchema)
     def post(self, body):
@@ -97,6 +98,7 @@ class HospitalById(MethodView):
     @blp.alt_response(401, schema=ApiErrorSchema)
     @blp.alt_response(403, schema=ApiErrorSchema)
     @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
     @blp.alt_response(409, schema=ApiErrorSchema)
     @blp.alt_response(412, schema=ApiErrorSchema)
     @blp.alt_response(422, schema=ApiErrorSchema)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import INCLUDE, RAISE, Schema, fields
 
 
 class StrictSchema(Schema):
@@ -13,7 +13,10 @@ class StrictSchema(Schema):
 
 
 class ApiErrorSchema(Schema):
-    """The one error shape of the API."""
+    """The one error shape of the API (some errors add fields, e.g. `appointments`)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     code = fields.Int(required=True)
     status = fields.Str(required=True)

@@ -16,10 +16,17 @@ from flask_smorest import Api
 
 from .config import Config
 from .errors import error_response, register_error_handlers
+from .schemas import ApiErrorSchema
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("slotbook.access")
+
+
+class SlotbookApi(Api):
+    """flask-smorest's Api, documenting its default and 422 errors in our one error shape."""
+
+    ERROR_SCHEMA = ApiErrorSchema
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -53,7 +60,7 @@ def create_base_app(
     )
     app.json.sort_keys = False
     app.json.compact = True
-    api = Api(app, spec_kwargs={"servers": [{"url": "/"}]}) if with_api else None
+    api = SlotbookApi(app, spec_kwargs={"servers": [{"url": "/"}]}) if with_api else None
     register_error_handlers(app)
     _install_request_id(app)
     _configure_logging()
