@@ -140,7 +140,9 @@ def _handle_http(exc: HTTPException) -> Response:
         # Request parsing failed (webargs/marshmallow): the contract says 400.
         status, reason, message = 400, "validation_error", "The request is not valid"
         errors = _flatten_location(errors)
-    elif status == 400 and "JSON" in str(exc.description or ""):
+    elif status == 400 and (
+        "JSON" in str(exc.description or "") or errors == {"json": ["Invalid JSON body."]}
+    ):
         reason, message = "malformed_json", "The request body is not valid JSON"
     headers = {}
     if status == 405 and exc.get_headers():

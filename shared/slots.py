@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TIME_RE = re.compile(r"\A([01][0-9]|2[0-3]):([0-5][0-9])\Z")
+DATE_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 OPEN = "open"
 CLOSED = "closed"
@@ -134,8 +134,9 @@ class Schedule:
             if not slots:
                 return Day(day, weekday, CLOSED, NOT_SCHEDULED, (), ())
         if offset == 0:
-            now_minutes = local_now.hour * 60 + local_now.minute
-            started = tuple(minutes(s.start) <= now_minutes for s in slots)
+            # Instants, not wall clocks: when the clocks go back, a slot that started in the
+            # first pass of the repeated hour stays started in the second.
+            started = tuple(now >= self.starts_at(day, s.start) for s in slots)
         else:
             started = (False,) * len(slots)
         return Day(day, weekday, OPEN, None, slots, started, override=override is not None)
@@ -157,11 +158,22 @@ class Schedule:
         local = datetime.combine(day, datetime.min.time(), tzinfo=self.tz).replace(
             hour=int(hhmm[:2]), minute=int(hhmm[3:])
         )
-        return local.astimezone(UTC)
+        # The slot starts the first moment the wall clock reads or passes its time: for a
+        # repeated wall time (clocks going back) the earlier reading; for a skipped one
+        # (clocks going forward) the moment of the jump.
+        first, second = sorted((local.astimezone(UTC), local.replace(fold=1).astimezone(UTC)))
+        if first.astimezone(self.tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+            return first
+        moment = first
+        while moment < second and moment.astimezone(self.tz).replace(
+            tzinfo=None
+        ) < local.replace(tzinfo=None):
+            moment += timedelta(minutes=1)
+        return moment
 
     def expire_at(self, day: date) -> int:
         """Unix time two days after `day` ends in the hospital's zone: when its records expire."""
-        end = datetime.combine(day + timedelta(days=2), datetime.min.time(), tzinfo=self.tz)
+        end = datetime.combine(day + timedelta(days=3), datetime.min.time(), tzinfo=self.tz)
         return int(end.timestamp())
 
 

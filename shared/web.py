@@ -11,8 +11,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 from flask_smorest import Api
+from werkzeug.exceptions import BadRequest
 
 from .config import Config
 from .errors import error_response, register_error_handlers
@@ -21,6 +22,13 @@ from .schemas import ApiErrorSchema
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("slotbook.access")
+
+
+class JsonRequest(Request):
+    """Say plainly when a body is not JSON (Flask's message is generic outside debug)."""
+
+    def on_json_loading_failed(self, e):
+        raise BadRequest("Malformed JSON: the request body is not valid JSON")
 
 
 class SlotbookApi(Api):
@@ -48,6 +56,7 @@ def create_base_app(
     cfg = config or Config.from_env()
     cfg.check_production_secrets()
     app = Flask(import_name)
+    app.request_class = JsonRequest
     app.config["SLOTBOOK"] = cfg
     app.config.update(
         API_TITLE=title,

@@ -1,0 +1,203 @@
+"""shared/availability.py: a day's slots merged with its booking counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.availability import counts_view, day_view
+from shared.slots import CLOSED, OPEN, Day, Slot, compile_schedule
+
+SAT = date(2026, 11, 28)
+
+
+def slot(start: str, end: str, capacity: int) -> Slot:
+    return Slot(start=start, end=end, display=f"{start}-{end}", capacity=capacity)
+
+
+SLOTS = (slot("17:00", "18:00", 5), slot("18:00", "19:00", 3), slot("19:00", "20:00", 4))
+
+
+def open_day(started=(False, False, False), slots=SLOTS) -> Day:
+    return Day(SAT, 6, OPEN, None, slots, tuple(started))
+
+
+def test_day_view_merges_counts():
+    view = day_view(open_day(), {"17:00": 2, "18:00": 3})
+    assert view["date"] == "2026-11-28"
+    assert view["weekday"] == 6
+    assert view["status"] == OPEN
+    assert view["counts"] == "live"
+    assert "reason" not in view
+    assert view["slots"] == [
+        {
+            "start": "17:00",
+            "end": "18:00",
+            "display": "17:00-18:00",
+            "capacity": 5,
+            "booked": 2,
+            "available": 3,
+            "bookable": True,
+        },
+        {
+            "start": "18:00",
+            "end": "19:00",
+            "display": "18:00-19:00",
+            "capacity": 3,
+            "booked": 3,
+            "available": 0,
+            "bookable": False,
+        },
+        {
+            "start": "19:00",
+            "end": "20:00",
+            "display": "19:00-20:00",
+            "capacity": 4,
+            "booked": 0,
+            "available": 4,
+            "bookable": True,
+        },
+    ]
+    assert (view["total_capacity"], view["total_booked"], view["total_available"]) == (12, 5, 7)
+
+
+def test_overbooked_slot_never_negative():
+    # Capacity lowered to 3 after 7 were booked.
+    view = day_view(open_day(), {"18:00": 7})
+    overbooked = view["slots"][1]
+    assert overbooked["booked"] == 7
+    assert overbooked["available"] == 0
+    assert overbooked["bookable"] is False
+    assert view["total_available"] == 5 + 0 + 4
+    assert view["total_booked"] == 7
+    assert view["total_available"] == sum(s["available"] for s in view["slots"])
+
+
+def test_started_slot_not_bookable_even_with_room():
+    view = day_view(open_day(started=(True, False, False)), {})
+    assert [s["bookable"] for s in view["slots"]] == [False, True, True]
+    assert view["slots"][0]["available"] == 5
+
+
+def test_full_slot_not_bookable():
+    view = day_view(open_day(), {"17:00": 5, "19:00": 3})
+    assert [s["bookable"] for s in view["slots"]] == [False, True, True]
+
+
+def test_counts_unknown():
+    view = day_view(open_day(started=(True, False, False)), None)
+    assert view["counts"] == "unknown"
+    assert view["total_booked"] is None
+    assert view["total_available"] is None
+    assert view["total_capacity"] == 12
+    assert all(s["booked"] is None and s["available"] is None for s in view["slots"])
+    assert [s["bookable"] for s in view["slots"]] == [False, True, True]
+
+
+def test_counts_for_unknown_slot_ignored():
+    view = day_view(open_day(), {"21:00": 9})
+    assert view["total_booked"] == 0
+    assert view["total_available"] == 12
+
+
+def test_closed_day_view():
+    day = Day(date(2026, 11, 27), 5, CLOSED, "not_scheduled", (), ())
+    view = day_view(day, {})
+    assert view["status"] == CLOSED
+    assert view["reason"] == "not_scheduled"
+    assert view["slots"] == []
+    assert (view["total_capacity"], view["total_booked"], view["total_available"]) == (0, 0, 0)
+
+
+def test_counts_view_open_day():
+    view = counts_view(open_day(), {"17:00": 2, "18:00": 9})
+    assert view["slots"] == {
+        "17:00": {"capacity": 5, "booked": 2, "available": 3},
+        "18:00": {"capacity": 3, "booked": 9, "available": 0},
+        "19:00": {"capacity": 4, "booked": 0, "available": 4},
+    }
+    assert view["total_booked"] == 11
+    assert view["status"] == OPEN
+    assert view["counts"] == "live"
+
+
+def test_counts_view_unknown_counts():
+    view = counts_view(open_day(), None)
+    assert view["total_booked"] is None
+    assert view["counts"] == "unknown"
+    assert view["slots"]["17:00"] == {"capacity": 5, "booked": None, "available": None}
+
+
+def test_counts_view_closed_day_has_no_slots():
+    day = Day(date(2026, 12, 16), 3, CLOSED, "Victory Day", (), (), override=True)
+    view = counts_view(day, {"17:00": 4})
+    assert view["slots"] == {}
+    assert view["total_booked"] == 0
+    assert view["reason"] == "Victory Day"
+
+
+def test_views_from_a_compiled_schedule():
+    schedule = compile_schedule(
+        {
+            "hospital_id": "h",
+            "timezone": "Asia/Dhaka",
+            "schedule": {"6": {"slots": [{"start": "17:00", "end": "18:00", "capacity": 2}]}},
+            "max_appointments_per_slot": 15,
+            "advance_booking_days": 60,
+        }
+    )
+    day = schedule.day(SAT, datetime(2026, 11, 24, 4, 0, tzinfo=UTC))
+    view = day_view(day, {"17:00": 1})
+    assert view["slots"][0]["display"] == "05:00 PM - 06:00 PM"
+    assert view["slots"][0]["available"] == 1
+
+
+@st.composite
+def days_and_counts(draw):
+    n = draw(st.integers(0, 8))
+    slots = tuple(slot(f"{h:02d}:00", f"{h:02d}:30", draw(st.integers(1, 20))) for h in range(n))
+    cut = draw(st.integers(0, n))
+    started = (True,) * cut + (False,) * (n - cut)
+    starts = st.sampled_from([s.start for s in slots] or ["00:00"])
+    booked = draw(st.none() | st.dictionaries(starts, st.integers(0, 40)))
+    return open_day(started=started, slots=slots), booked
+
+
+@settings(max_examples=200, deadline=None)
+@given(days_and_counts())
+def test_property_views_add_up(scenario):
+    day, booked = scenario
+    view = day_view(day, booked)
+    counts = counts_view(day, booked)
+    assert view["total_capacity"] == sum(s.capacity for s in day.slots)
+    for entry, started in zip(view["slots"], day.started, strict=True):
+        if booked is None:
+            assert entry["available"] is None
+            assert entry["bookable"] == (not started)
+            continue
+        assert entry["available"] >= 0
+        assert entry["available"] == max(0, entry["capacity"] - entry["booked"])
+        assert entry["bookable"] == (not started and entry["booked"] < entry["capacity"])
+        assert counts["slots"][entry["start"]] == {
+            "capacity": entry["capacity"],
+            "booked": entry["booked"],
+            "available": entry["available"],
+        }
+    if booked is None:
+        assert view["total_booked"] is None and counts["total_booked"] is None
+    else:
+        assert view["total_booked"] == sum(s["booked"] for s in view["slots"])
+        assert view["total_available"] == sum(s["available"] for s in view["slots"])
+        assert counts["total_booked"] == view["total_booked"]
+        assert view["total_available"] <= view["total_capacity"]
+
+
+@pytest.mark.parametrize("booked", [{}, {"17:00": 1}, None])
+def test_views_do_not_modify_counts(booked):
+    before = None if booked is None else dict(booked)
+    day_view(open_day(), booked)
+    counts_view(open_day(), booked)
+    assert booked == before
