@@ -242,8 +242,8 @@ class MongoServer(ManagedProcess):
 
     name = "nx-27017"
 
-    def __init__(self, db_path: Path, port: int | None = None) -> None:
-        self.db_path = Path(db_path).resolve()
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.db_path = Path(data_dir).resolve()
         super().__init__(port, self.db_path.parent / "nx.log")
         # Our own pid file: the default /tmp/nx_27017.pid is shared by every instance on the host.
         self.pid_path = self.db_path.parent / "nx.pid"
@@ -257,7 +257,9 @@ class MongoServer(ManagedProcess):
         # `-m nx_27017` alone runs nothing; the CLI entry point lives in nx_27017.nx_27017.
         return [
             sys.executable, "-m", "nx_27017.nx_27017",
-            "--db", str(self.db_path),
+            # A directory: one SQLite file per logical database, so dropping one
+            # database (as the tests do) cannot touch another.
+            "--data-dir", str(self.db_path),
             "-p", str(self.port),
             "--log-file", str(self.log_path),
             "--pid-file", str(self.pid_path),
@@ -265,7 +267,7 @@ class MongoServer(ManagedProcess):
 
     def start(self) -> MongoServer:
         """Start nx-27017 and wait until the admin ping answers."""
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path.mkdir(parents=True, exist_ok=True)
         super().start()
         return self
 

@@ -118,7 +118,7 @@ class Stack:
     def _start_databases(self) -> None:
         """Start embedded Mongo/Redis for whichever URL was not given."""
         if self.mongo_url is None:
-            self.mongo = MongoServer(self.data_dir / "mongo" / "slotbook.db")
+            self.mongo = MongoServer(self.data_dir / "mongo" / "data")
             self.mongo.start()
             self.mongo_url = self.mongo.url
         if self.redis_url is None:

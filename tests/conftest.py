@@ -19,7 +19,7 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    with MongoServer(tmp_path_factory.mktemp("mongo") / "test.db") as server:
+    with MongoServer(tmp_path_factory.mktemp("mongo") / "data") as server:
         yield server.url
 
 
@@ -77,7 +77,7 @@ def mongo_factory(tmp_path: Path) -> Iterator[Callable[..., MongoServer]]:
     started: list[MongoServer] = []
 
     def make(name: str = "mongo", **kwargs: object) -> MongoServer:
-        server = MongoServer(tmp_path / f"{name}-{len(started)}" / "test.db", **kwargs)  # type: ignore[arg-type]
+        server = MongoServer(tmp_path / f"{name}-{len(started)}" / "data", **kwargs)  # type: ignore[arg-type]
         started.append(server)
         return server.start()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
