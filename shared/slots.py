@@ -165,9 +165,9 @@ class Schedule:
         if first.astimezone(self.tz).replace(tzinfo=None) == local.replace(tzinfo=None):
             return first
         moment = first
-        while moment < second and moment.astimezone(self.tz).replace(
+        while moment < second and moment.astimezone(self.tz).replace(tzinfo=None) < local.replace(
             tzinfo=None
-        ) < local.replace(tzinfo=None):
+        ):
             moment += timedelta(minutes=1)
         return moment
 
