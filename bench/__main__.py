@@ -552,15 +552,19 @@ def booking_pattern(slots: list[tuple[str, str]], tag: int) -> list[tuple[str, s
     return out
 
 
-def previous_run() -> dict | None:
+def previous_run(engine: str) -> dict | None:
+    """The last recorded run made with the same load engine."""
     path = RESULTS_DIR / "history.jsonl"
     if not path.exists():
         return None
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    try:
-        return json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
-        return None
+    for line in reversed(path.read_text().splitlines()):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("engine") == engine:
+            return entry
+    return None
 
 
 def ceiling(results: list[Result]) -> float:
@@ -718,7 +722,7 @@ def run(settings: Settings, workdir: Path) -> int:
         finally:
             trivial.stop()
 
-    prev = previous_run()
+    prev = previous_run(settings.engine)
     lines, targets = report(results, prev)
     print()
     print("\n".join(lines))
