@@ -55,6 +55,14 @@ def env_float(name: str, default: float) -> float:
 @dataclass
 class Settings:
     seconds: float = field(default_factory=lambda: env_float("BENCH_SECONDS", 8.0))
+    # Shorter: gomoti's 60-day window holds only ~2,700 places, which a longer row at the
+    # target rate would use up, and then it would measure 409 slot_full answers instead.
+    booking_seconds: float = field(
+        default_factory=lambda: env_float(
+            "BENCH_BOOKING_SECONDS", min(4.0, env_float("BENCH_SECONDS", 8.0))
+        )
+    )
+
     warmup: float = field(default_factory=lambda: env_float("BENCH_WARMUP", 1.0))
     connections: int = field(default_factory=lambda: env_int("BENCH_CONNECTIONS", 16))
     load_threads: int = field(default_factory=lambda: env_int("BENCH_LOAD_THREADS", 2))
@@ -351,6 +359,7 @@ def measure(
     salt: int,
     workdir: Path,
     warmup: bool = True,
+    seconds: float | None = None,
 ) -> Result:
     def run(s: Spec, seconds: float) -> dict:
         if settings.engine == "wrk":
@@ -359,7 +368,7 @@ def measure(
 
     if warmup and settings.warmup > 0:
         run(spec, settings.warmup)
-    raw = run(spec, settings.seconds)
+    raw = run(spec, seconds or settings.seconds)
     rps = raw["requests"] / raw["seconds"] if raw["seconds"] else 0.0
     return Result(row=spec.row, target=target, rps=rps, **raw)
 
@@ -636,7 +645,8 @@ def run(settings: Settings, workdir: Path) -> int:
     load_before = busy_others()
     print(
         f"bench: engine={settings.engine} seconds={settings.seconds:g} "
-        f"warmup={settings.warmup:g} connections={settings.connections} "
+        f"booking_seconds={settings.booking_seconds:g} warmup={settings.warmup:g} "
+        f"connections={settings.connections} "
         f"load_threads={settings.load_threads} gunicorn={settings.workers}x{settings.threads}",
         flush=True,
     )
@@ -668,8 +678,10 @@ def run(settings: Settings, workdir: Path) -> int:
             token = admin_token(stack.gateway_url)
             direct = {"schedule": stack.schedule_url, "booking": stack.booking_url}
 
-            def row(base: str, target: str, spec: Spec, warmup: bool = True) -> None:
-                r = measure(base, target, spec, settings, salt, workdir, warmup)
+            def row(
+                base: str, target: str, spec: Spec, warmup: bool = True, seconds: float = 0
+            ) -> None:
+                r = measure(base, target, spec, settings, salt, workdir, warmup, seconds)
                 results.append(r)
                 print(
                     f"  {r.row:<24} {r.target:<8} {r.rps:>8.1f} req/s  p50 {r.p50_ms:.2f} ms  "
@@ -706,7 +718,7 @@ def run(settings: Settings, workdir: Path) -> int:
                     tag=tag,
                 )
                 # No warm-up: every booking counts toward the capacity check below.
-                row(base, target, spec, warmup=False)
+                row(base, target, spec, warmup=False, seconds=settings.booking_seconds)
                 time.sleep(0.5)  # in-flight bookings cut off by the load tool finish
                 check = check_capacity(stack, token, p)
                 check["after"] = f"bookings via {target}"
@@ -743,10 +755,13 @@ def run(settings: Settings, workdir: Path) -> int:
     print()
     for r in results:
         if r.row == "appointments POST":
-            print(
-                f"bookings via {r.target}: {r.statuses.get('201', 0)} x 201, "
-                f"{r.statuses.get('409', 0)} x 409 seen by the load tool"
-            )
+            created, full = r.statuses.get("201", 0), r.statuses.get("409", 0)
+            print(f"bookings via {r.target}: {created} x 201, {full} x 409 seen by the load tool")
+            if full > 0.25 * max(1, r.requests):
+                print(
+                    "  warning: over a quarter refused as full: the slots ran out, so this "
+                    "row measures refusals; lower BENCH_BOOKING_SECONDS"
+                )
     for check in checks:
         print(
             f"after {check['after']}: {check['confirmed_total']} confirmed on "
