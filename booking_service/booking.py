@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared import keys, versions
 from shared.auth import Principal
+from shared.clock import utcnow
 from shared.config import Config
 from shared.counts import read_day_counts
 from shared.errors import (
@@ -80,6 +81,11 @@ def _schedule_and_counts(ctx: Context, hospital_id: str, day: str):
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
     schedule = ctx.schedules.get(hospital_id, versions.parse_version(version_raw))
     return schedule, counts[day]
+
+
+def records_ttl(schedule: Schedule, day: date, now: datetime) -> int:
+    """Seconds a day's capacity records live: until two days after it ends (a day at least)."""
+    return max(86400, schedule.expire_at(day) - int(now.timestamp()))
 
 
 def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime):
@@ -143,15 +149,15 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
 
     appointment_id = str(oid)
-    expire_at = schedule.expire_at(day)
+    ttl = records_ttl(schedule, day, now)
     try:
         outcome, value = ctx.gate.reserve(
-            hospital_id, day_text, slot_start, appointment_id, slot.capacity, expire_at
+            hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
         )
         if outcome == NOT_READY:
             rebuild_day(ctx, schedule, hospital_id, day)
             outcome, value = ctx.gate.reserve(
-                hospital_id, day_text, slot_start, appointment_id, slot.capacity, expire_at
+                hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
             )
     except (redis.RedisError, PyMongoError) as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
@@ -224,7 +230,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
         hospital_id,
         day_text,
         sorted(by_slot.values(), key=lambda s: s.slot),
-        schedule.expire_at(day),
+        records_ttl(schedule, day, utcnow()),
     )
 
 

@@ -52,12 +52,12 @@ class CapacityGate:
         slot: str,
         appointment_id: str,
         capacity: int,
-        expire_at: int,
+        ttl: int,
     ) -> tuple[int, int]:
         """(HELD, serial), (FULL, booked) or (NOT_READY, 0)."""
         outcome, value = self._reserve(
             keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
-            args=[slot, appointment_id, capacity, expire_at],
+            args=[slot, appointment_id, capacity, ttl],
         )
         return int(outcome), int(value)
 
@@ -70,7 +70,7 @@ class CapacityGate:
             )
         )
 
-    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], expire_at: int) -> bool:
+    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int) -> bool:
         """Build a day's records from MongoDB's truth unless built already; True if built."""
         spec = [
             {
@@ -86,7 +86,7 @@ class CapacityGate:
             self._rebuild(
                 keys=[keys.counts_key(hospital_id, day)]
                 + [keys.holds_key(hospital_id, day, s.slot) for s in slots],
-                args=[expire_at, json.dumps(spec)],
+                args=[ttl, json.dumps(spec)],
             )
         )
 

@@ -21,8 +21,9 @@ import redis
 from pymongo.errors import PyMongoError
 
 from shared import keys, versions
+from shared.clock import utcnow
 from shared.errors import DomainError
-from shared.slots import parse_date, utcnow
+from shared.slots import parse_date
 
 from .booking import Context, _release, abandon_stale, rebuild_day
 

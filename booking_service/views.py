@@ -10,10 +10,11 @@ from flask_smorest import Blueprint
 from shared import keys, versions
 from shared.auth import current_principal, require_auth
 from shared.availability import counts_view
+from shared.clock import utcnow
 from shared.counts import read_day_counts
 from shared.errors import InvalidDate
 from shared.schemas import ApiErrorSchema
-from shared.slots import parse_date, utcnow
+from shared.slots import parse_date
 from shared.web import json_response
 
 from . import accounts, booking

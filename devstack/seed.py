@@ -14,8 +14,8 @@ from booking_service.repository import ensure_indexes as ensure_booking_indexes
 from schedule_service.repository import ensure_indexes as ensure_schedule_indexes
 from schedule_service.seed import seed_hospitals
 from shared.clients import make_mongo
+from shared.clock import utcnow
 from shared.config import Config
-from shared.slots import utcnow
 
 
 def seed(cfg: Config) -> dict:

@@ -11,9 +11,10 @@ from flask_smorest import Blueprint
 
 from shared.auth import current_principal, require_auth
 from shared.availability import day_view
+from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays, InvalidSchedule
 from shared.schemas import ApiErrorSchema
-from shared.slots import parse_date, utcnow
+from shared.slots import parse_date
 from shared.web import json_response
 
 from . import service

@@ -130,5 +130,7 @@ class Config:
             raise RuntimeError(
                 "APP_ENV=production needs JWT_SECRET (32+ characters), not the default"
             )
+        if os.environ.get("CLOCK_OFFSET_SECONDS", "0") not in ("", "0"):
+            raise RuntimeError("APP_ENV=production refuses CLOCK_OFFSET_SECONDS (tests only)")
         if self.admin_password == DEFAULT_ADMIN_PASSWORD:
             raise RuntimeError("APP_ENV=production refuses the default ADMIN_PASSWORD")

@@ -214,11 +214,6 @@ def compile_schedule(hospital: dict) -> Schedule:
     )
 
 
-def utcnow() -> datetime:
-    """The current instant, aware, in UTC."""
-    return datetime.now(UTC)
-
-
 def iso_utc(moment: datetime) -> str:
     """An instant as ISO 8601 UTC with `Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,6 +1,6 @@
 -- Rebuild one hospital-day's records from MongoDB's appointments, unless already built.
 -- KEYS[1] the day's counts hash, KEYS[2..n] the holds hash of each slot in ARGV[2]
--- ARGV[1] expire-at (unix)
+-- ARGV[1] time to live of the records, seconds
 -- ARGV[2] JSON list aligned with KEYS[2..]: {"slot": "17:00", "capacity": 15,
 --         "held": [[id, serial], ...] (confirmed), "pending": [id, ...] (oldest first)}
 -- Confirmed appointments keep their serials; pending ones get places while any are free.
@@ -30,8 +30,8 @@ for i, slot in ipairs(spec) do
     used[serial] = true
   end
   redis.call('HSET', KEYS[1], slot.slot, redis.call('HLEN', key))
-  redis.call('EXPIREAT', key, ARGV[1])
+  redis.call('EXPIRE', key, ARGV[1])
 end
 redis.call('HSET', KEYS[1], '_ready', 1)
-redis.call('EXPIREAT', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1

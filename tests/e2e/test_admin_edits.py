@@ -121,3 +121,62 @@ def test_capacity_changes_keep_booked_patients_and_take_effect_at_once(admin, ga
         len(admin.get(f"/api/appointments?hospital_id={hid}&date={day}").json()["appointments"])
         == 6
     )
+
+
+def test_an_edit_through_one_process_is_seen_by_others_on_the_next_request(stack, admin):
+    """Separate single-worker processes, each with a warm cache of the old configuration."""
+    from devstack.servers import ServiceProcess
+    from tests.helpers import Api
+
+    editor = ServiceProcess(
+        "schedule-editor",
+        "schedule_service:create_app()",
+        stack.log_dir,
+        env=stack.env,
+        workers=1,
+        threads=2,
+    ).start()
+    reader = ServiceProcess(
+        "schedule-reader",
+        "schedule_service:create_app()",
+        stack.log_dir,
+        env=stack.env,
+        workers=1,
+        threads=2,
+    ).start()
+    booker = ServiceProcess(
+        "booking-other",
+        "booking_service:create_app()",
+        stack.log_dir,
+        env=dict(stack.env, RECONCILER_ENABLED="0"),
+        workers=1,
+        threads=2,
+    ).start()
+    try:
+        doc = hospital_doc(max_appointments_per_slot=1)
+        hid, day = doc["hospital_id"], next_weekday(6)
+        assert admin.post(BASE, doc).status_code == 201
+        as_reader = Api(reader.url)
+        as_booker = Api(booker.url, admin.token)
+        # warm every cache with version 1: capacity 1, and the place taken
+        assert (
+            as_reader.get(f"/api/dynamic-slots/available/{hid}/{day}").json()["slots"][0][
+                "capacity"
+            ]
+            == 1
+        )
+        assert as_booker.post("/api/appointments", booking(hid, day, "09:00")).status_code == 201
+        assert_error_shape(
+            as_booker.post("/api/appointments", booking(hid, day, "09:00")), 409, "slot_full"
+        )
+        edited = Api(editor.url, admin.token).put(
+            f"{BASE}/{hid}", dict(doc, max_appointments_per_slot=2)
+        )
+        assert edited.status_code == 200 and edited.json()["version"] == 2
+        # the very next requests, to processes that did not make the edit
+        assert as_booker.post("/api/appointments", booking(hid, day, "09:00")).status_code == 201
+        slot = as_reader.get(f"/api/dynamic-slots/available/{hid}/{day}").json()["slots"][0]
+        assert (slot["capacity"], slot["booked"], slot["available"]) == (2, 2, 0)
+    finally:
+        for proc in (editor, reader, booker):
+            proc.stop()

@@ -140,7 +140,7 @@ def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admi
     from booking_service import booking as service
     from booking_service.repository import AppointmentRepository
     from shared.auth import Principal
-    from shared.slots import utcnow
+    from shared.clock import utcnow
 
     class ConfirmFails(AppointmentRepository):
         def confirm(self, *args, **kwargs):
@@ -172,7 +172,7 @@ from bson import ObjectId
 import booking_service
 from booking_service.repository import dup_guard, epoch_ms
 from shared.config import Config
-from shared.slots import utcnow
+from shared.clock import utcnow
 cfg = Config(mongo_url=sys.argv[1], mongo_db=sys.argv[2], redis_url=sys.argv[3])
 app = booking_service.create_app(cfg, start_reconciler=False)
 ctx = app.extensions["booking.ctx"]
@@ -192,7 +192,7 @@ if not ctx.redis.hexists(keys.counts_key(hid, day), "_ready"):
     import requests
     doc = requests.get(f"{sys.argv[6]}/api/dynamic-slots/hospitals/{hid}", timeout=5).json()
     rebuild_day(ctx, compile_schedule(doc), hid, parse_date(day))
-outcome, serial = ctx.gate.reserve(hid, day, slot, str(oid), 1, 2**31)
+outcome, serial = ctx.gate.reserve(hid, day, slot, str(oid), 1, 86400)
 print(outcome, serial, oid, flush=True)
 os._exit(9)  # dies between the reservation and the confirming write
 """
@@ -201,7 +201,7 @@ os._exit(9)  # dies between the reservation and the confirming write
 def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin):
     from booking_service import booking as service
     from booking_service.repository import AppointmentRepository, serial_guard
-    from shared.slots import utcnow
+    from shared.clock import utcnow
 
     hid, day = new_hospital(admin, capacity=1), next_weekday(6)
     cfg = private["config"]
