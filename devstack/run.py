@@ -66,7 +66,9 @@ def main() -> int:
         booking_port=_int_env("BOOKING_PORT", 8002),
         workers=_int_env("WEB_CONCURRENCY", 2),
         threads=_int_env("GUNICORN_THREADS", 4),
-        access_log=True,
+        # The services log one JSON line per request themselves; gunicorn's own access
+        # log would only repeat it in another format.
+        access_log=False,
     )
     # Install handlers before starting anything, so a signal mid-start still cleans up.
     signal.signal(signal.SIGINT, _on_signal)
