@@ -6,7 +6,7 @@ import requests
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.clients import init_clients
+from shared.clients import init_clients, redis_ping
 from shared.config import Config
 from shared.web import add_readiness_check, create_base_app
 
@@ -58,7 +58,7 @@ def create_app(config: Config | None = None, *, start_reconciler: bool | None = 
     add_readiness_check(
         app, "mongodb", lambda: app.extensions["slotbook.mongo"].admin.command("ping")
     )
-    add_readiness_check(app, "redis", client.ping)
+    add_readiness_check(app, "redis", lambda: redis_ping(client))
 
     from .views import appointments_blp, auth_blp, availability_blp
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from flask import Flask
 
-from shared.clients import init_clients
+from shared.clients import init_clients, redis_ping
 from shared.config import Config
 from shared.web import add_readiness_check, create_base_app
 
@@ -41,7 +41,7 @@ def create_app(config: Config | None = None) -> Flask:
     add_readiness_check(
         app, "mongodb", lambda: app.extensions["slotbook.mongo"].admin.command("ping")
     )
-    add_readiness_check(app, "redis", client.ping)
+    add_readiness_check(app, "redis", lambda: redis_ping(client))
 
     from .views import blp
 

@@ -55,3 +55,14 @@ def get_db() -> Database:
 def get_redis() -> redis.Redis:
     """This process's Redis client."""
     return current_app.extensions["slotbook.redis"]
+
+
+def redis_ping(client: redis.Redis) -> None:
+    """Raise unless Redis answers; on a cluster every primary must answer (one PING reaches
+    only one node, and the others hold the rest of the slots)."""
+    if hasattr(client, "get_nodes"):
+        replies = client.ping(target_nodes=client.PRIMARIES)
+        if not replies:
+            raise redis.ConnectionError("no Redis Cluster primary answered")
+        return
+    client.ping()

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
+import redis
 from pymongo import MongoClient
 from redis.cluster import RedisCluster, key_slot
 
@@ -276,3 +277,17 @@ def test_flushall_on_every_master_never_overbooks_and_counts_converge(system, ad
     # and the rebuilt day still refuses the place it no longer has
     resp = admin.post("/api/appointments", booking(hid, day, "10:00"))
     assert resp.status_code == 409 and resp.json()["error"] == "slot_full"
+
+
+def test_readiness_needs_every_primary(tmp_path):
+    """/readyz's Redis check: one PING reaches one node, so every primary is asked."""
+
+    from shared.clients import redis_ping
+
+    with RedisClusterServers(tmp_path, masters=3) as cluster:
+        client = RedisCluster.from_url(cluster.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        redis_ping(client)
+        cluster.nodes[2].kill()
+        with pytest.raises(redis.RedisError):
+            redis_ping(client)
+        client.close()
