@@ -39,11 +39,21 @@ def read_days(ctx: Context, hospital_id: str, dates_for):
     return reads.read_days(ctx.catalog, ctx.redis, hospital_id, dates_for)
 
 
-def get_hospital(ctx: Context, hospital_id: str) -> dict:
-    """The current configuration document; 404 hospital_not_found."""
+def get_hospital(ctx: Context, hospital_id: str, *, restore_version: bool = False) -> dict:
+    """The current configuration document; 404 hospital_not_found.
+
+    With `restore_version`, a version key Redis lost is put back (SET NX never overwrites an
+    edit's sentinel): the booking service revalidates through this endpoint, so its next
+    request brings the key back and later ones use their cached copies again.
+    """
     doc = ctx.repo.get(hospital_id)
     if doc is None:
         raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
+    if restore_version:
+        try:
+            versions.restore(ctx.redis, hospital_id, doc["version"])
+        except redis.RedisError:
+            pass  # readers go to the source while Redis is down
     return doc
 
 

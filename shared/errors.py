@@ -7,6 +7,8 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, request
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,13 @@ def _flatten_location(errors: dict) -> dict:
     return flat
 
 
+def _handle_database_down(exc: Exception) -> Response:
+    # A database error no layer turned into a domain error: the dependency is unavailable.
+    which = "Redis" if isinstance(exc, RedisError) else "the database"
+    log.warning("%s unavailable on %s %s: %s", which, request.method, request.path, exc)
+    return error_response(503, "service_unavailable", f"Temporarily unavailable: {which} is down")
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "An unexpected error occurred")
@@ -171,4 +180,6 @@ def register_error_handlers(app: Flask) -> None:
     """Route every error, from every layer, to the one JSON shape."""
     app.register_error_handler(DomainError, _handle_domain)
     app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(PyMongoError, _handle_database_down)
+    app.register_error_handler(RedisError, _handle_database_down)
     app.register_error_handler(Exception, _handle_unexpected)

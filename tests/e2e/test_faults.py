@@ -273,6 +273,9 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
     )
     assert Counter(a.status_code for a in answers) == {201: 1, 409: 5}
     assert len(confirmed(private, hid, day)) == 5
+    # the booking service's revalidation put the lost schedule version key back, so later
+    # bookings use their cached configuration again
+    assert private["redis"].get(keys.schedule_version_key(hid)) is not None
 
     # a day nobody books again is rebuilt by the reconciler: counts converge to MongoDB's
     other = next_weekday(0)

@@ -280,3 +280,26 @@ def test_require_auth_through_the_app(client):
     expired = issue_token(SECRET, -5, "u2", "a@example.com", "admin")
     resp = client.get("/admin", headers={"Authorization": f"Bearer {expired}"})
     assert_shape(resp, 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("error", "names"),
+    [
+        (lambda: __import__("pymongo.errors").errors.AutoReconnect("gone"), "database"),
+        (lambda: __import__("redis").exceptions.ConnectionError("gone"), "Redis"),
+    ],
+    ids=["mongodb", "redis"],
+)
+def test_a_database_error_no_layer_handled_is_a_503_not_a_500(error, names):
+    from shared.config import Config
+    from shared.web import create_base_app
+
+    app, _ = create_base_app("dbdown", "T", config=Config())
+
+    @app.get("/db")
+    def db():
+        raise error()
+
+    resp = app.test_client().get("/db")
+    body = assert_shape(resp, 503, "service_unavailable")
+    assert names in body["message"] and "Traceback" not in resp.text
