@@ -34,10 +34,14 @@ RUN pip install --no-deps . \
 WORKDIR /app
 USER 10001:10001
 
+# PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, so /metrics sums every
+# gunicorn worker. /dev/shm is the container's own tmpfs: empty at each container start, as the
+# directory must be (shared/metrics.py creates it).
 ENV PORT=8000 \
     APP_MODULE="gateway:create_app()" \
     WEB_CONCURRENCY=2 \
-    GUNICORN_THREADS=4
+    GUNICORN_THREADS=4 \
+    PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics
 EXPOSE 8000 8001 8002
 
 # Shell form so ${PORT} etc. are expanded at run time; exec makes gunicorn PID 1 so that it

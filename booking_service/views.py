@@ -7,12 +7,12 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from shared import keys, versions
+from shared import keys, metrics, versions
 from shared.auth import current_principal, require_auth
 from shared.availability import counts_view
 from shared.clock import utcnow
 from shared.counts import read_day_counts
-from shared.errors import InvalidDate
+from shared.errors import DomainError, InvalidDate
 from shared.schemas import ApiErrorSchema
 from shared.slots import parse_date
 from shared.web import json_response
@@ -102,23 +102,36 @@ class Appointments(MethodView):
     @appointments_blp.alt_response(503, schema=ApiErrorSchema)
     def post(self, body):
         """Book a place in a slot (patient for self or family; admin for anyone)."""
-        who = current_principal()
-        ctx = _ctx()
-        if not who.is_admin:
-            current_app.extensions["booking.limiter"].check_booking(who.user_id)
-        key = request.headers.get("Idempotency-Key")
-        now = utcnow()
-        if key is None:
-            return json_response(booking.book(ctx, who, body, now), 201)
-        status, answer, replayed = run_once(
-            current_app.extensions["booking.idempotency"],
-            who.user_id,
-            key,
-            body,
-            now,
-            lambda: booking.book(ctx, who, body, now),
-        )
-        return json_response(answer, status, {"Idempotent-Replayed": "true"} if replayed else None)
+        outcome: str | None = "internal_error"
+        try:
+            who = current_principal()
+            ctx = _ctx()
+            if not who.is_admin:
+                current_app.extensions["booking.limiter"].check_booking(who.user_id)
+            key = request.headers.get("Idempotency-Key")
+            now = utcnow()
+            if key is None:
+                answer = booking.book(ctx, who, body, now)
+                outcome = "confirmed"
+                return json_response(answer, 201)
+            status, answer, replayed = run_once(
+                current_app.extensions["booking.idempotency"],
+                who.user_id,
+                key,
+                body,
+                now,
+                lambda: booking.book(ctx, who, body, now),
+            )
+            # A replay answers an attempt already counted; it is not a new one.
+            outcome = None if replayed else "confirmed"
+            headers = {"Idempotent-Replayed": "true"} if replayed else None
+            return json_response(answer, status, headers)
+        except DomainError as exc:
+            outcome = exc.reason
+            raise
+        finally:
+            if outcome is not None:
+                metrics.count_booking(outcome)
 
     @require_auth()
     @appointments_blp.arguments(AppointmentListArgsSchema, location="query")

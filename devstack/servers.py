@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -316,9 +317,14 @@ class ServiceProcess(ManagedProcess):
         access_log: bool = False,
         health_path: str = "/healthz",
         ready_check: Callable[[], bool] | None = None,
+        metrics_dir: Path | None = None,
     ) -> None:
         self.name = name
         super().__init__(port, Path(log_dir) / f"{name}.log")
+        # prometheus-client's multiprocess files: one directory per service, emptied at start.
+        self.metrics_dir = Path(
+            metrics_dir if metrics_dir is not None else Path(log_dir) / "metrics" / name
+        ).resolve()
         self.app_spec = app_spec
         self.env = dict(env or {})
         self.workers = workers
@@ -348,7 +354,16 @@ class ServiceProcess(ManagedProcess):
         return cmd
 
     def environment(self) -> Mapping[str, str]:
-        return {**os.environ, **self.env}
+        # Ours always wins: a directory shared between services would mix their metrics.
+        return {**os.environ, **self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
+
+    def start(self) -> ServiceProcess:
+        """Empty the metrics directory (values of a previous run), then start."""
+        if not self.running:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        super().start()
+        return self
 
     def ready(self) -> bool:
         if self._ready_check is not None:

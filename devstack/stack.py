@@ -106,6 +106,7 @@ class Stack:
                     workers=self.workers,
                     threads=self.threads,
                     access_log=self.access_log,
+                    metrics_dir=self.data_dir / "metrics" / name,
                 )
                 # Registered before start() so a failed start is still cleaned up by stop().
                 self.services[name] = service

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
 
+from shared import metrics
 from shared.errors import BadGateway, GatewayTimeout, ServiceUnavailable
 
 # RFC 9110 section 7.6.1, plus what requests or werkzeug recompute themselves.
@@ -48,6 +50,8 @@ class Breaker:
     failures: int = 0
     opened_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Called with True when the circuit opens and False when it closes (under the lock).
+    on_change: Callable[[bool], None] | None = field(default=None, repr=False, compare=False)
 
     def allow(self) -> bool:
         """False while open; one trial request is let through after the cooldown."""
@@ -62,12 +66,16 @@ class Breaker:
     def record(self, ok: bool) -> None:
         """Count a success (closes) or a failure (opens at the threshold)."""
         with self.lock:
+            was_open = self.failures >= self.threshold
             if ok:
                 self.failures = 0
             else:
                 self.failures += 1
                 if self.failures >= self.threshold:
                     self.opened_at = time.monotonic()
+            is_open = self.failures >= self.threshold
+            if is_open != was_open and self.on_change is not None:
+                self.on_change(is_open)
 
     @property
     def state(self) -> str:
@@ -93,7 +101,12 @@ class Proxy:
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.breakers = {name: Breaker(breaker_threshold, breaker_cooldown) for name in urls}
+        self.breakers = {
+            name: Breaker(breaker_threshold, breaker_cooldown, on_change=_publisher(name))
+            for name in urls
+        }
+        for name in urls:
+            metrics.set_breaker_open(name, False)
 
     def forward(
         self, service: str, method: str, path_qs: str, headers: dict, body: bytes | None
@@ -101,6 +114,7 @@ class Proxy:
         """Send one request on; a connect error on a GET/HEAD is retried once."""
         breaker = self.breakers[service]
         if not breaker.allow():
+            metrics.count_upstream(service, "circuit_open")
             raise ServiceUnavailable(f"The {service} service is unavailable (circuit open)")
         url = self.urls[service] + path_qs
         attempts = 2 if method in ("GET", "HEAD") else 1
@@ -116,21 +130,33 @@ class Proxy:
                     stream=False,
                 )
             except requests.ConnectTimeout as exc:
+                metrics.count_upstream(service, "connect_timeout")
                 failure = GatewayTimeout(f"The {service} service did not answer in time")
                 cause = exc
             except requests.ConnectionError as exc:
+                metrics.count_upstream(service, "connect_error")
                 failure = ServiceUnavailable(f"The {service} service is unavailable")
                 cause = exc
             except requests.ReadTimeout as exc:
+                metrics.count_upstream(service, "read_timeout")
                 breaker.record(False)
                 raise GatewayTimeout(f"The {service} service did not answer in time") from exc
             except requests.RequestException as exc:
+                metrics.count_upstream(service, "error")
                 breaker.record(False)
                 raise BadGateway(f"The {service} service answered badly") from exc
             else:
+                metrics.count_upstream(service, resp.status_code)
                 breaker.record(resp.status_code < 500 or resp.status_code == 503)
                 return resp
             if attempt + 1 == attempts:
                 breaker.record(False)
                 raise failure from cause
         raise AssertionError("unreachable")
+
+
+def _publisher(upstream: str) -> Callable[[bool], None]:
+    def publish(is_open: bool) -> None:
+        metrics.set_breaker_open(upstream, is_open)
+
+    return publish

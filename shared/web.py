@@ -13,10 +13,13 @@ from collections.abc import Callable
 
 from flask import Flask, Request, Response, g, request
 from flask_smorest import Api
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
+from . import metrics
 from .config import Config
-from .errors import error_response, register_error_handlers
+from .errors import DomainError, error_response, register_error_handlers
 from .schemas import ApiErrorSchema
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -24,11 +27,43 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("slotbook.access")
 
 
+class _MaxBodyStream(LimitedStream):
+    """A body without Content-Length (chunked), read up to MAX_BODY_BYTES.
+
+    werkzeug's readall() stops at the limit without looking further, so a longer streamed
+    body would silently become its first MAX_BODY_BYTES bytes (then malformed JSON, or a
+    truncated body forwarded by the gateway). One more byte after the limit means 413.
+    """
+
+    def __init__(self, stream, limit: int) -> None:
+        super().__init__(stream, limit, is_max=True)
+        self._raw = stream
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._raw.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+
 class JsonRequest(Request):
     """Say plainly when a body is not JSON (Flask's message is generic outside debug)."""
 
     def on_json_loading_failed(self, e):
         raise BadRequest("Malformed JSON: the request body is not valid JSON")
+
+    @cached_property
+    def stream(self):
+        """The body stream; a streamed body over MAX_BODY_BYTES is 413, not truncated."""
+        limit = self.max_content_length
+        if (
+            limit is None
+            or self.content_length is not None
+            or "wsgi.input_terminated" not in self.environ
+            or self.shallow
+        ):
+            return super().stream
+        return _MaxBodyStream(self.environ["wsgi.input"], limit)
 
 
 class SlotbookApi(Api):
@@ -71,7 +106,9 @@ def create_base_app(
     app.json.compact = True
     api = SlotbookApi(app, spec_kwargs={"servers": [{"url": "/"}]}) if with_api else None
     register_error_handlers(app)
-    _install_request_id(app)
+    service = service_name(import_name)
+    _count_dependency_errors(app, service)
+    _install_request_id(app, service)
     _configure_logging()
     app.extensions["slotbook.readiness"] = {}
 
@@ -93,7 +130,16 @@ def create_base_app(
             )
         return json_response({"status": "ok", "checks": results})
 
+    @app.get("/metrics")
+    def prometheus_metrics():
+        return Response(metrics.render(), mimetype=None, content_type=metrics.CONTENT_TYPE)
+
     return app, api
+
+
+def service_name(import_name: str) -> str:
+    """The `service` label of an app: schedule, booking or gateway."""
+    return import_name.split(".")[0].removesuffix("_service")
 
 
 def add_readiness_check(app: Flask, name: str, check: Callable[[], object]) -> None:
@@ -109,7 +155,29 @@ def _probe(check: Callable[[], object]) -> str:
         return f"down: {type(exc).__name__}"
 
 
-def _install_request_id(app: Flask) -> None:
+def _count_dependency_errors(app: Flask, service: str) -> None:
+    """Wrap every exception handler: a failure (5xx) caused by Redis or MongoDB is counted."""
+    handlers = app.error_handler_spec[None][None]
+    for cls, inner in list(handlers.items()):
+
+        def counting(exc, _inner=inner):
+            if _status(exc) >= 500 and (dependency := metrics.dependency_of(exc)) is not None:
+                metrics.count_dependency_error(service, dependency)
+            return _inner(exc)
+
+        app.register_error_handler(cls, counting)
+
+
+def _status(exc: BaseException) -> int:
+    # Only failures count: a 409 raised from a DuplicateKeyError is the database working.
+    if isinstance(exc, DomainError):
+        return exc.status
+    if isinstance(exc, HTTPException):
+        return exc.code or 500
+    return 500
+
+
+def _install_request_id(app: Flask, service: str) -> None:
     @app.before_request
     def assign_request_id():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
@@ -121,9 +189,15 @@ def _install_request_id(app: Flask) -> None:
         rid = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = rid
         started = g.get("started")
-        if started is not None and access_log.isEnabledFor(logging.INFO):
+        if started is None:
+            return response
+        elapsed = time.perf_counter() - started
+        rule = request.url_rule.rule if request.url_rule else None
+        metrics.observe_request(
+            service, request.method, rule or metrics.UNMATCHED, response.status_code, elapsed
+        )
+        if access_log.isEnabledFor(logging.INFO):
             principal = g.get("principal")
-            rule = request.url_rule.rule if request.url_rule else None
             access_log.info(
                 json.dumps(
                     {
@@ -132,7 +206,7 @@ def _install_request_id(app: Flask) -> None:
                         "route": rule,
                         "path": request.path,
                         "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                         "user_id": principal.user_id if principal else None,
                     },
                     separators=(",", ":"),
