@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -128,3 +129,29 @@ def assert_error_shape(resp: requests.Response, status: int, reason: str | None 
     if reason is not None:
         assert body["error"] == reason, body
     return body
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1) -> float:
+    """Seconds until `predicate()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def create_hospital(admin: Api, capacity: int) -> str:
+    """A new hospital open every day, 09:00-12:00, `capacity` places a slot; its id."""
+    resp = admin.post(
+        "/api/dynamic-slots/hospitals", hospital_doc(max_appointments_per_slot=capacity)
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()["hospital_id"]
+
+
+def confirmed_in(db, hospital_id: str, day) -> list[dict]:
+    """MongoDB's truth: the confirmed appointments of a hospital-day."""
+    return list(
+        db.appointments.find({"hospital_id": hospital_id, "date": str(day), "status": "confirmed"})
+    )

@@ -23,7 +23,15 @@ from shared import keys
 from shared.config import Config
 from shared.errors import ServiceUnavailable
 from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, assert_error_shape, booking, hospital_doc, next_weekday
+from tests.helpers import (
+    Api,
+    assert_error_shape,
+    booking,
+    confirmed_in,
+    create_hospital,
+    next_weekday,
+    wait_until,
+)
 
 CAPACITY = 15
 
@@ -74,37 +82,9 @@ def admin(private) -> Api:
     return Api(private["stack"].gateway_url).login("portal@drhelal.com", "123456")
 
 
-def new_hospital(admin: Api, capacity: int = CAPACITY) -> str:
-    """A hospital open every day, 09:00-12:00, `capacity` places a slot."""
-    resp = admin.post(
-        "/api/dynamic-slots/hospitals", hospital_doc(max_appointments_per_slot=capacity)
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()["hospital_id"]
-
-
-def confirmed(private, hid: str, day) -> list[dict]:
-    """MongoDB's truth: the confirmed appointments of a hospital-day."""
-    return list(
-        private["db"].appointments.find(
-            {"hospital_id": hid, "date": str(day), "status": "confirmed"}
-        )
-    )
-
-
 def redis_booked(private, hid: str, day, slot: str) -> int:
     """What the capacity records say is booked."""
     return len(private["redis"].hgetall(keys.holds_key(hid, str(day), slot)))
-
-
-def wait_until(predicate, timeout: float, step: float = 0.1) -> float:
-    """Seconds until `predicate()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
@@ -120,7 +100,7 @@ def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
 
 
 def test_a_200_concurrent_requests_for_the_last_5_places_across_processes(private, admin):
-    hid, day = new_hospital(admin), next_weekday(6)
+    hid, day = create_hospital(admin, CAPACITY), next_weekday(6)
     for _ in range(CAPACITY - 5):
         assert admin.post("/api/appointments", booking(hid, day, "10:00")).status_code == 201
     reqs = [booking(hid, day, "10:00") for _ in range(200)]
@@ -129,7 +109,7 @@ def test_a_200_concurrent_requests_for_the_last_5_places_across_processes(privat
     statuses = Counter(a.status_code for a in answers)
     assert statuses == {201: 5, 409: 195}, statuses
     assert {a.json()["error"] for a in answers if a.status_code == 409} == {"slot_full"}
-    truth = confirmed(private, hid, day)
+    truth = confirmed_in(private["db"], hid, day)
     assert len(truth) == CAPACITY
     assert sorted(a["serial"] for a in truth) == list(range(1, CAPACITY + 1))
     assert redis_booked(private, hid, day, "10:00") == CAPACITY
@@ -146,7 +126,7 @@ def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admi
         def confirm(self, *args, **kwargs):
             raise AutoReconnect("injected: MongoDB went away after the reservation")
 
-    hid, day = new_hospital(admin, capacity=2), next_weekday(6)
+    hid, day = create_hospital(admin, 2), next_weekday(6)
     app = booking_service.create_app(private["config"], start_reconciler=False)
     ctx = app.extensions["booking.ctx"]
     ctx.appointments = ConfirmFails(app.extensions["slotbook.db"])
@@ -203,7 +183,7 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     from booking_service.repository import AppointmentRepository, serial_guard
     from shared.clock import utcnow
 
-    hid, day = new_hospital(admin, capacity=1), next_weekday(6)
+    hid, day = create_hospital(admin, 1), next_weekday(6)
     cfg = private["config"]
     proc = subprocess.run(
         [
@@ -254,12 +234,12 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     assert_error_shape(
         admin.post("/api/appointments", booking(hid, day, "11:00")), 409, "slot_full"
     )
-    assert len(confirmed(private, hid, day)) == 1
+    assert len(confirmed_in(private["db"], hid, day)) == 1
 
 
 @pytest.mark.parametrize("how", ["flushall", "restart_without_persistence"])
 def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, admin, how):
-    hid, day = new_hospital(admin, capacity=5), next_weekday(6)
+    hid, day = create_hospital(admin, 5), next_weekday(6)
     for _ in range(4):
         assert admin.post("/api/appointments", booking(hid, day, "10:00")).status_code == 201
     if how == "flushall":
@@ -272,7 +252,7 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
         admin, private["booking_urls"], [booking(hid, day, "10:00") for _ in range(6)], workers=6
     )
     assert Counter(a.status_code for a in answers) == {201: 1, 409: 5}
-    assert len(confirmed(private, hid, day)) == 5
+    assert len(confirmed_in(private["db"], hid, day)) == 5
     # the booking service's revalidation put the lost schedule version key back, so later
     # bookings use their cached configuration again
     assert private["redis"].get(keys.schedule_version_key(hid)) is not None
@@ -300,7 +280,7 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
 
 
 def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
-    hid, day = new_hospital(admin, capacity=5), next_weekday(6)
+    hid, day = create_hospital(admin, 5), next_weekday(6)
     assert admin.post("/api/appointments", booking(hid, day, "09:00")).status_code == 201
     gateway = Api(private["stack"].gateway_url)
     private["redis_server"].stop()
@@ -334,4 +314,4 @@ def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
         timeout=20,
         step=0.5,
     )
-    assert len(confirmed(private, hid, day)) == 2
+    assert len(confirmed_in(private["db"], hid, day)) == 2

@@ -34,7 +34,7 @@ from pymongo.database import Database
 from devstack.servers import MongoServer, RedisServer, ServiceProcess
 from devstack.stack import Stack
 from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, hospital_doc
+from tests.helpers import Api, hospital_doc, wait_until
 
 THREADS = 8
 CAPACITY = 3
@@ -222,16 +222,6 @@ def run_threads(worker: Callable[[int], None], count: int, limit: float) -> floa
         t.join(timeout=max(0.0, limit - (time.monotonic() - started)))
     alive = [t.name for t in threads if t.is_alive()]
     assert not alive, f"load threads still running after {limit} s: {alive}"
-    return time.monotonic() - started
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.25) -> float:
-    """Seconds until `predicate()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
     return time.monotonic() - started
 
 

@@ -6,7 +6,6 @@ Every Lua script's keys share one hash tag `{hospital:date}` and the epoch/warmi
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -21,7 +20,14 @@ from devstack.servers import port_in_use
 from devstack.stack import Stack
 from shared import keys
 from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, booking, hospital_doc, next_weekday
+from tests.helpers import (
+    Api,
+    booking,
+    confirmed_in,
+    create_hospital,
+    next_weekday,
+    wait_until,
+)
 
 CAPACITY = 15
 
@@ -62,24 +68,6 @@ def admin(system) -> Api:
     return Api(system["stack"].gateway_url).login("portal@drhelal.com", "123456")
 
 
-def new_hospital(admin: Api, capacity: int = CAPACITY) -> str:
-    """A hospital open every day, 09:00-12:00, `capacity` places a slot."""
-    resp = admin.post(
-        "/api/dynamic-slots/hospitals", hospital_doc(max_appointments_per_slot=capacity)
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()["hospital_id"]
-
-
-def confirmed(system, hid: str, day) -> list[dict]:
-    """MongoDB's truth: the confirmed appointments of a hospital-day."""
-    return list(
-        system["db"].appointments.find(
-            {"hospital_id": hid, "date": str(day), "status": "confirmed"}
-        )
-    )
-
-
 def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
     """Send bookings concurrently, spread over the given base URLs."""
     clients = [Api(url, admin.token) for url in urls]
@@ -90,16 +78,6 @@ def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(send, enumerate(reqs)))
-
-
-def wait_until(predicate, timeout: float, step: float = 0.1) -> float:
-    """Seconds until `predicate()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def flush_every_master(client: RedisCluster) -> None:
@@ -139,7 +117,7 @@ def test_one_hospital_day_lands_on_one_slot(system, cluster):
 
 
 def test_200_concurrent_requests_for_the_last_5_places(system, admin):
-    hid, day = new_hospital(admin), next_weekday(6)
+    hid, day = create_hospital(admin, CAPACITY), next_weekday(6)
     for _ in range(CAPACITY - 5):
         assert admin.post("/api/appointments", booking(hid, day, "10:00")).status_code == 201
     stack = system["stack"]
@@ -149,14 +127,14 @@ def test_200_concurrent_requests_for_the_last_5_places(system, admin):
     print(f"\ncluster: 200 concurrent bookings for the last 5 places -> {dict(statuses)}")
     assert statuses == {201: 5, 409: 195}, statuses
     assert {a.json()["error"] for a in answers if a.status_code == 409} == {"slot_full"}
-    truth = confirmed(system, hid, day)
+    truth = confirmed_in(system["db"], hid, day)
     assert len(truth) == CAPACITY
     assert sorted(a["serial"] for a in truth) == list(range(1, CAPACITY + 1))
     assert len(system["redis"].hgetall(keys.holds_key(hid, str(day), "10:00"))) == CAPACITY
 
 
 def test_reads_show_live_counts(system, admin):
-    hid = new_hospital(admin, capacity=5)
+    hid = create_hospital(admin, 5)
     first, second = next_weekday(6), next_weekday(1)
     plan = {(first, "09:00"): 2, (first, "11:00"): 1, (second, "10:00"): 3}
     for (day, slot), n in plan.items():
@@ -207,7 +185,7 @@ def test_reads_show_live_counts(system, admin):
 
 
 def test_cancel_edit_and_limits_on_the_cluster(system, admin):
-    hid, day = new_hospital(admin, capacity=1), next_weekday(6)
+    hid, day = create_hospital(admin, 1), next_weekday(6)
     gateway = Api(system["stack"].gateway_url)
     patient = gateway.new_patient()  # limited: its bookings go through the limiter's pipeline
     made = patient.post("/api/appointments", booking(hid, day, "09:00"))
@@ -238,7 +216,7 @@ def test_cancel_edit_and_limits_on_the_cluster(system, admin):
 
 
 def test_flushall_on_every_master_never_overbooks_and_counts_converge(system, admin):
-    hid, day = new_hospital(admin, capacity=5), next_weekday(6)
+    hid, day = create_hospital(admin, 5), next_weekday(6)
     for _ in range(4):
         assert admin.post("/api/appointments", booking(hid, day, "10:00")).status_code == 201
     client = system["redis"]
@@ -253,7 +231,7 @@ def test_flushall_on_every_master_never_overbooks_and_counts_converge(system, ad
     statuses = Counter(a.status_code for a in answers)
     print(f"\ncluster: 6 bookings for the last place after FLUSHALL -> {dict(statuses)}")
     assert statuses == {201: 1, 409: 5}, statuses
-    truth = confirmed(system, hid, day)
+    truth = confirmed_in(system["db"], hid, day)
     assert len(truth) == 5
     assert sorted(a["serial"] for a in truth) == [1, 2, 3, 4, 5]
 
