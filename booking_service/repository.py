@@ -24,15 +24,13 @@ from shared.slots import iso_utc
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
 ACTIVE = (PENDING, CONFIRMED)
+VISIBLE = (CONFIRMED, CANCELLED)
 
 
 def epoch_ms(moment: datetime) -> int:
     """An instant as integer milliseconds. Times written by updates are kept as numbers:
     nx-27017 turns datetimes written by `$set` into strings, which no range query matches."""
     return int(moment.timestamp() * 1000)
-
-
-VISIBLE = (CONFIRMED, CANCELLED)
 
 
 def ensure_indexes(db: Database) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import requests
+from urllib3.exceptions import HTTPError
 
 from .proxy import Proxy
 
@@ -21,10 +21,8 @@ def merged_openapi(proxy: Proxy) -> dict:
     }
     for name, base in proxy.urls.items():
         try:
-            resp = proxy.session.get(base + "/openapi.json", timeout=proxy.timeout)
-            resp.raise_for_status()
-            doc = resp.json()
-        except (requests.RequestException, ValueError):
+            doc = proxy.get(base + "/openapi.json", timeout=proxy.timeout[1]).json()
+        except (HTTPError, ValueError):
             merged.setdefault("x-unavailable", []).append(name)
             continue
         merged["paths"].update(doc.get("paths", {}))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import redis
 
-from shared import versions
+from shared import keys, versions
 from shared.auth import Principal
 from shared.errors import (
     HospitalExists,
@@ -39,22 +39,23 @@ def read_days(ctx: Context, hospital_id: str, dates_for):
     return reads.read_days(ctx.catalog, ctx.redis, hospital_id, dates_for)
 
 
-def get_hospital(ctx: Context, hospital_id: str, *, restore_version: bool = False) -> dict:
-    """The current configuration document; 404 hospital_not_found.
-
-    With `restore_version`, a version key Redis lost is put back (SET NX never overwrites an
-    edit's sentinel): the booking service revalidates through this endpoint, so its next
-    request brings the key back and later ones use their cached copies again.
-    """
+def get_hospital(ctx: Context, hospital_id: str) -> dict:
+    """The configuration document as MongoDB holds it now; 404 hospital_not_found."""
     doc = ctx.repo.get(hospital_id)
     if doc is None:
         raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
-    if restore_version:
-        try:
-            versions.restore(ctx.redis, hospital_id, doc["version"])
-        except redis.RedisError:
-            pass  # readers go to the source while Redis is down
     return doc
+
+
+def current_hospital(ctx: Context, hospital_id: str) -> dict:
+    """The current configuration, from this process's cache while the published version
+    matches; like every read through the catalog, it restores a version key Redis lost, so
+    the booking service's revalidation through this endpoint brings the key back."""
+    try:
+        version_raw = ctx.redis.get(keys.schedule_version_key(hospital_id))
+    except redis.RedisError:
+        return ctx.catalog.resolve(hospital_id, None, redis_ok=False).doc
+    return ctx.catalog.resolve(hospital_id, version_raw).doc
 
 
 def _validated(body: dict, hospital_id: str | None) -> dict:

@@ -89,7 +89,7 @@ class HospitalById(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema)
     def get(self, hospital_id):
         """One hospital's configuration, with its ETag."""
-        hospital = service.get_hospital(_ctx(), hospital_id, restore_version=True)
+        hospital = service.current_hospital(_ctx(), hospital_id)
         etag = _etag_of(hospital)
         return _not_modified(etag) or json_response(hospital, headers={"ETag": etag})
 

@@ -57,10 +57,15 @@ def get_redis() -> redis.Redis:
     return current_app.extensions["slotbook.redis"]
 
 
+def is_cluster(client: redis.Redis) -> bool:
+    """True for a Redis Cluster client."""
+    return hasattr(client, "get_nodes")
+
+
 def redis_ping(client: redis.Redis) -> None:
     """Raise unless Redis answers; on a cluster every primary must answer (one PING reaches
     only one node, and the others hold the rest of the slots)."""
-    if hasattr(client, "get_nodes"):
+    if is_cluster(client):
         replies = client.ping(target_nodes=client.PRIMARIES)
         if not replies:
             raise redis.ConnectionError("no Redis Cluster primary answered")

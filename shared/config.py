@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from . import clock
+
 DEFAULT_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
 DEFAULT_ADMIN_EMAIL = "portal@drhelal.com"
 DEFAULT_ADMIN_PASSWORD = "123456"
@@ -130,7 +132,7 @@ class Config:
             raise RuntimeError(
                 "APP_ENV=production needs JWT_SECRET (32+ characters), not the default"
             )
-        if os.environ.get("CLOCK_OFFSET_SECONDS", "0") not in ("", "0"):
+        if clock.offset_seconds():
             raise RuntimeError("APP_ENV=production refuses CLOCK_OFFSET_SECONDS (tests only)")
         if self.admin_password == DEFAULT_ADMIN_PASSWORD:
             raise RuntimeError("APP_ENV=production refuses the default ADMIN_PASSWORD")

@@ -6,6 +6,7 @@ import redis
 from redis.commands.core import Script
 
 from . import keys
+from .clients import is_cluster
 
 # One read-only call for a whole calendar: a single reply instead of one per day, which
 # halves the service's cost of a 60-day calendar. Reads only the keys it is given.
@@ -20,20 +21,13 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
-_scripts: dict[int, Script] = {}
-
-
-def _read_all(client: redis.Redis) -> Script:
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_READ_ALL)
-    return script
+_read_all: Script | None = None
 
 
 def _fetch(client, days_keys: list[str], extra: list[str]) -> tuple[list, object, list]:
     """(extra values, epoch value, raw day hashes as flat or dict replies)."""
     head = [*extra, keys.EPOCH_KEY]
-    if getattr(client, "cluster_enabled", None) or hasattr(client, "get_nodes"):
+    if is_cluster(client):
         # On a cluster the days live on different slots: a pipeline, still one round trip
         # per node.
         pipe = client.pipeline(transaction=False)
@@ -43,7 +37,10 @@ def _fetch(client, days_keys: list[str], extra: list[str]) -> tuple[list, object
             pipe.hgetall(key)
         results = pipe.execute()
     else:
-        results = _read_all(client)(keys=head + days_keys, args=[len(head)])
+        global _read_all
+        if _read_all is None:  # one Script (its SHA); each call runs on the given client
+            _read_all = client.register_script(_READ_ALL)
+        results = _read_all(keys=head + days_keys, args=[len(head)], client=client)
     return results[: len(extra)], results[len(extra)], results[len(head) :]
 
 

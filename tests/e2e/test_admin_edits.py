@@ -74,11 +74,18 @@ def test_overrides_close_a_day_with_a_reason_and_open_a_closed_weekday(admin, ga
     opened = gateway.get(f"/api/dynamic-slots/available/{hid}/{extra_day}").json()
     assert opened["status"] == "open" and [s["start"] for s in opened["slots"]] == ["18:00"]
     assert opened["slots"][0]["capacity"] == 2
-    neighbour = gateway.get(
-        f"/api/dynamic-slots/available/{hid}/"
-        f"{next_weekday(3, after=(closed_day - next_weekday(0, after=0)).days)}"
-    )
-    assert neighbour.json()["status"] in ("open", "beyond_booking_window")
+    # overrides do not leak into the neighbouring days
+    from datetime import timedelta
+
+    def slots_on(day):
+        body = gateway.get(f"/api/dynamic-slots/available/{hid}/{day}").json()
+        return body["status"], [s["start"] for s in body["slots"]]
+
+    regular = ["09:00", "10:00", "11:00"]
+    assert slots_on(closed_day - timedelta(days=1)) == ("open", regular)
+    assert slots_on(closed_day + timedelta(days=1)) == ("open", regular)
+    assert slots_on(extra_day + timedelta(days=1)) == ("open", regular)
+    assert slots_on(extra_day + timedelta(days=7)) == ("closed", [])  # Fridays: not scheduled
 
 
 def test_removing_a_booked_slot_is_a_conflict_unless_forced(admin, gateway, hospital):

@@ -262,7 +262,6 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
     for _ in range(3):
         assert admin.post("/api/appointments", booking(hid, other, "09:00")).status_code == 201
     private["redis"].flushall()
-    flushed = time.monotonic()
     gateway = Api(private["stack"].gateway_url)
 
     def shows_truth():
@@ -276,7 +275,6 @@ def test_d_redis_losing_its_data_never_overbooks_and_counts_converge(private, ad
     )
     unknown_or_true = gateway.get(f"/api/availability/{hid}/{other}").json()
     assert unknown_or_true["slots"]["09:00"]["booked"] == 3
-    _ = flushed
 
 
 def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
@@ -315,3 +313,24 @@ def test_e_redis_down_fails_fast_and_writes_nothing(private, admin):
         step=0.5,
     )
     assert len(confirmed_in(private["db"], hid, day)) == 2
+
+
+def test_a_past_appointment_cannot_be_cancelled(private, admin):
+    """422 appointment_in_past once the slot has started; the appointment stays confirmed."""
+    from datetime import timedelta
+
+    import booking_service
+    from booking_service import booking as service
+    from shared.auth import Principal
+    from shared.clock import utcnow
+    from shared.errors import AppointmentInPast
+
+    hid, day = create_hospital(admin, 2), next_weekday(6)
+    made = admin.post("/api/appointments", booking(hid, day, "09:00")).json()
+    app = booking_service.create_app(private["config"], start_reconciler=False)
+    ctx = app.extensions["booking.ctx"]
+    who = Principal("tester", "t@example.com", "admin")
+    with pytest.raises(AppointmentInPast) as raised:
+        service.cancel(ctx, who, made["appointment_id"], utcnow() + timedelta(days=10))
+    assert (raised.value.status, raised.value.reason) == (422, "appointment_in_past")
+    assert str(confirmed_in(private["db"], hid, day)[0]["_id"]) == made["appointment_id"]
