@@ -37,8 +37,11 @@ USER 10001:10001
 # PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, so /metrics sums every
 # gunicorn worker. /dev/shm is the container's own tmpfs: empty at each container start, as the
 # directory must be (shared/metrics.py creates it).
+# WORKER_CLASS: the gateway is an aiohttp app (aiohttp.GunicornWebWorker); the two services are
+# WSGI apps on gthread workers (GUNICORN_THREADS each), as docker-compose.yml runs them.
 ENV PORT=8000 \
     APP_MODULE="gateway:create_app()" \
+    WORKER_CLASS="aiohttp.GunicornWebWorker" \
     WEB_CONCURRENCY=2 \
     GUNICORN_THREADS=4 \
     PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics
@@ -46,6 +49,6 @@ EXPOSE 8000 8001 8002
 
 # Shell form so ${PORT} etc. are expanded at run time; exec makes gunicorn PID 1 so that it
 # receives SIGTERM from `docker stop` and shuts down gracefully. Never --preload.
-CMD exec gunicorn "${APP_MODULE}" --bind "0.0.0.0:${PORT}" --worker-class gthread \
+CMD exec gunicorn "${APP_MODULE}" --bind "0.0.0.0:${PORT}" --worker-class "${WORKER_CLASS}" \
     --workers "${WEB_CONCURRENCY}" --threads "${GUNICORN_THREADS}" \
     --worker-tmp-dir /dev/shm --graceful-timeout 25 --no-control-socket --access-logfile -

@@ -299,7 +299,8 @@ class MongoServer(ManagedProcess):
 
 
 class ServiceProcess(ManagedProcess):
-    """One WSGI app served by gunicorn (gthread workers) as a child process."""
+    """One app served by gunicorn as a child process: a WSGI app on gthread workers, or an
+    aiohttp app on `aiohttp.GunicornWebWorker` (the gateway)."""
 
     start_timeout = 30.0
     # Longer than gunicorn's --graceful-timeout so in-flight requests can finish first.
@@ -318,8 +319,10 @@ class ServiceProcess(ManagedProcess):
         health_path: str = "/healthz",
         ready_check: Callable[[], bool] | None = None,
         metrics_dir: Path | None = None,
+        worker_class: str = "gthread",
     ) -> None:
         self.name = name
+        self.worker_class = worker_class
         super().__init__(port, Path(log_dir) / f"{name}.log")
         # prometheus-client's multiprocess files: one directory per service, emptied at start.
         self.metrics_dir = Path(
@@ -344,11 +347,12 @@ class ServiceProcess(ManagedProcess):
             sys.executable, "-m", "gunicorn", self.app_spec,
             "-b", f"127.0.0.1:{self.port}",
             "--workers", str(self.workers),
-            "--threads", str(self.threads),
-            "--worker-class", "gthread",
+            "--worker-class", self.worker_class,
             "--graceful-timeout", "20",
             "--timeout", "60",
         ]  # fmt: skip
+        if self.worker_class == "gthread":
+            cmd += ["--threads", str(self.threads)]
         if self.access_log:
             cmd += ["--access-logfile", "-"]
         return cmd

@@ -16,6 +16,8 @@ SERVICE_APPS = {
     "booking": "booking_service:create_app()",
     "gateway": "gateway:create_app()",
 }
+# gunicorn worker class per service (default gthread): the gateway is an aiohttp app.
+WORKER_CLASSES = {"gateway": "aiohttp.GunicornWebWorker"}
 SEED_TIMEOUT_SECONDS = 120
 
 
@@ -107,6 +109,7 @@ class Stack:
                     threads=self.threads,
                     access_log=self.access_log,
                     metrics_dir=self.data_dir / "metrics" / name,
+                    worker_class=WORKER_CLASSES.get(name, "gthread"),
                 )
                 # Registered before start() so a failed start is still cleaned up by stop().
                 self.services[name] = service

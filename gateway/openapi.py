@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from urllib3.exceptions import HTTPError
+from aiohttp import ClientError
 
 from .proxy import Proxy
 
 SWAGGER_UI = "https://unpkg.com/swagger-ui-dist@5"
 
 
-def merged_openapi(proxy: Proxy) -> dict:
+async def merged_openapi(proxy: Proxy) -> dict:
     """Both services' documents as one (paths and component schemas merged)."""
     merged: dict = {
         "openapi": "3.0.3",
@@ -21,8 +21,11 @@ def merged_openapi(proxy: Proxy) -> dict:
     }
     for name, base in proxy.urls.items():
         try:
-            doc = proxy.get(base + "/openapi.json", timeout=proxy.timeout[1]).json()
-        except (HTTPError, ValueError):
+            doc = await proxy.get_json(base + "/openapi.json", timeout=proxy.timeout[1])
+        except (TimeoutError, ClientError, ValueError):
+            merged.setdefault("x-unavailable", []).append(name)
+            continue
+        if not isinstance(doc, dict):
             merged.setdefault("x-unavailable", []).append(name)
             continue
         merged["paths"].update(doc.get("paths", {}))

@@ -92,6 +92,12 @@ _HTTP_REASONS = {
 }
 
 
+def http_reason(status: int) -> str:
+    """The `error` reason of a plain HTTP failure with this status (e.g. 405)."""
+    words = "".join(c if c.isalnum() else " " for c in HTTPStatus(status).phrase.lower())
+    return _HTTP_REASONS.get(status) or "_".join(words.split())
+
+
 def error_body(
     status: int, reason: str, message: str, errors: dict | None = None, /, **extra
 ) -> dict:

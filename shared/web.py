@@ -109,7 +109,7 @@ def create_base_app(
     service = service_name(import_name)
     _count_dependency_errors(app, service)
     _install_request_id(app, service)
-    _configure_logging()
+    configure_logging()
     app.extensions["slotbook.readiness"] = {}
 
     @app.get("/healthz")
@@ -135,6 +135,11 @@ def create_base_app(
         return Response(metrics.render(), mimetype=None, content_type=metrics.CONTENT_TYPE)
 
     return app, api
+
+
+def request_id(incoming: str | None) -> str:
+    """The caller's X-Request-ID when it is safe to log and pass on, else a new one."""
+    return incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
 
 
 def service_name(import_name: str) -> str:
@@ -180,8 +185,7 @@ def _status(exc: BaseException) -> int:
 def _install_request_id(app: Flask, service: str) -> None:
     @app.before_request
     def assign_request_id():
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         g.started = time.perf_counter()
 
     @app.after_request
@@ -218,7 +222,7 @@ def _install_request_id(app: Flask, service: str) -> None:
 _logging_ready = False
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     """JSON lines on stderr; one access line per request (no bodies, tokens or phones)."""
     global _logging_ready
     if _logging_ready:

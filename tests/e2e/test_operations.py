@@ -9,6 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.servers import ServiceProcess, free_port
+from devstack.stack import WORKER_CLASSES
 from tests.helpers import Api, assert_error_shape, booking, next_weekday
 
 BREAKER_THRESHOLD = 3
@@ -123,7 +124,7 @@ def half_gateway(stack, tmp_path_factory):
         tmp_path_factory.mktemp("half-gateway"),
         env=env,
         workers=1,  # the breaker is per process: one process makes it deterministic
-        threads=2,
+        worker_class=WORKER_CLASSES["gateway"],
     ).start()
     try:
         yield Api(process.url)

@@ -6,9 +6,12 @@ import socket
 import threading
 import time
 
+import requests
+
 import gateway
 from devstack.servers import free_port
 from shared.config import Config
+from tests.helpers import assert_error_shape, serve_in_thread
 
 
 def _slow_server(delay: float) -> tuple[str, socket.socket]:
@@ -31,23 +34,24 @@ def _slow_server(delay: float) -> tuple[str, socket.socket]:
 
 def test_a_slow_service_is_a_504_within_the_read_timeout():
     url, sock = _slow_server(delay=5)
+    app = gateway.create_app(Config(schedule_service_url=url, upstream_read_timeout=0.3))
     try:
-        app = gateway.create_app(Config(schedule_service_url=url, upstream_read_timeout=0.3))
-        started = time.monotonic()
-        resp = app.test_client().post("/api/dynamic-slots/hospitals", json={})
-        took = time.monotonic() - started
-        assert resp.status_code == 504, resp.data
-        assert resp.json["error"] == "gateway_timeout" and resp.json["code"] == 504
-        assert took < 3  # bounded by the read timeout, not the service's 5 s
+        with serve_in_thread(app) as base:
+            started = time.monotonic()
+            resp = requests.post(base + "/api/dynamic-slots/hospitals", json={}, timeout=10)
+            took = time.monotonic() - started
+            assert_error_shape(resp, 504, "gateway_timeout")
+            assert took < 3  # bounded by the read timeout, not the service's 5 s
     finally:
         sock.close()
 
 
 def test_a_service_that_is_down_is_a_503_and_the_breaker_then_fails_fast():
     dead = f"http://127.0.0.1:{free_port()}"
-    app = gateway.create_app(Config(booking_service_url=dead))
-    client = app.test_client()
-    answers = [client.get("/api/availability/gomoti/2026-11-28") for _ in range(6)]
+    with serve_in_thread(gateway.create_app(Config(booking_service_url=dead))) as base:
+        answers = [
+            requests.get(base + "/api/availability/gomoti/2026-11-28", timeout=10) for _ in range(6)
+        ]
     assert {a.status_code for a in answers} == {503}
-    assert all(a.json["error"] == "service_unavailable" for a in answers)
-    assert "circuit open" in answers[-1].json["message"]
+    assert all(a.json()["error"] == "service_unavailable" for a in answers)
+    assert "circuit open" in answers[-1].json()["message"]

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from devstack.stack import WORKER_CLASSES
+
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,9 +312,8 @@ def test_app_command_serves_an_existing_factory(
     init = package_dir / "__init__.py"
     assert init.is_file(), f"{init} does not exist"
     assert re.search(r"\bcreate_app\b", init.read_text(encoding="utf-8")), f"{init}: no create_app"
-    assert option_value(command, "--worker-class") in ("gthread",) or (
-        option_value(command, "-k") == "gthread"
-    ), f"{name}: gthread workers"
+    worker_class = option_value(command, "--worker-class") or option_value(command, "-k")
+    assert worker_class == WORKER_CLASSES.get(name, "gthread"), f"{name}: {worker_class}"
     assert "--preload" not in command, f"{name}: --preload is not allowed"
 
 

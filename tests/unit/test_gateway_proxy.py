@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from werkzeug.datastructures import Headers
+from multidict import CIMultiDict
 
-from gateway.proxy import Breaker, strip_hop_by_hop
+from gateway.proxy import RESPONSE_HOP_BY_HOP, Breaker, strip_hop_by_hop
 from gateway.routes import BOOKING, SCHEDULE, route
 
 # --- strip_hop_by_hop ---------------------------------------------------------------------
@@ -30,7 +30,7 @@ def test_strip_hop_by_hop_drops_transport_headers_and_keeps_end_to_end():
         "Content-Type": "application/json",
         "If-None-Match": '"v2"',
     }
-    assert strip_hop_by_hop(headers) == {
+    assert dict(strip_hop_by_hop(headers)) == {
         "Authorization": "Bearer abc",
         "ETag": '"v3"',
         "X-Request-ID": "req-1",
@@ -48,19 +48,31 @@ def test_strip_hop_by_hop_is_case_insensitive():
         "X-Bar": "2",
         "x-request-id": "r",
     }
-    assert strip_hop_by_hop(headers) == {"x-request-id": "r"}
+    assert dict(strip_hop_by_hop(headers)) == {"x-request-id": "r"}
 
 
-def test_strip_hop_by_hop_accepts_werkzeug_headers():
-    headers = Headers(
+def test_strip_hop_by_hop_keeps_repeated_headers():
+    headers = CIMultiDict(
         [
             ("Host", "x"),
             ("Connection", "close"),
-            ("Authorization", "Bearer t"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
             ("X-Request-ID", "abc"),
         ]
     )
-    assert strip_hop_by_hop(headers) == {"Authorization": "Bearer t", "X-Request-ID": "abc"}
+    kept = strip_hop_by_hop(headers)
+    assert kept.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert [key for key, _ in kept.items()] == ["Set-Cookie", "Set-Cookie", "X-Request-ID"]
+
+
+def test_responses_keep_their_content_encoding_requests_do_not():
+    headers = {"Content-Encoding": "gzip", "Content-Length": "10", "ETag": "e"}
+    assert dict(strip_hop_by_hop(headers)) == {"ETag": "e"}
+    assert dict(strip_hop_by_hop(headers, RESPONSE_HOP_BY_HOP)) == {
+        "Content-Encoding": "gzip",
+        "ETag": "e",
+    }
 
 
 def test_strip_hop_by_hop_does_not_modify_input():

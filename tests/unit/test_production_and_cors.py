@@ -1,10 +1,12 @@
-"""Production guards of the configuration, and the gateway's CORS (no servers needed)."""
+"""Production guards of the configuration, and the gateway's CORS (the gateway in-process)."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 
 from shared.config import DEFAULT_ADMIN_PASSWORD, DEFAULT_JWT_SECRET, Config
+from tests.helpers import serve_in_thread
 
 GOOD_SECRET = "s" * 40
 
@@ -52,18 +54,20 @@ def test_secrets_can_come_from_files(tmp_path, monkeypatch):
     assert Config.from_env().jwt_secret == GOOD_SECRET
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cors_gateway():
+    """The gateway app, served in this process (its services are never reached here)."""
     import gateway
 
-    app = gateway.create_app(Config(cors_origins=["https://app.example"]))
-    return app.test_client()
+    with serve_in_thread(gateway.create_app(Config(cors_origins=["https://app.example"]))) as url:
+        yield url
 
 
 def test_cors_preflight_for_a_configured_origin(cors_gateway):
-    resp = cors_gateway.options(
-        "/api/appointments",
+    resp = requests.options(
+        cors_gateway + "/api/appointments",
         headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
     )
     assert resp.status_code == 204
     assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
@@ -72,7 +76,12 @@ def test_cors_preflight_for_a_configured_origin(cors_gateway):
 
 
 def test_cors_is_not_granted_to_other_origins(cors_gateway):
-    resp = cors_gateway.get("/healthz", headers={"Origin": "https://evil.example"})
+    resp = requests.get(
+        cors_gateway + "/healthz", headers={"Origin": "https://evil.example"}, timeout=10
+    )
     assert "Access-Control-Allow-Origin" not in resp.headers
-    ok = cors_gateway.get("/healthz", headers={"Origin": "https://app.example"})
+    ok = requests.get(
+        cors_gateway + "/healthz", headers={"Origin": "https://app.example"}, timeout=10
+    )
     assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert ok.json() == {"status": "ok"}
