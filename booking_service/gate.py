@@ -10,6 +10,7 @@ from importlib import resources
 import redis
 
 from shared import keys
+from shared.clients import LuaScript
 
 HELD, FULL, NOT_READY = 1, 0, -1
 _FINISH_WARM = """
@@ -22,8 +23,13 @@ return 0
 """
 
 
-def _script(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
+def _script(name: str) -> LuaScript:
+    return LuaScript(resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8"))
+
+
+_RESERVE = _script("reserve.lua")
+_RELEASE = _script("release.lua")
+_REBUILD = _script("rebuild.lua")
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,6 @@ class CapacityGate:
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self._reserve = client.register_script(_script("reserve.lua"))
-        self._release = client.register_script(_script("release.lua"))
-        self._rebuild = client.register_script(_script("rebuild.lua"))
 
     def reserve(
         self,
@@ -55,18 +58,20 @@ class CapacityGate:
         ttl: int,
     ) -> tuple[int, int]:
         """(HELD, serial), (FULL, booked) or (NOT_READY, 0)."""
-        outcome, value = self._reserve(
-            keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
-            args=[slot, appointment_id, capacity, ttl],
+        outcome, value = _RESERVE(
+            self.client,
+            [keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
+            [slot, appointment_id, capacity, ttl],
         )
         return int(outcome), int(value)
 
     def release(self, hospital_id: str, day: str, slot: str, appointment_id: str) -> bool:
         """Give the place of `appointment_id` back; True when it held one."""
         return bool(
-            self._release(
-                keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
-                args=[slot, appointment_id],
+            _RELEASE(
+                self.client,
+                [keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
+                [slot, appointment_id],
             )
         )
 
@@ -83,10 +88,11 @@ class CapacityGate:
         ]
         # cjson decodes an empty list as an object; it is only iterated, so that is fine.
         return bool(
-            self._rebuild(
-                keys=[keys.counts_key(hospital_id, day)]
+            _REBUILD(
+                self.client,
+                [keys.counts_key(hospital_id, day)]
                 + [keys.holds_key(hospital_id, day, s.slot) for s in slots],
-                args=[ttl, json.dumps(spec)],
+                [ttl, json.dumps(spec)],
             )
         )
 

@@ -52,9 +52,12 @@ def ensure_indexes(db: Database) -> None:
     db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
 
 
+_NOT_DIGITS = re.compile(r"\D")
+
+
 def phone_digits(phone: str) -> str:
     """The digits of a phone number: `+880 1712` and `8801712` are the same phone."""
-    return re.sub(r"\D", "", phone)
+    return _NOT_DIGITS.sub("", phone)
 
 
 def dup_guard(hospital_id: str, day: str, phone: str) -> str:

@@ -34,9 +34,9 @@ class Context:
     conflicts: ConflictChecker
 
 
-def read_days(ctx: Context, hospital_id: str, dates_for):
+def read_days(ctx: Context, hospital_id: str, days_for):
     """See reads.read_days."""
-    return reads.read_days(ctx.catalog, ctx.redis, hospital_id, dates_for)
+    return reads.read_days(ctx.catalog, ctx.redis, hospital_id, days_for)
 
 
 def get_hospital(ctx: Context, hospital_id: str) -> dict:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.auth import current_principal, require_auth
-from shared.availability import day_view
+from shared.availability import day_json, json_text
 from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays, InvalidSchedule
 from shared.schemas import ApiErrorSchema
 from shared.slots import parse_date
-from shared.web import json_response
+from shared.web import SlotbookBlueprint, json_response, json_text_response
 
 from . import service
 from .schemas import (
@@ -28,7 +26,7 @@ from .schemas import (
     HospitalWriteSchema,
 )
 
-blp = Blueprint(
+blp = SlotbookBlueprint(
     "dynamic_slots",
     __name__,
     url_prefix="/api/dynamic-slots",
@@ -36,6 +34,8 @@ blp = Blueprint(
 )
 
 MAX_CALENDAR_DAYS = 92
+# Request schemas are given to `arguments` as instances: given a class, webargs builds a new
+# schema on every request.
 
 
 def _ctx() -> service.Context:
@@ -69,7 +69,7 @@ class Hospitals(MethodView):
         )
 
     @require_auth("admin")
-    @blp.arguments(HospitalWriteSchema)
+    @blp.arguments(HospitalWriteSchema())
     @blp.response(201, HospitalSchema)
     @blp.alt_response(401, schema=ApiErrorSchema)
     @blp.alt_response(403, schema=ApiErrorSchema)
@@ -94,7 +94,7 @@ class HospitalById(MethodView):
         return _not_modified(etag) or json_response(hospital, headers={"ETag": etag})
 
     @require_auth("admin")
-    @blp.arguments(HospitalWriteSchema)
+    @blp.arguments(HospitalWriteSchema())
     @blp.response(200, HospitalSchema)
     @blp.alt_response(401, schema=ApiErrorSchema)
     @blp.alt_response(403, schema=ApiErrorSchema)
@@ -148,15 +148,16 @@ class Available(MethodView):
         if date is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
         now = utcnow()
-        iso = date.isoformat()
-        entry, _, counts = service.read_days(_ctx(), hospital_id, lambda _e: [iso])
-        view = day_view(entry.schedule.day(date, now), counts[iso])
-        return json_response({"hospital_id": hospital_id, **view})
+        _, (planned,), counts = service.read_days(
+            _ctx(), hospital_id, lambda entry: [entry.schedule.day(date, now)]
+        )
+        lead = f'"hospital_id":{json_text(hospital_id)},'
+        return json_text_response(day_json(planned, counts[planned.iso], lead))
 
 
 @blp.route("/calendar/<hospital_id>")
 class Calendar(MethodView):
-    @blp.arguments(CalendarQueryArgsSchema, location="query")
+    @blp.arguments(CalendarQueryArgsSchema(), location="query")
     @blp.response(200, CalendarSchema)
     @blp.alt_response(400, schema=ApiErrorSchema)
     @blp.alt_response(404, schema=ApiErrorSchema)
@@ -173,14 +174,15 @@ class Calendar(MethodView):
                 raise InvalidDate(f"{args['start']!r} is not a date YYYY-MM-DD")
         now = utcnow()
 
-        def dates_for(entry):
-            first = start or entry.schedule.today(now)
-            return [(first + timedelta(days=i)).isoformat() for i in range(count)]
+        def days_for(entry):
+            return entry.schedule.days(start or entry.schedule.today(now), count, now)
 
-        entry, dates, counts = service.read_days(_ctx(), hospital_id, dates_for)
-        first = parse_date(dates[0])
-        days = [day_view(day, counts[day.iso]) for day in entry.schedule.days(first, count, now)]
-        return json_response({"hospital_id": hospital_id, "start": dates[0], "days": days})
+        _, days, counts = service.read_days(_ctx(), hospital_id, days_for)
+        return json_text_response(
+            f'{{"hospital_id":{json_text(hospital_id)},"start":"{days[0].iso}","days":['
+            + ",".join([day_json(day, counts[day.iso]) for day in days])
+            + "]}"
+        )
 
 
 def validate_or_raise(body: dict, hospital_id: str | None):

@@ -25,7 +25,8 @@ def day_tag(hospital_id: str, day: str) -> str:
 
 def counts_key(hospital_id: str, day: str) -> str:
     """Hash: slot start -> number of places held, plus `_ready`."""
-    return f"cap:{day_tag(hospital_id, day)}:counts"
+    # day_tag written out: a calendar builds 60 of these per request.
+    return f"cap:{{{hospital_id}:{day}}}:counts"
 
 
 def holds_key(hospital_id: str, day: str, slot: str) -> str:
