@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from devstack.servers import RedisServer, free_port
+from devstack.servers import RedisServer, StartStop, free_port
 
 SLOTS = 16384
 FORM_TIMEOUT_SECONDS = 20.0
@@ -25,7 +24,7 @@ def slot_ranges(masters: int) -> list[tuple[int, int]]:
     return ranges
 
 
-class RedisClusterServers:
+class RedisClusterServers(StartStop):
     """N valkey-server masters on free loopback ports, formed into one cluster.
 
     Each node gets its own directory under `base_dir`, an explicit cluster bus port (so the
@@ -116,17 +115,6 @@ class RedisClusterServers:
         """Stop every node; safe to call twice."""
         for node in reversed(self.nodes):
             node.stop()
-
-    def __enter__(self) -> RedisClusterServers:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _distinct_free_ports(count: int) -> list[int]:

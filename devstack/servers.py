@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 # Well-known ports of a developer's own servers: never start on (and so never clobber) them.
 _RESERVED_PORTS = frozenset({6379, 27017})
@@ -49,7 +50,28 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class ManagedProcess:
+class StartStop:
+    """`with thing:` starts it (start() returns it) and stops it on the way out."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess(StartStop):
     """A child process started in its own session, with bounded start-up and clean shutdown."""
 
     name = "process"
@@ -162,17 +184,6 @@ class ManagedProcess:
         """Stop if running, then start again on the same port (and data)."""
         self.stop()
         return self.start()
-
-    def __enter__(self) -> ManagedProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class RedisServer(ManagedProcess):

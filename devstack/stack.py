@@ -6,9 +6,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 
-from devstack.servers import MongoServer, RedisServer, ServiceProcess, free_port, port_in_use
+from devstack.servers import (
+    MongoServer,
+    RedisServer,
+    ServiceProcess,
+    StartStop,
+    free_port,
+    port_in_use,
+)
 
 # Start order matters: the gateway proxies to both services, booking calls schedule.
 SERVICE_APPS = {
@@ -30,7 +36,7 @@ class PortBusyError(RuntimeError):
         self.what = what
 
 
-class Stack:
+class Stack(StartStop):
     """Embedded databases (unless URLs are given), seed data and the three gunicorn services."""
 
     def __init__(
@@ -119,6 +125,26 @@ class Stack:
             raise
         return self
 
+    def extra_service(
+        self,
+        name: str,
+        service: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        threads: int = 2,
+    ) -> ServiceProcess:
+        """Start one more process of `service` ("schedule", "booking" or "gateway") on a free
+        port, with the stack's environment plus `env`; the caller stops it."""
+        return ServiceProcess(
+            name,
+            SERVICE_APPS[service],
+            self.log_dir,
+            env={**self.env, **(env or {})},
+            workers=workers,
+            threads=threads,
+            worker_class=WORKER_CLASSES.get(service, "gthread"),
+        ).start()
+
     def _start_databases(self) -> None:
         """Start embedded Mongo/Redis for whichever URL was not given."""
         if self.mongo_url is None:
@@ -166,14 +192,3 @@ class Stack:
         for server in (self.redis, self.mongo):
             if server is not None:
                 server.stop()
-
-    def __enter__(self) -> Stack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -1,11 +1,12 @@
 """Answer documents of the read endpoints: a day's slots merged with its counts. Pure.
 
-`day_view` and `counts_view` define the documents. `day_json` and `counts_json` write the
-same documents as JSON text (as `shared.web.json_response` would: compact, UTF-8) from each
+`day_json` (a day as `available` and `calendar` show it) and `counts_json` (as the
+`availability` answers show it) write the documents as compact UTF-8 JSON text from each
 slot's fields serialised once, and reuse the part of an open day that its slots and counts
 make (see _SLOT_PARTS). Measured for 60 days: a calendar costs 533 us of CPU as dicts then
 `json.dumps`, 224 us this way, 68 us when the counts did not change since the last request;
-a bulk answer 354, 209 and 55 us. Tests hold both ways to the same bytes.
+a bulk answer 354, 209 and 55 us. tests/unit/test_read_caches.py holds them to the bytes of
+the dict documents the services answered with before.
 """
 
 from __future__ import annotations
@@ -19,70 +20,6 @@ from .slots import OPEN, Day, Slot
 
 LIVE = "live"
 UNKNOWN = "unknown"
-
-
-def day_view(day: Day, booked: Mapping[str, int] | None) -> dict:
-    """A day as `available` and `calendar` show it; `booked` None means counts unknown."""
-    slots = []
-    total_capacity = total_booked = total_available = 0
-    known = booked is not None
-    for slot, started in zip(day.slots, day.started, strict=True):
-        count = booked.get(slot.start, 0) if known else None
-        available = max(0, slot.capacity - count) if known else None
-        slots.append(
-            {
-                "start": slot.start,
-                "end": slot.end,
-                "display": slot.display,
-                "capacity": slot.capacity,
-                "booked": count,
-                "available": available,
-                "bookable": not started and (available is None or available > 0),
-            }
-        )
-        total_capacity += slot.capacity
-        if known:
-            total_booked += count
-            total_available += available
-    view = {
-        "date": day.iso,
-        "weekday": day.weekday,
-        "status": day.status,
-        "slots": slots,
-        "total_capacity": total_capacity,
-        "total_booked": total_booked if known else None,
-        "total_available": total_available if known else None,
-        "counts": LIVE if known else UNKNOWN,
-    }
-    if day.reason:
-        view["reason"] = day.reason
-    return view
-
-
-def counts_view(day: Day, booked: Mapping[str, int] | None) -> dict:
-    """A day as the lightweight `availability` answer shows it."""
-    slots = {}
-    total = 0
-    known = booked is not None
-    if day.status == OPEN:
-        for slot in day.slots:
-            count = booked.get(slot.start, 0) if known else None
-            slots[slot.start] = {
-                "capacity": slot.capacity,
-                "booked": count,
-                "available": max(0, slot.capacity - count) if known else None,
-            }
-            if known:
-                total += count
-    view = {
-        "slots": slots,
-        "total_booked": total if known else None,
-        "status": day.status,
-        "counts": LIVE if known else UNKNOWN,
-    }
-    if day.reason:
-        view["reason"] = day.reason
-    return view
 
 
 _JSON_BOOL = {True: "true", False: "false"}
@@ -124,8 +61,8 @@ def _cached(kind: str, slots: tuple[Slot, ...], extra, booked, write) -> str:
 
 
 def day_json(day: Day, booked: Mapping[str, int] | None, lead: str = "") -> str:
-    """`day_view(day, booked)` as JSON text; `lead`: members to write first, serialised
-    (`"hospital_id":"gomoti",`)."""
+    """A day as `available` and `calendar` show it (`booked` None: counts unknown), as JSON
+    text; `lead`: members to write first, serialised (`"hospital_id":"gomoti",`)."""
     if day.slots:
         slots = _cached("day", day.slots, day.started, booked, lambda: _day_slots(day, booked))
     else:
@@ -168,7 +105,8 @@ def _day_slots(day: Day, booked: Mapping[str, int] | None) -> str:
 
 
 def counts_json(day: Day, booked: Mapping[str, int] | None, lead: str = "") -> str:
-    """`counts_view(day, booked)` as JSON text; `lead` as for `day_json`."""
+    """A day as the lightweight `availability` answers show it, as JSON text; `lead` as for
+    `day_json`."""
     reason = f',"reason":{json_text(day.reason)}' if day.reason else ""
     if day.status == OPEN and day.slots:
         members = _cached("counts", day.slots, None, booked, lambda: _open_counts(day, booked))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import redis
-from flask import Flask, current_app
+from flask import Flask
 from pymongo import MongoClient
-from pymongo.database import Database
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
@@ -49,16 +48,6 @@ def init_clients(app: Flask, *, mongo: bool = True, redis_: bool = True) -> None
         app.extensions["slotbook.db"] = client[cfg.mongo_db]
     if redis_:
         app.extensions["slotbook.redis"] = make_redis(cfg)
-
-
-def get_db() -> Database:
-    """This process's MongoDB database."""
-    return current_app.extensions["slotbook.db"]
-
-
-def get_redis() -> redis.Redis:
-    """This process's Redis client."""
-    return current_app.extensions["slotbook.redis"]
 
 
 def is_cluster(client: redis.Redis) -> bool:

@@ -132,33 +132,11 @@ def test_capacity_changes_keep_booked_patients_and_take_effect_at_once(admin, ga
 
 def test_an_edit_through_one_process_is_seen_by_others_on_the_next_request(stack, admin):
     """Separate single-worker processes, each with a warm cache of the old configuration."""
-    from devstack.servers import ServiceProcess
     from tests.helpers import Api
 
-    editor = ServiceProcess(
-        "schedule-editor",
-        "schedule_service:create_app()",
-        stack.log_dir,
-        env=stack.env,
-        workers=1,
-        threads=2,
-    ).start()
-    reader = ServiceProcess(
-        "schedule-reader",
-        "schedule_service:create_app()",
-        stack.log_dir,
-        env=stack.env,
-        workers=1,
-        threads=2,
-    ).start()
-    booker = ServiceProcess(
-        "booking-other",
-        "booking_service:create_app()",
-        stack.log_dir,
-        env=dict(stack.env, RECONCILER_ENABLED="0"),
-        workers=1,
-        threads=2,
-    ).start()
+    editor = stack.extra_service("schedule-editor", "schedule")
+    reader = stack.extra_service("schedule-reader", "schedule")
+    booker = stack.extra_service("booking-other", "booking", env={"RECONCILER_ENABLED": "0"})
     try:
         doc = hospital_doc(max_appointments_per_slot=1)
         hid, day = doc["hospital_id"], next_weekday(6)

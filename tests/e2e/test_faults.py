@@ -17,7 +17,7 @@ import redis
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect
 
-from devstack.servers import RedisServer, ServiceProcess
+from devstack.servers import RedisServer
 from devstack.stack import Stack
 from shared import keys
 from shared.config import Config
@@ -45,14 +45,7 @@ def private(tmp_path_factory, mongo_url, mongo_db_name):
     env = dict(TEST_ENV, MONGO_DB=db_name)
     stack = Stack(base / "stack", mongo_url=mongo_url, redis_url=server.url, extra_env=env)
     stack.start()
-    extra = ServiceProcess(
-        "booking-2",
-        "booking_service:create_app()",
-        stack.log_dir,
-        env=stack.env,
-        workers=1,
-        threads=8,
-    ).start()
+    extra = stack.extra_service("booking-2", "booking", threads=8)
     mongo = MongoClient(mongo_url, tz_aware=True)
     try:
         yield {

@@ -486,9 +486,7 @@ def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
         hospital_id, days = new_hospital(system.admin)
         token = system.admin.token
         first = stack.services["booking"]
-        second = ServiceProcess(
-            "booking-b", "booking_service:create_app()", stack.log_dir, env=stack.env
-        ).start()
+        second = stack.extra_service("booking-b", "booking", workers=2, threads=4)
         system.extra.append(second)
         urls = [first.url, second.url]
         targets = Targets(days, load_seconds)

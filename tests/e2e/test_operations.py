@@ -8,8 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.servers import ServiceProcess, free_port
-from devstack.stack import WORKER_CLASSES
+from devstack.servers import free_port
 from tests.helpers import Api, assert_error_shape, booking, next_weekday
 
 BREAKER_THRESHOLD = 3
@@ -109,23 +108,16 @@ def test_a_body_over_the_limit_is_413_through_the_gateway(gateway):
 
 
 @pytest.fixture(scope="module")
-def half_gateway(stack, tmp_path_factory):
+def half_gateway(stack):
     """A gateway whose schedule service is down (a closed port); booking is the real one."""
-    env = dict(
-        stack.env,
-        SCHEDULE_SERVICE_URL=f"http://127.0.0.1:{free_port()}",
-        BOOKING_SERVICE_URL=stack.booking_url,
-        BREAKER_THRESHOLD=str(BREAKER_THRESHOLD),
-        BREAKER_COOLDOWN_SECONDS="60",
-    )
-    process = ServiceProcess(
-        "gateway-half",
-        "gateway:create_app()",
-        tmp_path_factory.mktemp("half-gateway"),
-        env=env,
-        workers=1,  # the breaker is per process: one process makes it deterministic
-        worker_class=WORKER_CLASSES["gateway"],
-    ).start()
+    env = {
+        "SCHEDULE_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        "BOOKING_SERVICE_URL": stack.booking_url,
+        "BREAKER_THRESHOLD": str(BREAKER_THRESHOLD),
+        "BREAKER_COOLDOWN_SECONDS": "60",
+    }
+    # One worker: the breaker is per process, so one process makes it deterministic.
+    process = stack.extra_service("gateway-half", "gateway", env=env, workers=1)
     try:
         yield Api(process.url)
     finally:

@@ -1,17 +1,30 @@
-"""shared/availability.py: a day's slots merged with its booking counts."""
+"""shared/availability.py: a day's slots merged with its booking counts (the documents its
+JSON writers produce, read back)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.availability import counts_view, day_view
+from shared.availability import counts_json, day_json
 from shared.slots import CLOSED, OPEN, Day, Slot, compile_schedule
 
 SAT = date(2026, 11, 28)
+
+
+def day_view(day: Day, booked: Mapping[str, int] | None) -> dict:
+    """The document `available` and `calendar` answer with for `day`."""
+    return json.loads(day_json(day, booked))
+
+
+def counts_view(day: Day, booked: Mapping[str, int] | None) -> dict:
+    """The document the `availability` answers give for `day`."""
+    return json.loads(counts_json(day, booked))
 
 
 def slot(start: str, end: str, capacity: int) -> Slot:

@@ -1,8 +1,9 @@
 """The caches of the hot read and booking paths: what they keep, and that answers stay the same.
 
 - shared/slots.py: a Schedule's dates (per version and date) and slot start instants;
-- shared/availability.py: day_json / counts_json, the same bytes as json_response of
-  day_view / counts_view, and their cache of slot parts;
+- shared/availability.py: day_json / counts_json, the same bytes as json_response of the
+  dict documents the services answered with before (day_view / counts_view below), and
+  their cache of slot parts;
 - shared/counts.py: parsed counts by raw reply (the counts themselves are read every time);
 - shared/auth.py: verified tokens (time limits checked on every use);
 - shared/clients.py: LuaScript over a Redis that forgot its scripts.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 
 from shared import auth, counts, keys, slots
 from shared.auth import ISSUER, issue_token, verify_token
-from shared.availability import counts_json, counts_view, day_json, day_view
+from shared.availability import LIVE, UNKNOWN, counts_json, day_json
 from shared.clients import LuaScript, execute
 from shared.errors import Unauthorized
 from shared.slots import BEYOND_WINDOW, CLOSED, OPEN, PAST, Day, Slot, compile_schedule
@@ -35,6 +37,74 @@ SECRET = "unit-test-secret-" + "0123456789abcdef" * 4
 def as_json(document: dict, lead: dict | None = None) -> str:
     """What shared.web.json_response writes."""
     return json.dumps({**(lead or {}), **document}, separators=(",", ":"), ensure_ascii=False)
+
+
+# The documents as dicts, as the services built them before shared.availability wrote JSON text:
+# the reference the writers are held to, byte for byte.
+
+
+def day_view(day: Day, booked: Mapping[str, int] | None) -> dict:
+    """A day as `available` and `calendar` show it; `booked` None means counts unknown."""
+    slots = []
+    total_capacity = total_booked = total_available = 0
+    known = booked is not None
+    for slot, started in zip(day.slots, day.started, strict=True):
+        count = booked.get(slot.start, 0) if known else None
+        available = max(0, slot.capacity - count) if known else None
+        slots.append(
+            {
+                "start": slot.start,
+                "end": slot.end,
+                "display": slot.display,
+                "capacity": slot.capacity,
+                "booked": count,
+                "available": available,
+                "bookable": not started and (available is None or available > 0),
+            }
+        )
+        total_capacity += slot.capacity
+        if known:
+            total_booked += count
+            total_available += available
+    view = {
+        "date": day.iso,
+        "weekday": day.weekday,
+        "status": day.status,
+        "slots": slots,
+        "total_capacity": total_capacity,
+        "total_booked": total_booked if known else None,
+        "total_available": total_available if known else None,
+        "counts": LIVE if known else UNKNOWN,
+    }
+    if day.reason:
+        view["reason"] = day.reason
+    return view
+
+
+def counts_view(day: Day, booked: Mapping[str, int] | None) -> dict:
+    """A day as the lightweight `availability` answer shows it."""
+    slots = {}
+    total = 0
+    known = booked is not None
+    if day.status == OPEN:
+        for slot in day.slots:
+            count = booked.get(slot.start, 0) if known else None
+            slots[slot.start] = {
+                "capacity": slot.capacity,
+                "booked": count,
+                "available": max(0, slot.capacity - count) if known else None,
+            }
+            if known:
+                total += count
+    view = {
+        "slots": slots,
+        "total_booked": total if known else None,
+        "status": day.status,
+        "counts": LIVE if known else UNKNOWN,
+    }
+    if day.reason:
+        view["reason"] = day.reason
+    return view
 
 
 def hospital(**changes) -> dict:
