@@ -141,6 +141,9 @@ def test_availability_and_bulk(gateway):
         400,
         "validation_error",
     )
+    for dates in ([str(saturday), 5], str(saturday), [None]):
+        resp = gateway.post("/api/availability/bulk", {"hospital_id": "gomoti", "dates": dates})
+        assert_error_shape(resp, 400, "validation_error")
 
 
 def test_errors_of_every_layer_have_the_one_shape(gateway):

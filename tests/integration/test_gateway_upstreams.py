@@ -55,3 +55,28 @@ def test_a_service_that_is_down_is_a_503_and_the_breaker_then_fails_fast():
     assert {a.status_code for a in answers} == {503}
     assert all(a.json()["error"] == "service_unavailable" for a in answers)
     assert "circuit open" in answers[-1].json()["message"]
+
+
+def test_a_service_answering_something_that_is_not_http_is_a_502():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2 nothing like HTTP\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with serve_in_thread(gateway.create_app(Config(schedule_service_url=url))) as base:
+            resp = requests.get(base + "/api/dynamic-slots/hospitals", timeout=10)
+        assert_error_shape(resp, 502, "bad_gateway")
+    finally:
+        sock.close()
