@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 import bcrypt
 from bson import ObjectId
@@ -13,12 +14,15 @@ from shared.errors import EmailTaken, InvalidCredentials, ValidationError
 
 from .repository import UserRepository
 
-# Compared against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
-
-
 # bcrypt reads at most 72 bytes of a password (and bcrypt 5 refuses more).
 MAX_PASSWORD_BYTES = 72
+
+
+@lru_cache(maxsize=4)
+def dummy_hash(rounds: int) -> bytes:
+    """A hash at the configured cost, checked when the email is unknown: a login then takes
+    as long as one for an account that exists, so answers cannot tell which emails do."""
+    return bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(rounds))
 
 
 def hash_password(password: str, rounds: int) -> str:
@@ -63,7 +67,7 @@ def login(users: UserRepository, cfg: Config, email: str, password: str) -> dict
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InvalidCredentials("Wrong email or password")  # no stored password is that long
     doc = users.by_email(email)
-    stored = doc["password_hash"].encode() if doc else _DUMMY_HASH
+    stored = doc["password_hash"].encode() if doc else dummy_hash(cfg.bcrypt_rounds)
     if not bcrypt.checkpw(password.encode(), stored) or doc is None:
         raise InvalidCredentials("Wrong email or password")
     token = issue_token(

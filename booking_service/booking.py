@@ -34,6 +34,7 @@ from shared.errors import (
     HospitalClosed,
     InvalidDate,
     OutsideBookingWindow,
+    ScheduleChanged,
     ServiceUnavailable,
     SlotFull,
     SlotInPast,
@@ -148,6 +149,7 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     except PyMongoError as exc:
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
 
+    _check_still_current(ctx, schedule, oid, now)
     appointment_id = str(oid)
     ttl = records_ttl(schedule, day, now)
     try:
@@ -182,6 +184,28 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         _release(ctx, hospital_id, day_text, slot_start, appointment_id)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
     return public(confirmed)
+
+
+def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: datetime) -> None:
+    """After the write-ahead record: refuse unless the configuration checked is still the
+    published one.
+
+    An edit fences first (the version key becomes `editing`), then looks for active
+    appointments in the slots it removes, pending ones included. A booking whose record was
+    written before that look is seen by it (the edit is refused with 409); one written after
+    reads the fence or the new version here and is refused. So an edit without `force` never
+    strands a booking that was checked against the configuration it replaced.
+    """
+    try:
+        raw = ctx.redis.get(keys.schedule_version_key(schedule.hospital_id))
+    except redis.RedisError as exc:
+        _abandon(ctx, oid, REJECTED, now, release=False)
+        raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
+    if versions.parse_version(raw) != schedule.version:
+        _abandon(ctx, oid, REJECTED, now, release=False)
+        raise ScheduleChanged(
+            "The hospital's schedule changed while this booking was made; please try again"
+        )
 
 
 def _release(ctx: Context, hospital_id: str, day: str, slot: str, appointment_id: str) -> None:

@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
-from shared.errors import DomainError, IdempotencyKeyReused, ServiceUnavailable, error_body
+from shared.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    ServiceUnavailable,
+    ValidationError,
+    error_body,
+)
+from shared.ids import is_idempotency_key
 
 from .repository import IdempotencyRepository
 
@@ -39,10 +46,10 @@ def run_once(
     action: Callable[[], dict],
 ) -> tuple[int, dict, bool]:
     """(status, body, replayed): run `action` once per key; replay its answer on retries."""
-    if not key or len(key) > MAX_KEY_LENGTH:
-        from shared.errors import ValidationError
-
-        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    if not is_idempotency_key(key):
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+        )
     scoped = f"{user_id}:{key}"
     digest = fingerprint(body)
     try:
@@ -66,7 +73,8 @@ def run_once(
     try:
         answer = action()
     except DomainError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 or exc.status == 429:
+            # Transient (a failure, or a limit that passes): a retry must run anew.
             _forget(repo, scoped)
             raise
         repo.complete(

@@ -21,8 +21,9 @@ return count
 """)
 
 
-def _subject(text: str) -> str:
-    # Hashed, so no email or address is stored in Redis in the clear.
+def subject(text: str) -> str:
+    """A rate-limit subject: an email or address, hashed (no email or address is stored in
+    Redis in the clear)."""
     return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
 
 
@@ -33,16 +34,6 @@ class Limiter:
         self.client = client
         self.cfg = cfg
 
-    def _over(self, key: str, limit: int) -> int | None:
-        """Seconds to wait when `key` reached `limit`, else None."""
-        try:
-            raw = self.client.get(key)
-            if raw is not None and int(raw) >= limit:
-                return max(1, self.client.ttl(key))
-        except redis.RedisError:
-            return None
-        return None
-
     def _hit(self, key: str, window: int) -> int:
         return int(_HIT(self.client, [key], [window]))
 
@@ -52,32 +43,70 @@ class Limiter:
         exc.headers["Retry-After"] = str(wait)
         return exc
 
-    def check_login(self, email: str, address: str) -> None:
-        """Refuse a login attempt for an account or address with too many failures."""
-        for key, limit in (
-            (keys.rate_key("login-account", _subject(email)), self.cfg.login_fail_limit),
-            (keys.rate_key("login-address", _subject(address)), self.cfg.login_fail_ip_limit),
-        ):
-            wait = self._over(key, limit)
-            if wait is not None:
-                raise self._refuse(wait, "Too many failed logins; try again later")
-
-    def login_failed(self, email: str, address: str) -> None:
-        """Count a failed login."""
-        window = self.cfg.login_fail_window_seconds
+    def _count(self, key: str, limit: int, window: int, message: str) -> None:
+        """Count one attempt and refuse it past `limit` in the window (counted first, so
+        concurrent attempts can never all pass a check made before any was counted)."""
         try:
-            self._hit(keys.rate_key("login-account", _subject(email)), window)
-            self._hit(keys.rate_key("login-address", _subject(address)), window)
+            count = self._hit(key, window)
+        except redis.RedisError:
+            return
+        if count > limit:
+            raise self._refuse(self._wait(key, window), message)
+
+    def _wait(self, key: str, window: int) -> int:
+        try:
+            ttl = int(self.client.ttl(key))
+        except redis.RedisError:
+            return window
+        return ttl if ttl > 0 else window
+
+    def _login_keys(self, email: str, address: str) -> list[tuple[str, int]]:
+        return [
+            (keys.rate_key("login-account", subject(email)), self.cfg.login_fail_limit),
+            (keys.rate_key("login-address", subject(address)), self.cfg.login_fail_ip_limit),
+        ]
+
+    def begin_login(self, email: str, address: str) -> None:
+        """Count a login attempt as failed before its password is checked; refuse it when the
+        account or the address has too many failures. A success takes its count back
+        (`login_succeeded`), so only failures stay counted, and 30 concurrent wrong guesses
+        get the limit's number of checks, not 30."""
+        window = self.cfg.login_fail_window_seconds
+        counted = []
+        try:
+            for key, limit in self._login_keys(email, address):
+                self._count(key, limit, window, "Too many failed logins; try again later")
+                counted.append(key)
+        except RateLimited:
+            for key in counted:  # a refused attempt is not checked, so it is no failure
+                self._undo(key)
+            raise
+
+    def login_succeeded(self, email: str, address: str) -> None:
+        """Take back the count `begin_login` made for an attempt that succeeded."""
+        for key, _ in self._login_keys(email, address):
+            self._undo(key)
+
+    def _undo(self, key: str) -> None:
+        try:
+            self.client.decr(key)
         except redis.RedisError:
             pass
 
+    def check_registration(self, address: str) -> None:
+        """Count an account registration from a client address; refuse past the limit."""
+        self._count(
+            keys.rate_key("register-address", subject(address)),
+            self.cfg.register_limit,
+            self.cfg.register_window_seconds,
+            "Too many registrations from this address; try again later",
+        )
+
     def check_booking(self, user_id: str) -> None:
         """Count a patient's booking attempt; refuse past the limit."""
-        key = keys.rate_key("booking", user_id)
-        try:
-            count = self._hit(key, self.cfg.booking_window_seconds)
-        except redis.RedisError:
-            return
-        if count > self.cfg.booking_limit:
-            wait = self._over(key, self.cfg.booking_limit) or self.cfg.booking_window_seconds
-            raise self._refuse(wait, "Too many bookings; try again later")
+        self._count(
+            keys.rate_key("booking", user_id),
+            self.cfg.booking_limit,
+            self.cfg.booking_window_seconds,
+            "Too many bookings; try again later",
+        )

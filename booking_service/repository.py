@@ -9,7 +9,6 @@ both MongoDB and the nx-27017 wire server honour them (no partial indexes):
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from bson import ObjectId
@@ -19,6 +18,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from shared.ids import is_appointment_id, phone_digits
 from shared.slots import iso_utc
 
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
@@ -52,16 +52,9 @@ def ensure_indexes(db: Database) -> None:
     db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
 
 
-_NOT_DIGITS = re.compile(r"\D")
-
-
-def phone_digits(phone: str) -> str:
-    """The digits of a phone number: `+880 1712` and `8801712` are the same phone."""
-    return _NOT_DIGITS.sub("", phone)
-
-
 def dup_guard(hospital_id: str, day: str, phone: str) -> str:
-    """The value that keeps one active appointment per phone, hospital and date."""
+    """The value that keeps one active appointment per phone, hospital and date (the phone in
+    its canonical form, checked by the schema; `+8801712...` and `8801712...` are one phone)."""
     return f"{hospital_id}|{day}|{phone_digits(phone)}"
 
 
@@ -71,7 +64,9 @@ def serial_guard(hospital_id: str, day: str, slot: str, serial: int) -> str:
 
 
 def to_object_id(appointment_id: str) -> ObjectId | None:
-    """An appointment id as an ObjectId, or None when it cannot be one."""
+    """An appointment id in its canonical form (24 lowercase hex) as an ObjectId, else None."""
+    if not is_appointment_id(appointment_id):
+        return None
     try:
         return ObjectId(appointment_id)
     except (InvalidId, TypeError):

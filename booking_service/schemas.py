@@ -4,29 +4,25 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
-
-PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="must be an optional + and 7 to 15 digits")
-TIME = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be a time HH:MM")
+from shared.ids import AsciiInt, Identifier, Phone, WallTime
+from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema, Text
 
 
 class PatientSchema(StrictSchema):
     """Who the appointment is for."""
 
-    name = fields.Str(required=True, validate=validate.Length(1, 100))
-    phone = fields.Str(required=True, validate=PHONE, metadata={"example": "+8801712345678"})
+    name = Text(required=True, validate=validate.Length(1, 100))
+    phone = Phone(required=True, metadata={"example": "+8801712345678"})
 
 
 class AppointmentCreateSchema(StrictSchema):
     """A booking request."""
 
-    hospital_id = fields.Str(
-        required=True, validate=validate.Length(1, 64), metadata={"example": "gomoti"}
-    )
+    hospital_id = Identifier(required=True, metadata={"example": "gomoti"})
     date = fields.Str(required=True, metadata={"example": "2026-11-28"})
-    slot = fields.Str(required=True, validate=TIME, metadata={"example": "17:00"})
+    slot = WallTime(required=True, metadata={"example": "17:00"})
     patient = fields.Nested(PatientSchema, required=True)
-    reason = fields.Str(allow_none=True, validate=validate.Length(max=500))
+    reason = Text(allow_none=True, validate=validate.Length(max=500))
 
 
 class AppointmentSchema(Schema):
@@ -46,15 +42,16 @@ class AppointmentSchema(Schema):
 
 
 class AppointmentListArgsSchema(StrictSchema):
-    """Filters and pagination (filters other than status are for admins)."""
+    """Filters and pagination (filters other than status are for admins). `status=active`:
+    pending or confirmed (what an edit's conflict check must see)."""
 
-    hospital_id = fields.Str()
+    hospital_id = Identifier()
     date = fields.Str()
     date_from = fields.Str()
     date_to = fields.Str()
-    status = fields.Str(validate=validate.OneOf(["confirmed", "cancelled"]))
-    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
+    status = fields.Str(validate=validate.OneOf(["confirmed", "cancelled", "active"]))
+    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class AppointmentListSchema(Schema):
@@ -90,7 +87,7 @@ class Texts(fields.List):
 class BulkRequestSchema(StrictSchema):
     """Dates to answer at once."""
 
-    hospital_id = fields.Str(required=True, validate=validate.Length(1, 64))
+    hospital_id = Identifier(required=True)
     dates = Texts(required=True, validate=validate.Length(1, 92))
 
 
@@ -104,9 +101,9 @@ class BulkSchema(Schema):
 class RegisterSchema(StrictSchema):
     """A new patient account."""
 
-    name = fields.Str(required=True, validate=validate.Length(1, 100))
+    name = Text(required=True, validate=validate.Length(1, 100))
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    phone = fields.Str(required=True, validate=PHONE)
+    phone = Phone(required=True)
     password = fields.Str(required=True, load_only=True, validate=validate.Length(8, 128))
 
 

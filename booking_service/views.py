@@ -17,11 +17,11 @@ from shared.counts import read_day_counts
 from shared.errors import DomainError, InvalidDate
 from shared.schemas import ApiErrorSchema
 from shared.slots import Day, parse_date
-from shared.web import SlotbookBlueprint, json_response, json_text_response
+from shared.web import SlotbookBlueprint, json_response, json_text_response, no_store
 
 from . import accounts, booking
 from .idempotency import run_once
-from .repository import public
+from .repository import ACTIVE, public
 from .schemas import (
     AppointmentCreateSchema,
     AppointmentListArgsSchema,
@@ -53,6 +53,13 @@ availability_blp = SlotbookBlueprint(
 )
 
 
+@auth_blp.after_request
+@appointments_blp.after_request
+def _no_store(response):
+    """Tokens and personal data (names, phones) are never kept by a cache on the way."""
+    return no_store(response)
+
+
 def _ctx() -> booking.Context:
     return current_app.extensions["booking.ctx"]
 
@@ -63,9 +70,11 @@ class Register(MethodView):
     @auth_blp.response(201, UserSchema)
     @auth_blp.alt_response(400, schema=ApiErrorSchema)
     @auth_blp.alt_response(409, schema=ApiErrorSchema)
+    @auth_blp.alt_response(429, schema=ApiErrorSchema)
     def post(self, body):
-        """Create a patient account."""
+        """Create a patient account (limited per client address)."""
         ext = current_app.extensions
+        ext["booking.limiter"].check_registration(request.remote_addr or "-")
         user = accounts.register(ext["booking.users"], _ctx().config, body, utcnow())
         return json_response(user, 201)
 
@@ -81,14 +90,12 @@ class Login(MethodView):
         """Exchange email and password for a bearer token."""
         ext = current_app.extensions
         limiter = ext["booking.limiter"]
-        limiter.check_login(body["email"], request.remote_addr or "-")
-        try:
-            answer = accounts.login(
-                ext["booking.users"], _ctx().config, body["email"], body["password"]
-            )
-        except Exception:
-            limiter.login_failed(body["email"], request.remote_addr or "-")
-            raise
+        address = request.remote_addr or "-"
+        limiter.begin_login(body["email"], address)
+        answer = accounts.login(
+            ext["booking.users"], _ctx().config, body["email"], body["password"]
+        )
+        limiter.login_succeeded(body["email"], address)
         return json_response(answer)
 
 
@@ -110,21 +117,23 @@ class Appointments(MethodView):
         try:
             who = current_principal()
             ctx = _ctx()
-            if not who.is_admin:
-                current_app.extensions["booking.limiter"].check_booking(who.user_id)
+            limiter = current_app.extensions["booking.limiter"]
             key = request.headers.get("Idempotency-Key")
             now = utcnow()
+
+            def attempt() -> dict:
+                # Counted only when a booking is really attempted: a replay of an answer
+                # already given is not a new attempt, and is answered even past the limit.
+                if not who.is_admin:
+                    limiter.check_booking(who.user_id)
+                return booking.book(ctx, who, body, now)
+
             if key is None:
-                answer = booking.book(ctx, who, body, now)
+                answer = attempt()
                 outcome = "confirmed"
                 return json_response(answer, 201)
             status, answer, replayed = run_once(
-                current_app.extensions["booking.idempotency"],
-                who.user_id,
-                key,
-                body,
-                now,
-                lambda: booking.book(ctx, who, body, now),
+                current_app.extensions["booking.idempotency"], who.user_id, key, body, now, attempt
             )
             # A replay answers an attempt already counted; it is not a new one.
             outcome = None if replayed else "confirmed"
@@ -163,7 +172,9 @@ class Appointments(MethodView):
         else:
             # A patient sees only its own appointments, whatever filters it sends.
             filters["booked_by"] = who.user_id
-        if "status" in args:
+        if args.get("status") == "active":
+            filters["status"] = {"$in": list(ACTIVE)}
+        elif "status" in args:
             filters["status"] = args["status"]
         docs, total = _ctx().appointments.search(filters, args["page"], args["per_page"])
         return json_response(
@@ -176,7 +187,7 @@ class Appointments(MethodView):
         )
 
 
-@appointments_blp.route("/<appointment_id>")
+@appointments_blp.route("/<appointment_id:appointment_id>")
 class AppointmentById(MethodView):
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
@@ -216,7 +227,7 @@ def _days_with_counts(
     return [(day, counts[d]) for day, d in zip(days, dates, strict=True)]
 
 
-@availability_blp.route("/<hospital_id>/<day>")
+@availability_blp.route("/<hospital_id:hospital_id>/<day>")
 class Availability(MethodView):
     @availability_blp.response(200, AvailabilitySchema)
     @availability_blp.alt_response(400, schema=ApiErrorSchema)

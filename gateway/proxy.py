@@ -75,7 +75,12 @@ def strip_hop_by_hop(
 
 @dataclass
 class Breaker:
-    """A circuit breaker: after `threshold` failures in a row, fail fast for `cooldown` s."""
+    """A circuit breaker: after `threshold` failures in a row, fail fast for `cooldown` s.
+
+    A failure is what says the service is unavailable: a refused or broken connection, a
+    timeout, a 503 from the service. Nothing a client sends can cause one (API.md, "Input
+    that is never trusted").
+    """
 
     threshold: int = 5
     cooldown: float = 5.0
@@ -226,12 +231,15 @@ class Proxy:
                 metrics.count_upstream(service, "connect_error")
                 failure, cause = ServiceUnavailable(f"The {service} service is unavailable"), exc
             except ClientError as exc:
+                # A malformed answer: the service is there (what one request made it send
+                # must not open the circuit for everyone).
                 metrics.count_upstream(service, "error")
-                breaker.record(False)
                 raise BadGateway(f"The {service} service answered badly") from exc
             else:
                 metrics.count_upstream(service, resp.status)
-                breaker.record(resp.status < 500 or resp.status == 503)
+                # Only a 503 says the service itself is unavailable; a 500 or 4xx is about
+                # one request, and no client may open the circuit for the others.
+                breaker.record(resp.status != 503)
                 return Upstream(resp.status, content, resp.headers)
             if attempt + 1 == attempts:
                 breaker.record(False)

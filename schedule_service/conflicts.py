@@ -65,7 +65,8 @@ class ConflictChecker:
                     f"{self.booking_url}/api/appointments",
                     params={
                         "hospital_id": old["hospital_id"],
-                        "status": "confirmed",
+                        # pending too: a booking written ahead of its confirmation
+                        "status": "active",
                         "date_from": dates[0],
                         "date_to": dates[-1],
                         "page": page,
@@ -84,6 +85,8 @@ class ConflictChecker:
                 )
             body = resp.json()
             for appt in body["appointments"]:
+                if appt["hospital_id"] != old["hospital_id"]:
+                    continue  # never another hospital's, whatever the answer holds
                 if appt["slot"]["start"] in removed.get(appt["date"], ()):
                     found.append(
                         {

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
+from pymongo.errors import PyMongoError
 
 from shared import keys, versions
 from shared.auth import Principal
 from shared.errors import (
+    EditConflict,
     HospitalExists,
     HospitalNotFound,
     InvalidSchedule,
     PreconditionFailed,
+    ScheduleConflict,
     ServiceUnavailable,
 )
 
@@ -82,9 +86,9 @@ def _publish(ctx: Context, hospital_id: str, version: int) -> None:
 
 
 def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> dict:
-    """Create a hospital at version 1 (admin)."""
+    """Create a hospital at version 1 (admin). No reader can hold a copy of a hospital that
+    does not exist yet, so no fence is needed; the version is published once it exists."""
     doc = _validated(body, None)
-    _mark_editing(ctx, doc["hospital_id"])
     created = ctx.repo.insert(doc, now)
     if created is None:
         raise HospitalExists(f"A hospital with id {doc['hospital_id']!r} exists")
@@ -114,7 +118,43 @@ def replace_hospital(
     force: bool,
     authorization: str,
 ) -> tuple[dict, list[dict]]:
-    """Replace a configuration; returns it and the appointments it strands (when forced)."""
+    """Replace a configuration; returns it and the appointments it strands (when forced).
+
+    Order (see shared.versions and booking_service.booking._check_still_current): the
+    hospital's edit lock, then the fence (version key `editing`), then the look for active
+    appointments in removed slots, then the write, then the new version. A booking checked
+    against the old configuration is either seen by the look (the edit is refused) or reads
+    the fence after writing its record and is refused itself.
+    """
+    try:
+        with versions.edit_lock(ctx.redis, hospital_id):
+            return _replace_locked(
+                ctx,
+                hospital_id,
+                body,
+                who,
+                now,
+                if_match=if_match,
+                force=force,
+                authorization=authorization,
+            )
+    except versions.EditInProgress as exc:
+        raise EditConflict("Another edit of this hospital is in progress; retry") from exc
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Schedules cannot be changed while Redis is unavailable") from exc
+
+
+def _replace_locked(
+    ctx: Context,
+    hospital_id: str,
+    body: dict,
+    who: Principal,
+    now: datetime,
+    *,
+    if_match: str | None,
+    force: bool,
+    authorization: str,
+) -> tuple[dict, list[dict]]:
     current = get_hospital(ctx, hospital_id)
     etag = f'"{hospital_id}-v{current["version"]}"'
     if (
@@ -127,17 +167,28 @@ def replace_hospital(
             current_version=current["version"],
         )
     doc = _validated(body, hospital_id)
-    stranded = ctx.conflicts.stranded(current, doc, now, authorization)
-    if stranded and not force:
-        from shared.errors import ScheduleConflict
-
-        raise ScheduleConflict(
-            f"The change removes or closes slots holding {len(stranded)} active appointment(s);"
-            ' send "force": true to apply it anyway',
-            appointments=stranded,
-        )
     _mark_editing(ctx, hospital_id)
-    updated = ctx.repo.replace(doc, current["version"], now)
+    try:
+        stranded = ctx.conflicts.stranded(current, doc, now, authorization)
+        if stranded and not force:
+            raise ScheduleConflict(
+                f"The change removes or closes slots holding {len(stranded)} active "
+                'appointment(s); send "force": true to apply it anyway',
+                appointments=stranded,
+            )
+    except BaseException:
+        _publish(ctx, hospital_id, current["version"])  # lift the fence: nothing changed
+        raise
+    try:
+        updated = ctx.repo.replace(doc, current["version"], now)
+    except PyMongoError:
+        # Written or not, MongoDB knows: publish what it holds, or leave the fence to expire
+        # (meanwhile every reader goes to MongoDB).
+        with contextlib.suppress(PyMongoError):
+            stored = ctx.repo.get(hospital_id)
+            if stored is not None:
+                _publish(ctx, hospital_id, stored["version"])
+        raise
     if updated is None:
         _publish(ctx, hospital_id, current["version"])
         raise PreconditionFailed("The configuration changed meanwhile; reload and retry")

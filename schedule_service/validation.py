@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.ids import ID_RULE, is_id
+from shared.schemas import has_control_characters
 from shared.slots import TIME_RE, display_text, minutes, parse_date
 
-HOSPITAL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SLOT_FIELDS = {"start", "end", "display", "capacity"}
 OVERRIDE_FIELDS = {"closed", "reason", "slots"}
 MAX_CAPACITY = 10_000
@@ -61,7 +61,9 @@ def _check_slots(slots, path: str, errors: dict) -> list[dict]:
             errors[f"{where}.capacity"] = [f"must be an integer from 1 to {MAX_CAPACITY}"]
             ok = False
         display = slot.get("display")
-        if display is not None and (not isinstance(display, str) or len(display) > 100):
+        if display is not None and (
+            not isinstance(display, str) or len(display) > 100 or has_control_characters(display)
+        ):
             errors[f"{where}.display"] = ["must be a text of at most 100 characters"]
             ok = False
         if ok:
@@ -86,14 +88,16 @@ def validate_hospital(body: dict, hospital_id: str | None = None) -> tuple[dict,
     hid = body.get("hospital_id", hospital_id)
     if hospital_id is not None and hid != hospital_id:
         errors["hospital_id"] = [f"must match the path ({hospital_id})"]
-    elif not isinstance(hid, str) or not HOSPITAL_ID_RE.match(hid):
-        errors["hospital_id"] = [
-            "must be 1-64 of a-z, 0-9, '-', '_', starting with a letter or digit"
-        ]
+    elif not is_id(hid):
+        errors["hospital_id"] = [ID_RULE]
     doc["hospital_id"] = hid
     name = body.get("hospital_name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-        errors["hospital_name"] = ["must be a text of 1 to 200 characters"]
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name.strip()) <= 200
+        or has_control_characters(name)
+    ):
+        errors["hospital_name"] = ["must be a text of 1 to 200 characters, no control characters"]
     doc["hospital_name"] = name
     tz = body.get("timezone", "Asia/Dhaka")
     if not valid_timezone(tz):
@@ -144,7 +148,9 @@ def validate_hospital(body: dict, hospital_id: str | None = None) -> tuple[dict,
                 errors[f"{where}.closed"] = ["must be true or false"]
                 continue
             reason = value.get("reason")
-            if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
+            if reason is not None and (
+                not isinstance(reason, str) or len(reason) > 200 or has_control_characters(reason)
+            ):
                 errors[f"{where}.reason"] = ["must be a text of at most 200 characters"]
             if closed and value.get("slots"):
                 errors[where] = ["a closed date cannot also list slots"]

@@ -10,10 +10,11 @@ from flask.views import MethodView
 from shared.auth import current_principal, require_auth
 from shared.availability import day_json, json_text
 from shared.clock import utcnow
-from shared.errors import InvalidDate, InvalidDays, InvalidSchedule
+from shared.errors import InvalidDate, InvalidDays
+from shared.ids import ascii_uint
 from shared.schemas import ApiErrorSchema
 from shared.slots import parse_date
-from shared.web import SlotbookBlueprint, json_response, json_text_response
+from shared.web import SlotbookBlueprint, json_response, json_text_response, no_store
 
 from . import service
 from .schemas import (
@@ -36,6 +37,15 @@ blp = SlotbookBlueprint(
 MAX_CALENDAR_DAYS = 92
 # Request schemas are given to `arguments` as instances: given a class, webargs builds a new
 # schema on every request.
+
+
+@blp.after_request
+def _no_store_for_admins(response):
+    """Admin answers (history with who changed what, conflicts listing patients) are never
+    kept by a cache on the way."""
+    if "Authorization" in request.headers:
+        no_store(response)
+    return response
 
 
 def _ctx() -> service.Context:
@@ -83,7 +93,7 @@ class Hospitals(MethodView):
         return json_response(hospital, 201, {"ETag": _etag_of(hospital)})
 
 
-@blp.route("/hospitals/<hospital_id>")
+@blp.route("/hospitals/<hospital_id:hospital_id>")
 class HospitalById(MethodView):
     @blp.response(200, HospitalSchema)
     @blp.alt_response(404, schema=ApiErrorSchema)
@@ -122,7 +132,7 @@ class HospitalById(MethodView):
         return json_response(answer, 200, {"ETag": _etag_of(hospital)})
 
 
-@blp.route("/hospitals/<hospital_id>/history")
+@blp.route("/hospitals/<hospital_id:hospital_id>/history")
 class HospitalHistory(MethodView):
     @require_auth("admin")
     @blp.response(200, HistorySchema)
@@ -137,7 +147,7 @@ class HospitalHistory(MethodView):
         )
 
 
-@blp.route("/available/<hospital_id>/<day>")
+@blp.route("/available/<hospital_id:hospital_id>/<day>")
 class Available(MethodView):
     @blp.response(200, AvailableSchema)
     @blp.alt_response(400, schema=ApiErrorSchema)
@@ -155,7 +165,7 @@ class Available(MethodView):
         return json_text_response(day_json(planned, counts[planned.iso], lead))
 
 
-@blp.route("/calendar/<hospital_id>")
+@blp.route("/calendar/<hospital_id:hospital_id>")
 class Calendar(MethodView):
     @blp.arguments(CalendarQueryArgsSchema(), location="query")
     @blp.response(200, CalendarSchema)
@@ -163,10 +173,9 @@ class Calendar(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema)
     def get(self, args, hospital_id):
         """A run of dates (1..92, default 7) from `start` (default today)."""
-        raw_days = args.get("days", "7")
-        if not raw_days.isdigit() or not 1 <= int(raw_days) <= MAX_CALENDAR_DAYS:
+        count = ascii_uint(args.get("days", "7"))
+        if count is None or not 1 <= count <= MAX_CALENDAR_DAYS:
             raise InvalidDays(f"days must be an integer from 1 to {MAX_CALENDAR_DAYS}")
-        count = int(raw_days)
         start = None
         if "start" in args:
             start = parse_date(args["start"])
@@ -183,13 +192,3 @@ class Calendar(MethodView):
             + ",".join([day_json(day, counts[day.iso]) for day in days])
             + "]}"
         )
-
-
-def validate_or_raise(body: dict, hospital_id: str | None):
-    """Run whole-document validation; 422 invalid_schedule listing every problem."""
-    from .validation import validate_hospital
-
-    doc, errors = validate_hospital(body, hospital_id)
-    if errors:
-        raise InvalidSchedule(f"The schedule has {len(errors)} problem(s)", errors=errors)
-    return doc

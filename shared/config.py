@@ -76,6 +76,8 @@ class Config:
     login_fail_window_seconds: int = 900
     login_fail_ip_limit: int = 50
     booking_limit: int = 10
+    register_limit: int = 20
+    register_window_seconds: int = 3600
     booking_window_seconds: int = 3600
     bcrypt_rounds: int = 12
 
@@ -115,6 +117,8 @@ class Config:
             ),
             login_fail_ip_limit=env_int("LOGIN_FAIL_IP_LIMIT", cls.login_fail_ip_limit),
             booking_limit=env_int("BOOKING_LIMIT", cls.booking_limit),
+            register_limit=env_int("REGISTER_LIMIT", cls.register_limit),
+            register_window_seconds=env_int("REGISTER_WINDOW_SECONDS", cls.register_window_seconds),
             booking_window_seconds=env_int("BOOKING_WINDOW_SECONDS", cls.booking_window_seconds),
             bcrypt_rounds=env_int("BCRYPT_ROUNDS", cls.bcrypt_rounds),
         )

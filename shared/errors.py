@@ -56,6 +56,8 @@ DuplicateBooking = _error("DuplicateBooking", 409)
 EmailTaken = _error("EmailTaken", 409)
 HospitalExists = _error("HospitalExists", 409)
 ScheduleConflict = _error("ScheduleConflict", 409)
+ScheduleChanged = _error("ScheduleChanged", 409)
+EditConflict = _error("EditConflict", 409)
 PreconditionFailed = _error("PreconditionFailed", 412)
 PreconditionRequired = _error("PreconditionRequired", 428)
 HospitalClosed = _error("HospitalClosed", 422)
@@ -142,7 +144,8 @@ def _handle_http(exc: HTTPException) -> Response:
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
-    reason = _HTTP_REASONS.get(status, _snake(type(exc).__name__))
+    # A reason of the exception's own (shared.ids.IdNotFound), else the status's.
+    reason = getattr(exc, "reason", None) or _HTTP_REASONS.get(status, _snake(type(exc).__name__))
     message = data.get("message") or exc.description or HTTPStatus(status).phrase
     if status == 422 and errors is not None:
         # Request parsing failed (webargs/marshmallow): the contract says 400.
@@ -151,7 +154,11 @@ def _handle_http(exc: HTTPException) -> Response:
     elif status == 400 and (
         "JSON" in str(exc.description or "") or errors == {"json": ["Invalid JSON body."]}
     ):
-        reason, message = "malformed_json", "The request body is not valid JSON"
+        reason = "malformed_json"
+        description = str(exc.description or "")
+        # shared.web raises "Malformed JSON: <why>"; the answer says why.
+        why = description.removeprefix("Malformed JSON: ")
+        message = why if why != description else "The request body is not valid JSON"
     headers = {}
     if status == 405 and exc.get_headers():
         headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}

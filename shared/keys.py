@@ -42,3 +42,8 @@ def schedule_version_key(hospital_id: str) -> str:
 def rate_key(kind: str, subject: str) -> str:
     """A rate-limit counter."""
     return f"rl:{kind}:{subject}"
+
+
+def edit_lock_key(hospital_id: str) -> str:
+    """Held while one edit of a hospital runs: its edits are made one at a time."""
+    return f"sched:edit-lock:{hospital_id}"

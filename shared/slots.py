@@ -29,8 +29,16 @@ NOT_SCHEDULED = "not_scheduled"
 _MAX_PLANNED_DATES = 1024
 
 
+# The dates the system reasons about. Every date arithmetic it does (a calendar of up to 92
+# days from `start`, records that live until three days after their date, a slot's instant
+# in any time zone) stays inside Python's calendar for these, so no date a client names can
+# overflow it: 9999-12-31 is `400 invalid_date`, not a 500.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+
+
 def parse_date(text: str) -> date | None:
-    """A `YYYY-MM-DD` string as a date, or None when malformed or impossible."""
+    """A `YYYY-MM-DD` string as a date from 1900-01-01 to 9998-12-31, else None."""
     return _parse_date(text) if isinstance(text, str) else None
 
 
@@ -41,9 +49,10 @@ def _parse_date(text: str) -> date | None:
     if not DATE_RE.match(text):
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return None
+    return day if EARLIEST_DATE <= day <= LATEST_DATE else None
 
 
 def minutes(hhmm: str) -> int:

@@ -7,14 +7,30 @@ Protocol (the schedule service is the only writer):
   missing key or the sentinel sends it to the source (MongoDB, or the schedule service's
   API), so no stale copy is ever used after an edit, even across a Redis restart;
 - a reader that finds the key missing restores it with SET NX, which never overwrites an
-  edit's sentinel.
+  edit's sentinel;
+- edits of one hospital run one at a time (`edit_lock`), so one edit lifting its fence
+  never lifts another's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+
 import redis
 
 from . import keys
+
+EDIT_LOCK_TTL_MS = 30_000
+EDIT_LOCK_WAIT_SECONDS = 5.0
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 EDITING = b"editing"
 EDITING_TTL_SECONDS = 60
@@ -54,3 +70,23 @@ def publish(client: redis.Redis, hospital_id: str, version: int) -> None:
 def restore(client: redis.Redis, hospital_id: str, version: int) -> None:
     """A reader found the key missing: put back the version it just read from the source."""
     client.set(keys.schedule_version_key(hospital_id), version, nx=True)
+
+
+class EditInProgress(Exception):
+    """Another edit of the hospital held the lock for longer than we wait."""
+
+
+@contextlib.contextmanager
+def edit_lock(client: redis.Redis, hospital_id: str) -> Iterator[None]:
+    """Hold the hospital's edit lock (waits up to EDIT_LOCK_WAIT_SECONDS; the lock expires
+    by itself should its holder die). Raises EditInProgress when it stays taken."""
+    key, token = keys.edit_lock_key(hospital_id), uuid.uuid4().hex
+    deadline = time.monotonic() + EDIT_LOCK_WAIT_SECONDS
+    while not client.set(key, token, nx=True, px=EDIT_LOCK_TTL_MS):
+        if time.monotonic() > deadline:
+            raise EditInProgress(hospital_id)
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        client.eval(_UNLOCK, 1, key, token)

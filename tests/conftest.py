@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from devstack.servers import MongoServer, RedisServer
+from devstack.stack import Stack
+from tests.helpers import TEST_ENV, Api
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +86,73 @@ def mongo_factory(tmp_path: Path) -> Iterator[Callable[..., MongoServer]]:
     yield make
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, mongo_url, redis_url, mongo_db_name) -> Iterator[Stack]:
+    """One running system for the e2e session (its own database name)."""
+    env = dict(TEST_ENV, MONGO_DB=mongo_db_name)
+    with Stack(
+        tmp_path_factory.mktemp("stack"),
+        mongo_url=mongo_url,
+        redis_url=redis_url,
+        workers=2,
+        threads=4,
+        extra_env=env,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def gateway(stack) -> Api:
+    """An anonymous client of the gateway."""
+    return Api(stack.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def admin(gateway) -> Api:
+    """The seeded admin, logged in."""
+    return gateway.login("portal@drhelal.com", "123456")
+
+
+@pytest.fixture
+def patient(gateway) -> Api:
+    """A freshly registered patient, logged in."""
+    return gateway.new_patient()
+
+
+@pytest.fixture
+def hospital(admin) -> dict:
+    """A new hospital of its own for one test (isolation from the seeded Gomoti)."""
+    from tests.helpers import hospital_doc
+
+    resp = admin.post("/api/dynamic-slots/hospitals", hospital_doc())
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def clear_login_counters(redis_url: str) -> Iterator[None]:
+    """Forget the failed logins that fuzzing the login operation counts against 127.0.0.1.
+
+    The booking service counts failures per address (limit 50) and per account; fuzzing
+    `/api/auth/login` from this process would otherwise lock every later login in the
+    session out with 429. Only the local address's counter and the seeded admin's are
+    deleted, by their exact keys.
+    """
+    import redis
+
+    from booking_service.limits import subject
+    from shared import keys
+
+    names = [
+        keys.rate_key("login-address", subject("127.0.0.1")),
+        keys.rate_key("login-account", subject("portal@drhelal.com")),
+    ]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(*names)
+        yield
+        client.delete(*names)
+    finally:
+        client.close()

@@ -13,6 +13,18 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+# Settings that make the tests quick without changing behaviour: cheap bcrypt, a fast
+# reconciler and no booking limit in the way of tests that book many places.
+TEST_ENV = {
+    "BCRYPT_ROUNDS": "4",
+    "RECONCILE_INTERVAL_SECONDS": "0.5",
+    "PENDING_TIMEOUT_SECONDS": "3",
+    "BOOKING_LIMIT": "100000",
+    # Every test registers patients from 127.0.0.1; tests/security pins the limit itself.
+    "REGISTER_LIMIT": "100000",
+    "ACCESS_LOG_LEVEL": "WARNING",
+}
+
 
 def next_weekday(js_weekday: int, tz: str = "Asia/Dhaka", after: int = 1) -> date:
     """The first date at least `after` days from today (in `tz`) with that weekday (0=Sunday)."""

@@ -11,8 +11,7 @@ import pytest
 from pymongo import MongoClient
 
 from devstack.stack import Stack
-from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, assert_error_shape, booking, hospital_doc
+from tests.helpers import TEST_ENV, Api, assert_error_shape, booking, hospital_doc
 
 SLOTS = [("00:30", "01:00"), ("01:30", "02:00"), ("02:30", "03:00"), ("09:00", "10:00")]
 

@@ -22,8 +22,8 @@ from devstack.stack import Stack
 from shared import keys
 from shared.config import Config
 from shared.errors import ServiceUnavailable
-from tests.e2e.conftest import TEST_ENV
 from tests.helpers import (
+    TEST_ENV,
     Api,
     assert_error_shape,
     booking,

@@ -24,7 +24,6 @@ are cleared after each test, so later tests can still log in.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -115,35 +114,6 @@ def fuzz_hospital(admin: Api) -> str:
     created = admin.post("/api/dynamic-slots/hospitals", doc)
     assert created.status_code == 201, created.text
     return doc["hospital_id"]
-
-
-@pytest.fixture
-def clear_login_counters(redis_url: str) -> Iterator[None]:
-    """Forget the failed logins that fuzzing the login operation counts against 127.0.0.1.
-
-    The booking service counts failures per address (limit 50) and per account; fuzzing
-    `/api/auth/login` from this process would otherwise lock every later login in the
-    session out with 429. Only the local address's counter and the seeded admin's are
-    deleted, by their exact keys.
-    """
-    import redis
-
-    from shared import keys
-
-    def subject(text: str) -> str:  # as booking_service.limits._subject
-        return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
-
-    names = [
-        keys.rate_key("login-address", subject("127.0.0.1")),
-        keys.rate_key("login-account", subject("portal@drhelal.com")),
-    ]
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.delete(*names)
-        yield
-        client.delete(*names)
-    finally:
-        client.close()
 
 
 def error_shape(ctx: Any, response: Any, case: Any) -> bool | None:

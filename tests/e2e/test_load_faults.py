@@ -33,8 +33,7 @@ from pymongo.database import Database
 
 from devstack.servers import MongoServer, RedisServer, ServiceProcess
 from devstack.stack import Stack
-from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, hospital_doc, wait_until
+from tests.helpers import TEST_ENV, Api, hospital_doc, wait_until
 
 THREADS = 8
 CAPACITY = 3

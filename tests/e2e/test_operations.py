@@ -81,7 +81,7 @@ def test_booking_outcomes_are_counted(stack, admin, hospital):
     appointment_id = created.json()["appointment_id"]
     assert admin.get(f"/api/appointments/{appointment_id}").status_code == 200
     text = scrape(stack.booking_url)
-    rule = "/api/appointments/<appointment_id>"
+    rule = "/api/appointments/<appointment_id:appointment_id>"
     assert value(text, "http_requests_total", service="booking", route=rule, status="200") >= 1
     assert value(text, "http_requests_total", route="/api/appointments", status="201") >= 1
     assert appointment_id not in text

@@ -19,8 +19,8 @@ from devstack.cluster import SLOTS, RedisClusterServers, slot_ranges
 from devstack.servers import port_in_use
 from devstack.stack import Stack
 from shared import keys
-from tests.e2e.conftest import TEST_ENV
 from tests.helpers import (
+    TEST_ENV,
     Api,
     booking,
     confirmed_in,
