@@ -1,0 +1,77 @@
+"""Attack (or bad luck): book into a slot while an admin's edit removes it.
+
+Before: the edit's conflict check ran before the edit was fenced and saw only confirmed
+appointments, so bookings in flight (written ahead as pending) were confirmed into the slot
+the edit removed: in 12 racing edits, 11 or 12 stranded appointments. Now an edit fences
+first, its check sees pending bookings too, and a booking re-reads the published version
+after its write-ahead record: each racing booking either finishes before the check sees it
+(the edit is refused with 409) or is refused itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.helpers import Api, booking, create_hospital, hospital_doc, next_weekday
+
+pytestmark = pytest.mark.e2e
+
+RUNS = 12
+BOOKERS = 12
+SLOT = "11:00"
+
+
+def test_an_edit_without_force_never_strands_a_racing_booking(gateway, admin):
+    day = next_weekday(5)
+    without_slot = [
+        {"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)
+    ]  # the 11:00 slot removed
+    outcomes = {"applied": 0, "refused": 0, "stranded": 0, "confirmed": 0}
+    statuses: set[int] = set()
+    refusals: dict[str, int] = {}
+    for run in range(RUNS):
+        hid = create_hospital(admin, 50)
+        edit = hospital_doc(hid, max_appointments_per_slot=50)
+        edit["schedule"] = {str(d): {"slots": without_slot} for d in range(7)}
+        start = threading.Barrier(BOOKERS + 1)
+        clients = [Api(gateway.base, admin.token) for _ in range(BOOKERS)]
+
+        def book(i: int, hid=hid, start=start, clients=clients, run=run):
+            start.wait()
+            threading.Event().wait(0.01 + 0.003 * i)  # a stream of bookings, 10..43 ms in
+            phone = f"+8801{run:02d}{i:08d}"
+            return clients[i].post("/api/appointments", booking(hid, day, SLOT, phone))
+
+        def change(hid=hid, edit=edit, start=start, run=run):
+            start.wait()
+            threading.Event().wait(0.005 * run)  # each run's edit lands elsewhere in the stream
+            return admin.put(f"/api/dynamic-slots/hospitals/{hid}", edit)
+
+        with ThreadPoolExecutor(BOOKERS + 1) as pool:
+            edited = pool.submit(change)
+            booked = list(pool.map(book, range(BOOKERS)))
+            answer = edited.result()
+        statuses |= {r.status_code for r in booked} | {answer.status_code}
+        for resp in booked:
+            if resp.status_code != 201:
+                reason = resp.json()["error"]
+                refusals[reason] = refusals.get(reason, 0) + 1
+        listed = admin.get(
+            "/api/appointments", params={"hospital_id": hid, "status": "confirmed"}
+        ).json()["appointments"]
+        in_slot = [a for a in listed if a["slot"]["start"] == SLOT]
+        outcomes["confirmed"] += len(in_slot)
+        if answer.status_code == 200:
+            outcomes["applied"] += 1
+            outcomes["stranded"] += len(in_slot)
+        else:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["error"] == "schedule_conflict"
+            assert answer.json()["appointments"], answer.json()
+            outcomes["refused"] += 1
+    assert not any(status >= 500 for status in statuses), statuses
+    print("edit race:", outcomes, refusals)
+    assert outcomes["stranded"] == 0, outcomes
