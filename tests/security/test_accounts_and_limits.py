@@ -46,6 +46,8 @@ def serve_booking(mongo_url, redis_url, mongo_db_name):
     servers = []
 
     def serve(**overrides) -> str:
+        # The session's other tests register from 127.0.0.1 too.
+        overrides.setdefault("register_limit", 100_000)
         cfg = _config(mongo_url, redis_url, mongo_db_name, **overrides)
         app = booking_service.create_app(cfg, start_reconciler=False)
         server = make_server("127.0.0.1", 0, app, threaded=True)

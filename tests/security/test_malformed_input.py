@@ -170,7 +170,7 @@ HOSTILE_STRINGS = [
     "../" * 20,
     "%00",
     "%2F",
-    "a" * 70_000,
+    "a" * 2_000,
     "١٢",
     "９",
     "9999-12-31",
@@ -283,7 +283,11 @@ def test_hostile_values_in_every_body_field(admin, patient, target, clear_login_
     api = patient if endpoint == "appointments" else admin
 
     @FUZZ
-    @given(where=st.sampled_from(where_to), new=st.one_of(value, deep), extra=st.booleans())
+    @given(
+        where=st.sampled_from(where_to),
+        new=st.one_of(value, deep, st.just("a" * 70_000)),
+        extra=st.booleans(),
+    )
     def check(where, new, extra):
         body = put(template, where, new)
         if extra and isinstance(body, dict):
@@ -310,6 +314,9 @@ GET_PATHS = [
 
 @pytest.mark.parametrize("template", GET_PATHS)
 def test_hostile_values_in_every_path_and_query_parameter(admin, template):
+    """(A URL longer than an HTTP parser's line limit is the gateway issue's, issue 11: the
+    values here stay under it; the bodies above take 70,000 characters.)"""
+
     @FUZZ
     @given(a=text, b=text, c=text, method=st.sampled_from(["GET", "DELETE"]))
     def check(a, b, c, method):
