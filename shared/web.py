@@ -27,7 +27,7 @@ from .ids import register_converters
 from .schemas import ApiErrorSchema
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("slotbook.access")
 
 
@@ -208,7 +208,7 @@ def create_base_app(
 
 def request_id(incoming: str | None) -> str:
     """The caller's X-Request-ID when it is safe to log and pass on, else a new one."""
-    return incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if incoming and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def service_name(import_name: str) -> str:
