@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -107,6 +108,25 @@ def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> 
     return created
 
 
+def _one_edit_at_a_time(func):
+    """Run an edit of `hospital_id` under the hospital's edit lock (shared.versions)."""
+
+    @functools.wraps(func)
+    def locked(ctx: Context, hospital_id: str, *args, **kwargs):
+        try:
+            with versions.edit_lock(ctx.redis, hospital_id):
+                return func(ctx, hospital_id, *args, **kwargs)
+        except versions.EditInProgress as exc:
+            raise EditConflict("Another edit of this hospital is in progress; retry") from exc
+        except redis.RedisError as exc:
+            raise ServiceUnavailable(
+                "Schedules cannot be changed while Redis is unavailable"
+            ) from exc
+
+    return locked
+
+
+@_one_edit_at_a_time
 def replace_hospital(
     ctx: Context,
     hospital_id: str,
@@ -126,35 +146,6 @@ def replace_hospital(
     against the old configuration is either seen by the look (the edit is refused) or reads
     the fence after writing its record and is refused itself.
     """
-    try:
-        with versions.edit_lock(ctx.redis, hospital_id):
-            return _replace_locked(
-                ctx,
-                hospital_id,
-                body,
-                who,
-                now,
-                if_match=if_match,
-                force=force,
-                authorization=authorization,
-            )
-    except versions.EditInProgress as exc:
-        raise EditConflict("Another edit of this hospital is in progress; retry") from exc
-    except redis.RedisError as exc:
-        raise ServiceUnavailable("Schedules cannot be changed while Redis is unavailable") from exc
-
-
-def _replace_locked(
-    ctx: Context,
-    hospital_id: str,
-    body: dict,
-    who: Principal,
-    now: datetime,
-    *,
-    if_match: str | None,
-    force: bool,
-    authorization: str,
-) -> tuple[dict, list[dict]]:
     current = get_hospital(ctx, hospital_id)
     etag = f'"{hospital_id}-v{current["version"]}"'
     if (

@@ -32,7 +32,6 @@ IDEMPOTENCY_KEY_PATTERN = "[\x21-\x7e]{1,255}"
 _ID = re.compile(ID_PATTERN)
 _APPOINTMENT_ID = re.compile(APPOINTMENT_ID_PATTERN)
 _PHONE = re.compile(PHONE_PATTERN)
-_TIME = re.compile(TIME_PATTERN)
 _ASCII_UINT = re.compile("[0-9]{1,9}")
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -72,46 +71,40 @@ def phone_digits(phone: str) -> str:
     return phone.removeprefix("+")
 
 
-class Identifier(fields.String):
+class _Canonical(fields.String):
+    """A string that must be in its canonical form (`pattern`, whole), else 400 `rule`."""
+
+    pattern = ID_PATTERN
+    rule = ID_RULE
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": f"^{self.pattern}$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+        self._compiled = re.compile(self.pattern)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if self._compiled.fullmatch(text) is None:
+            raise ValidationError(self.rule)
+        return text
+
+
+class Identifier(_Canonical):
     """A body or query identifier: 400 validation_error unless canonical."""
 
-    def __init__(self, **kwargs):
-        metadata = {"pattern": f"^{ID_PATTERN}$", **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not is_id(text):
-            raise ValidationError(ID_RULE)
-        return text
-
-
-class Phone(fields.String):
+class Phone(_Canonical):
     """A phone in its canonical form: an optional + and 7..15 ASCII digits."""
 
-    def __init__(self, **kwargs):
-        metadata = {"pattern": f"^{PHONE_PATTERN}$", **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not is_phone(text):
-            raise ValidationError(PHONE_RULE)
-        return text
+    pattern = PHONE_PATTERN
+    rule = PHONE_RULE
 
 
-class WallTime(fields.String):
+class WallTime(_Canonical):
     """A time `HH:MM` (00:00 to 23:59), ASCII digits, nothing around it."""
 
-    def __init__(self, **kwargs):
-        metadata = {"pattern": f"^{TIME_PATTERN}$", **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if _TIME.fullmatch(text) is None:
-            raise ValidationError("must be a time HH:MM")
-        return text
+    pattern = TIME_PATTERN
+    rule = "must be a time HH:MM"
 
 
 class AsciiInt(fields.Integer):
