@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -22,11 +23,11 @@ import redis
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared import keys, versions
 from shared.auth import Principal
+from shared.capacity_reads import CapacityReader, Snapshot
 from shared.clock import utcnow
 from shared.config import Config
-from shared.counts import read_day_counts
+from shared.configurations import ConfigurationCache
 from shared.errors import (
     AppointmentInPast,
     AppointmentNotFound,
@@ -40,48 +41,72 @@ from shared.errors import (
     SlotInPast,
     SlotNotFound,
 )
-from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
+from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Day, Schedule, iso_utc, parse_date
+from shared.versions import Published
 
-from .gate import FULL, HELD, NOT_READY, CapacityGate, SlotRecords
+from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
+from .limits import Limiter
 from .repository import (
     ABANDONED,
+    ACTIVE,
     CANCELLED,
     CONFIRMED,
     PENDING,
     REJECTED,
     AppointmentRepository,
+    IdempotencyRepository,
+    UserRepository,
     dup_guard,
     epoch_ms,
     public,
     serial_guard,
     to_object_id,
 )
-from .schedule_client import ScheduleClient
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Context:
-    """What the booking service layer works with, built once per process."""
+    """What the booking service layer works with, built once per process (bootstrap.py)."""
 
     config: Config
     appointments: AppointmentRepository
-    gate: CapacityGate
-    redis: redis.Redis
-    schedules: ScheduleClient
+    capacity: CapacityRecords
+    reader: CapacityReader
+    configurations: ConfigurationCache
+    users: UserRepository
+    idempotency: IdempotencyRepository
+    limiter: Limiter
 
 
-def _schedule_and_counts(ctx: Context, hospital_id: str, day: str):
-    """The current schedule and the day's counts, in one Redis round trip (plus HTTP on change)."""
+def _snapshot(ctx: Context, hospital_id: str, dates: list[str]) -> Snapshot:
+    """The published version and the counts; 503 when Redis cannot answer (bookings need it)."""
     try:
-        counts, (version_raw,) = read_day_counts(
-            ctx.redis, hospital_id, [day], [keys.schedule_version_key(hospital_id)]
-        )
+        return ctx.reader.published_and_counts(hospital_id, dates)
     except redis.RedisError as exc:
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
-    schedule = ctx.schedules.get(hospital_id, versions.parse_version(version_raw))
-    return schedule, counts[day]
+
+
+def current_schedule(ctx: Context, hospital_id: str) -> Schedule:
+    """The hospital's current schedule (for the reconciler)."""
+    snapshot = _snapshot(ctx, hospital_id, [])
+    return ctx.configurations.current(hospital_id, snapshot.published).schedule
+
+
+def day_counts(
+    ctx: Context, hospital_id: str, dates: list[date], now: datetime
+) -> list[tuple[Day, Mapping[str, int] | None]]:
+    """Each date as the schedule has it, with its counts (None: unknown while Redis is down or
+    rebuilding): the availability answers."""
+    texts = [d.isoformat() for d in dates]
+    try:
+        snapshot = ctx.reader.published_and_counts(hospital_id, texts)
+    except redis.RedisError:
+        snapshot = Snapshot(Published.unknown(), dict.fromkeys(texts))
+    schedule = ctx.configurations.current(hospital_id, snapshot.published).schedule
+    days = schedule.expand(dates, now)
+    return [(day, snapshot.counts[text]) for day, text in zip(days, texts, strict=True)]
 
 
 def records_ttl(schedule: Schedule, day: date, now: datetime) -> int:
@@ -115,7 +140,9 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    schedule, counts = _schedule_and_counts(ctx, hospital_id, day_text)
+    snapshot = _snapshot(ctx, hospital_id, [day_text])
+    schedule = ctx.configurations.current(hospital_id, snapshot.published).schedule
+    counts = snapshot.counts[day_text]
     slot = check_bookable(schedule, day, slot_start, now)
     full_message = f"The {slot_start} slot on {day_text} is full"
     if counts is not None and counts.get(slot_start, 0) >= slot.capacity:
@@ -153,12 +180,12 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     appointment_id = str(oid)
     ttl = records_ttl(schedule, day, now)
     try:
-        outcome, value = ctx.gate.reserve(
+        outcome, value = ctx.capacity.reserve(
             hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
         )
         if outcome == NOT_READY:
             rebuild_day(ctx, schedule, hospital_id, day)
-            outcome, value = ctx.gate.reserve(
+            outcome, value = ctx.capacity.reserve(
                 hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
             )
     except (redis.RedisError, PyMongoError) as exc:
@@ -197,11 +224,11 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
     strands a booking that was checked against the configuration it replaced.
     """
     try:
-        raw = ctx.redis.get(keys.schedule_version_key(schedule.hospital_id))
+        published = ctx.reader.published_and_counts(schedule.hospital_id, []).published
     except redis.RedisError as exc:
         _abandon(ctx, oid, REJECTED, now, release=False)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
-    if versions.parse_version(raw) != schedule.version:
+    if published.version != schedule.version:
         _abandon(ctx, oid, REJECTED, now, release=False)
         raise ScheduleChanged(
             "The hospital's schedule changed while this booking was made; please try again"
@@ -210,7 +237,7 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
 
 def _release(ctx: Context, hospital_id: str, day: str, slot: str, appointment_id: str) -> None:
     try:
-        ctx.gate.release(hospital_id, day, slot, appointment_id)
+        ctx.capacity.release(hospital_id, day, slot, appointment_id)
     except redis.RedisError:
         log.warning("release of %s failed; the reconciler frees it", appointment_id)
 
@@ -250,7 +277,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
             )
         ]
         by_slot[start] = SlotRecords(start, capacities.get(start, len(held)), held, pending)
-    return ctx.gate.rebuild(
+    return ctx.capacity.rebuild(
         hospital_id,
         day_text,
         sorted(by_slot.values(), key=lambda s: s.slot),
@@ -269,6 +296,38 @@ def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:
     ):
         raise AppointmentNotFound(f"No appointment {appointment_id!r}")
     return doc
+
+
+def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
+    """A page of appointments: a patient's own; an admin's, filtered by hospital, dates,
+    status (`active`: pending or confirmed, what an edit's conflict check must see)."""
+    filters: dict = {}
+    if who.is_admin:
+        if "hospital_id" in query:
+            filters["hospital_id"] = query["hospital_id"]
+        for name in ("date", "date_from", "date_to"):
+            if name in query and parse_date(query[name]) is None:
+                raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
+        if "date" in query:
+            filters["date"] = query["date"]
+        elif "date_from" in query or "date_to" in query:
+            bounds = (("$gte", query.get("date_from")), ("$lte", query.get("date_to")))
+            filters["date"] = {op: value for op, value in bounds if value}
+    else:
+        # A patient sees only its own appointments, whatever filters it sends.
+        filters["booked_by"] = who.user_id
+    if query.get("status") == "active":
+        filters["status"] = {"$in": list(ACTIVE)}
+    elif "status" in query:
+        filters["status"] = query["status"]
+    page, per_page = query["page"], query["per_page"]
+    docs, total = ctx.appointments.search(filters, page, per_page)
+    return {
+        "appointments": [public(d) for d in docs],
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+    }
 
 
 def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> dict:

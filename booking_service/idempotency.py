@@ -44,6 +44,7 @@ def run_once(
     body: dict,
     now: datetime,
     action: Callable[[], dict],
+    wait_seconds: float = 5.0,
 ) -> tuple[int, dict, bool]:
     """(status, body, replayed): run `action` once per key; replay its answer on retries."""
     if not is_idempotency_key(key):
@@ -54,7 +55,7 @@ def run_once(
     digest = fingerprint(body)
     try:
         existing = repo.claim(scoped, digest, now)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + wait_seconds
         while existing is not None:
             if existing["fingerprint"] != digest:
                 raise IdempotencyKeyReused(

@@ -20,12 +20,11 @@ from datetime import timedelta
 import redis
 from pymongo.errors import PyMongoError
 
-from shared import keys, versions
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date
 
-from .booking import Context, _release, abandon_stale, rebuild_day
+from .booking import Context, _release, abandon_stale, current_schedule, rebuild_day
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "cap:reconciler:lock"
@@ -33,26 +32,25 @@ LOCK_KEY = "cap:reconciler:lock"
 
 def warm(ctx: Context) -> int:
     """Rebuild every day with active appointments, then set the epoch; returns days built."""
-    token = ctx.gate.begin_warm()
+    token = ctx.capacity.begin_full_rebuild()
     now = utcnow()
     since = (now - timedelta(days=2)).date().isoformat()
     built = 0
     for hospital_id, day_text in ctx.appointments.active_days(since):
-        version_raw = ctx.redis.get(keys.schedule_version_key(hospital_id))
         try:
-            schedule = ctx.schedules.get(hospital_id, versions.parse_version(version_raw))
+            schedule = current_schedule(ctx, hospital_id)
         except DomainError:
             log.warning("cannot rebuild %s %s: no schedule", hospital_id, day_text)
             continue
         built += rebuild_day(ctx, schedule, hospital_id, parse_date(day_text))
-    ctx.gate.finish_warm(token)
+    ctx.capacity.finish_full_rebuild(token)
     return built
 
 
 def reconcile_once(ctx: Context, last_sweep) -> object:
     """One pass of upkeep; returns the time the next pass sweeps closed appointments from."""
     now = utcnow()
-    if not ctx.gate.epoch_present():
+    if not ctx.capacity.records_complete():
         built = warm(ctx)
         log.info("capacity records rebuilt from MongoDB: %d day(s)", built)
     stale_before = now - timedelta(seconds=ctx.config.pending_timeout_seconds)
@@ -84,13 +82,7 @@ class Reconciler:
         self._stop.set()
 
     def _is_leader(self, ttl_ms: int) -> bool:
-        client = self.ctx.redis
-        if client.set(LOCK_KEY, self.identity, nx=True, px=ttl_ms):
-            return True
-        if client.get(LOCK_KEY) == self.identity.encode():
-            client.pexpire(LOCK_KEY, ttl_ms)
-            return True
-        return False
+        return self.ctx.capacity.lead(LOCK_KEY, self.identity, ttl_ms)
 
     def _run(self) -> None:
         interval = self.ctx.config.reconcile_interval_seconds

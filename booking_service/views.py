@@ -1,27 +1,26 @@
-"""HTTP layer of the booking service: accounts, appointments, availability."""
+"""HTTP layer of the booking service: accounts, appointments, availability.
+
+Each view parses its request, calls one function of the service layer (booking.py,
+accounts.py) and answers; hot answers are written by shared/availability.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
-
-import redis
 from flask import current_app, request
 from flask.views import MethodView
 
-from shared import keys, metrics, versions
+from shared import metrics
+from shared.answers import counts_document
 from shared.auth import current_principal, require_auth
-from shared.availability import counts_json, json_text
 from shared.clock import utcnow
-from shared.counts import read_day_counts
 from shared.errors import DomainError, InvalidDate
 from shared.schemas import ApiErrorSchema
-from shared.slots import Day, parse_date
-from shared.web import SlotbookBlueprint, json_response, json_text_response, no_store
+from shared.slots import parse_date
+from shared.web import SlotbookBlueprint, json_answer, no_store
 
 from . import accounts, booking
 from .idempotency import run_once
-from .repository import ACTIVE, public
+from .repository import public
 from .schemas import (
     AppointmentCreateSchema,
     AppointmentListArgsSchema,
@@ -73,10 +72,9 @@ class Register(MethodView):
     @auth_blp.alt_response(429, schema=ApiErrorSchema)
     def post(self, body):
         """Create a patient account (limited per client address)."""
-        ext = current_app.extensions
-        ext["booking.limiter"].check_registration(request.remote_addr or "-")
-        user = accounts.register(ext["booking.users"], _ctx().config, body, utcnow())
-        return json_response(user, 201)
+        ctx = _ctx()
+        ctx.limiter.check_registration(request.remote_addr or "-")
+        return accounts.register(ctx.users, ctx.config, body, utcnow())
 
 
 @auth_blp.route("/login")
@@ -88,15 +86,12 @@ class Login(MethodView):
     @auth_blp.alt_response(429, schema=ApiErrorSchema)
     def post(self, body):
         """Exchange email and password for a bearer token."""
-        ext = current_app.extensions
-        limiter = ext["booking.limiter"]
+        ctx = _ctx()
         address = request.remote_addr or "-"
-        limiter.begin_login(body["email"], address)
-        answer = accounts.login(
-            ext["booking.users"], _ctx().config, body["email"], body["password"]
-        )
-        limiter.login_succeeded(body["email"], address)
-        return json_response(answer)
+        ctx.limiter.begin_login(body["email"], address)
+        answer = accounts.login(ctx.users, ctx.config, body["email"], body["password"])
+        ctx.limiter.login_succeeded(body["email"], address)
+        return answer
 
 
 @appointments_blp.route("")
@@ -117,7 +112,6 @@ class Appointments(MethodView):
         try:
             who = current_principal()
             ctx = _ctx()
-            limiter = current_app.extensions["booking.limiter"]
             key = request.headers.get("Idempotency-Key")
             now = utcnow()
 
@@ -125,20 +119,20 @@ class Appointments(MethodView):
                 # Counted only when a booking is really attempted: a replay of an answer
                 # already given is not a new attempt, and is answered even past the limit.
                 if not who.is_admin:
-                    limiter.check_booking(who.user_id)
+                    ctx.limiter.check_booking(who.user_id)
                 return booking.book(ctx, who, body, now)
 
             if key is None:
                 answer = attempt()
                 outcome = "confirmed"
-                return json_response(answer, 201)
+                return json_answer(answer, 201)
             status, answer, replayed = run_once(
-                current_app.extensions["booking.idempotency"], who.user_id, key, body, now, attempt
+                ctx.idempotency, who.user_id, key, body, now, attempt
             )
             # A replay answers an attempt already counted; it is not a new one.
             outcome = None if replayed else "confirmed"
             headers = {"Idempotent-Replayed": "true"} if replayed else None
-            return json_response(answer, status, headers)
+            return json_answer(answer, status, headers)
         except DomainError as exc:
             outcome = exc.reason
             raise
@@ -153,38 +147,7 @@ class Appointments(MethodView):
     @appointments_blp.alt_response(401, schema=ApiErrorSchema)
     def get(self, args):
         """Appointments: a patient's own; an admin's, filtered by hospital, date, status."""
-        who = current_principal()
-        filters: dict = {}
-        if who.is_admin:
-            if "hospital_id" in args:
-                filters["hospital_id"] = args["hospital_id"]
-            for name in ("date", "date_from", "date_to"):
-                if name in args and parse_date(args[name]) is None:
-                    raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
-            if "date" in args:
-                filters["date"] = args["date"]
-            elif "date_from" in args or "date_to" in args:
-                filters["date"] = {
-                    k: v
-                    for k, v in (("$gte", args.get("date_from")), ("$lte", args.get("date_to")))
-                    if v
-                }
-        else:
-            # A patient sees only its own appointments, whatever filters it sends.
-            filters["booked_by"] = who.user_id
-        if args.get("status") == "active":
-            filters["status"] = {"$in": list(ACTIVE)}
-        elif "status" in args:
-            filters["status"] = args["status"]
-        docs, total = _ctx().appointments.search(filters, args["page"], args["per_page"])
-        return json_response(
-            {
-                "appointments": [public(d) for d in docs],
-                "page": args["page"],
-                "per_page": args["per_page"],
-                "total": total,
-            }
-        )
+        return booking.list_appointments(_ctx(), current_principal(), args)
 
 
 @appointments_blp.route("/<appointment_id:appointment_id>")
@@ -195,9 +158,7 @@ class AppointmentById(MethodView):
     @appointments_blp.alt_response(404, schema=ApiErrorSchema)
     def get(self, appointment_id):
         """One appointment (someone else's is 404)."""
-        return json_response(
-            public(booking.find_visible(_ctx(), current_principal(), appointment_id))
-        )
+        return public(booking.find_visible(_ctx(), current_principal(), appointment_id))
 
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
@@ -206,25 +167,7 @@ class AppointmentById(MethodView):
     @appointments_blp.alt_response(422, schema=ApiErrorSchema)
     def delete(self, appointment_id):
         """Cancel (idempotent): the place is free at once."""
-        return json_response(booking.cancel(_ctx(), current_principal(), appointment_id, utcnow()))
-
-
-def _days_with_counts(
-    hospital_id: str, dates: list[str], parsed: list[date]
-) -> list[tuple[Day, Mapping[str, int] | None]]:
-    """Each date (`parsed`: the same, as dates) as the schedule has it, with its counts: one
-    Redis round trip (plus HTTP on a config change)."""
-    ctx = _ctx()
-    try:
-        counts, (version_raw,) = read_day_counts(
-            ctx.redis, hospital_id, dates, [keys.schedule_version_key(hospital_id)]
-        )
-        published = versions.parse_version(version_raw)
-    except redis.RedisError:
-        counts, published = dict.fromkeys(dates), None
-    schedule = ctx.schedules.get(hospital_id, published)
-    days = schedule.expand(parsed, utcnow())
-    return [(day, counts[d]) for day, d in zip(days, dates, strict=True)]
+        return booking.cancel(_ctx(), current_principal(), appointment_id, utcnow())
 
 
 @availability_blp.route("/<hospital_id:hospital_id>/<day>")
@@ -237,9 +180,10 @@ class Availability(MethodView):
         parsed = parse_date(day)
         if parsed is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
-        ((planned, booked),) = _days_with_counts(hospital_id, [day], [parsed])
-        lead = f'"hospital_id":{json_text(hospital_id)},"date":"{day}",'
-        return json_text_response(counts_json(planned, booked, lead))
+        ((planned, counts),) = booking.day_counts(_ctx(), hospital_id, [parsed], utcnow())
+        return json_answer(
+            {"hospital_id": hospital_id, "date": day, **counts_document(planned, counts)}
+        )
 
 
 @availability_blp.route("/bulk")
@@ -259,9 +203,10 @@ class BulkAvailability(MethodView):
                 errors={"dates": [f"{d!r} is not a date" for d in bad[:20]]},
             )
         hospital_id = body["hospital_id"]
-        days = _days_with_counts(hospital_id, dates, parsed)
-        # The dates are YYYY-MM-DD (checked above): JSON strings as they are.
-        answers = ",".join([f'"{day.iso}":{counts_json(day, booked)}' for day, booked in days])
-        return json_text_response(
-            f'{{"hospital_id":{json_text(hospital_id)},"dates":{{{answers}}}}}'
+        days = booking.day_counts(_ctx(), hospital_id, parsed, utcnow())
+        return json_answer(
+            {
+                "hospital_id": hospital_id,
+                "dates": {day.iso: counts_document(day, counts) for day, counts in days},
+            }
         )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import redis
 from pymongo.errors import PyMongoError
 
-from shared import keys, versions
+from shared import versions
 from shared.auth import Principal
+from shared.capacity_reads import CapacityReader, Snapshot
+from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     EditConflict,
     HospitalExists,
@@ -21,27 +25,68 @@ from shared.errors import (
     ScheduleConflict,
     ServiceUnavailable,
 )
+from shared.slots import Day
+from shared.versions import Published
 
-from . import reads
-from .catalog import Catalog
 from .conflicts import ConflictChecker, diff_documents
 from .repository import HospitalRepository
 from .validation import validate_hospital
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Context:
-    """What the service layer works with, built once per process."""
+    """What the service layer works with, built once per process (bootstrap.py)."""
 
     repo: HospitalRepository
     redis: redis.Redis
-    catalog: Catalog
+    configurations: ConfigurationCache
+    reader: CapacityReader
     conflicts: ConflictChecker
 
 
-def read_days(ctx: Context, hospital_id: str, days_for):
-    """See reads.read_days."""
-    return reads.read_days(ctx.catalog, ctx.redis, hospital_id, days_for)
+def _read(ctx: Context, hospital_id: str, dates: list[date]) -> Snapshot:
+    """The published version and the counts of `dates`; while Redis is down, the
+    configuration comes from MongoDB and the counts are unknown."""
+    texts = [d.isoformat() for d in dates]
+    try:
+        return ctx.reader.published_and_counts(hospital_id, texts)
+    except redis.RedisError:
+        return Snapshot(Published.unknown(), dict.fromkeys(texts))
+
+
+def _days(
+    ctx: Context, hospital_id: str, plan: Callable[[Configuration], list[date]], now: datetime
+) -> list[tuple[Day, Mapping[str, int] | None]]:
+    """The days `plan` picks from the current configuration, with their counts: one Redis
+    round trip while this process's copy is current (the dates are planned from it first)."""
+    cached = ctx.configurations.cached(hospital_id)
+    dates = plan(cached) if cached is not None else []
+    snapshot = _read(ctx, hospital_id, dates)
+    current = ctx.configurations.current(hospital_id, snapshot.published)
+    if current is not cached:
+        fresh = plan(current)
+        if fresh != dates:
+            dates, snapshot = fresh, _read(ctx, hospital_id, fresh)
+    days = current.schedule.expand(dates, now)
+    return [(day, snapshot.counts[day.iso]) for day in days]
+
+
+def day(ctx: Context, hospital_id: str, when: date, now: datetime):
+    """One date of a hospital with its counts: the `available` answer."""
+    ((planned, counts),) = _days(ctx, hospital_id, lambda _config: [when], now)
+    return planned, counts
+
+
+def calendar(ctx: Context, hospital_id: str, start: date | None, count: int, now: datetime):
+    """`count` dates from `start` (default: today in the hospital's zone) with their counts."""
+
+    def plan(config: Configuration) -> list[date]:
+        first = start or config.schedule.today(now)
+        return [first + timedelta(days=i) for i in range(count)]
+
+    return _days(ctx, hospital_id, plan, now)
 
 
 def get_hospital(ctx: Context, hospital_id: str) -> dict:
@@ -54,13 +99,9 @@ def get_hospital(ctx: Context, hospital_id: str) -> dict:
 
 def current_hospital(ctx: Context, hospital_id: str) -> dict:
     """The current configuration, from this process's cache while the published version
-    matches; like every read through the catalog, it restores a version key Redis lost, so
-    the booking service's revalidation through this endpoint brings the key back."""
-    try:
-        version_raw = ctx.redis.get(keys.schedule_version_key(hospital_id))
-    except redis.RedisError:
-        return ctx.catalog.resolve(hospital_id, None, redis_ok=False).doc
-    return ctx.catalog.resolve(hospital_id, version_raw).doc
+    matches; a version key Redis lost is restored, so the booking service's revalidation
+    through this endpoint brings it back."""
+    return ctx.configurations.current(hospital_id, _read(ctx, hospital_id, []).published).doc
 
 
 def _validated(body: dict, hospital_id: str | None) -> dict:
@@ -83,7 +124,7 @@ def _publish(ctx: Context, hospital_id: str, version: int) -> None:
         versions.publish(ctx.redis, hospital_id, version)
     except redis.RedisError:
         pass  # the sentinel expires and readers restore the version from MongoDB
-    ctx.catalog.forget(hospital_id)
+    ctx.configurations.forget(hospital_id)
 
 
 def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> dict:

@@ -7,14 +7,14 @@ import hashlib
 from flask import current_app, request
 from flask.views import MethodView
 
+from shared.answers import day_document
 from shared.auth import current_principal, require_auth
-from shared.availability import day_json, json_text
 from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays
 from shared.ids import ascii_uint
 from shared.schemas import ApiErrorSchema
 from shared.slots import parse_date
-from shared.web import SlotbookBlueprint, json_response, json_text_response, no_store
+from shared.web import SlotbookBlueprint, json_answer, no_store
 
 from . import service
 from .schemas import (
@@ -74,9 +74,7 @@ class Hospitals(MethodView):
             ",".join(f"{h['hospital_id']}:{h['version']}" for h in hospitals).encode()
         ).hexdigest()[:20]
         etag = f'"hospitals-{digest}"'
-        return _not_modified(etag) or json_response(
-            {"hospitals": hospitals}, headers={"ETag": etag}
-        )
+        return _not_modified(etag) or json_answer({"hospitals": hospitals}, headers={"ETag": etag})
 
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
@@ -90,7 +88,7 @@ class Hospitals(MethodView):
         """Create a hospital (admin)."""
         body.pop("force", None)
         hospital = service.create_hospital(_ctx(), body, current_principal(), utcnow())
-        return json_response(hospital, 201, {"ETag": _etag_of(hospital)})
+        return json_answer(hospital, 201, {"ETag": _etag_of(hospital)})
 
 
 @blp.route("/hospitals/<hospital_id:hospital_id>")
@@ -101,7 +99,7 @@ class HospitalById(MethodView):
         """One hospital's configuration, with its ETag."""
         hospital = service.current_hospital(_ctx(), hospital_id)
         etag = _etag_of(hospital)
-        return _not_modified(etag) or json_response(hospital, headers={"ETag": etag})
+        return _not_modified(etag) or json_answer(hospital, headers={"ETag": etag})
 
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
@@ -129,7 +127,7 @@ class HospitalById(MethodView):
         answer = dict(hospital)
         if stranded:
             answer["stranded_appointments"] = stranded
-        return json_response(answer, 200, {"ETag": _etag_of(hospital)})
+        return json_answer(answer, 200, {"ETag": _etag_of(hospital)})
 
 
 @blp.route("/hospitals/<hospital_id:hospital_id>/history")
@@ -142,7 +140,7 @@ class HospitalHistory(MethodView):
     def get(self, hospital_id):
         """Every change of a hospital's configuration, newest first (admin)."""
         service.get_hospital(_ctx(), hospital_id)
-        return json_response(
+        return json_answer(
             {"hospital_id": hospital_id, "changes": _ctx().repo.changes(hospital_id)}
         )
 
@@ -158,11 +156,8 @@ class Available(MethodView):
         if date is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
         now = utcnow()
-        _, (planned,), counts = service.read_days(
-            _ctx(), hospital_id, lambda entry: [entry.schedule.day(date, now)]
-        )
-        lead = f'"hospital_id":{json_text(hospital_id)},'
-        return json_text_response(day_json(planned, counts[planned.iso], lead))
+        planned, counts = service.day(_ctx(), hospital_id, date, now)
+        return json_answer({"hospital_id": hospital_id, **day_document(planned, counts)})
 
 
 @blp.route("/calendar/<hospital_id:hospital_id>")
@@ -183,12 +178,11 @@ class Calendar(MethodView):
                 raise InvalidDate(f"{args['start']!r} is not a date YYYY-MM-DD")
         now = utcnow()
 
-        def days_for(entry):
-            return entry.schedule.days(start or entry.schedule.today(now), count, now)
-
-        _, days, counts = service.read_days(_ctx(), hospital_id, days_for)
-        return json_text_response(
-            f'{{"hospital_id":{json_text(hospital_id)},"start":"{days[0].iso}","days":['
-            + ",".join([day_json(day, counts[day.iso]) for day in days])
-            + "]}"
+        days = service.calendar(_ctx(), hospital_id, start, count, now)
+        return json_answer(
+            {
+                "hospital_id": hospital_id,
+                "start": days[0][0].iso,
+                "days": [day_document(day, counts) for day, counts in days],
+            }
         )

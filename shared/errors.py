@@ -28,49 +28,153 @@ class DomainError(Exception):
         self.headers: dict[str, str] = {}
 
 
-def _error(name: str, status: int) -> type[DomainError]:
-    return type(name, (DomainError,), {"status": status, "reason": _snake(name)})
+# The table of every reason the API answers with (status, `error`).
 
 
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i:
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+class ValidationError(DomainError):
+    status = 400
+    reason = "validation_error"
 
 
-# The table of every reason the API answers with: class name -> snake_case `error`.
-ValidationError = _error("ValidationError", 400)
-InvalidDate = _error("InvalidDate", 400)
-InvalidDays = _error("InvalidDays", 400)
-Unauthorized = _error("Unauthorized", 401)
-InvalidCredentials = _error("InvalidCredentials", 401)
-Forbidden = _error("Forbidden", 403)
-NotFound = _error("NotFound", 404)
-HospitalNotFound = _error("HospitalNotFound", 404)
-AppointmentNotFound = _error("AppointmentNotFound", 404)
-SlotFull = _error("SlotFull", 409)
-DuplicateBooking = _error("DuplicateBooking", 409)
-EmailTaken = _error("EmailTaken", 409)
-HospitalExists = _error("HospitalExists", 409)
-ScheduleConflict = _error("ScheduleConflict", 409)
-ScheduleChanged = _error("ScheduleChanged", 409)
-EditConflict = _error("EditConflict", 409)
-PreconditionFailed = _error("PreconditionFailed", 412)
-PreconditionRequired = _error("PreconditionRequired", 428)
-HospitalClosed = _error("HospitalClosed", 422)
-SlotNotFound = _error("SlotNotFound", 422)
-OutsideBookingWindow = _error("OutsideBookingWindow", 422)
-SlotInPast = _error("SlotInPast", 422)
-AppointmentInPast = _error("AppointmentInPast", 422)
-IdempotencyKeyReused = _error("IdempotencyKeyReused", 422)
-InvalidSchedule = _error("InvalidSchedule", 422)
-RateLimited = _error("RateLimited", 429)
-ServiceUnavailable = _error("ServiceUnavailable", 503)
-BadGateway = _error("BadGateway", 502)
-GatewayTimeout = _error("GatewayTimeout", 504)
+class InvalidDate(DomainError):
+    status = 400
+    reason = "invalid_date"
+
+
+class InvalidDays(DomainError):
+    status = 400
+    reason = "invalid_days"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    reason = "unauthorized"
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    reason = "invalid_credentials"
+
+
+class Forbidden(DomainError):
+    status = 403
+    reason = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    reason = "not_found"
+
+
+class HospitalNotFound(DomainError):
+    status = 404
+    reason = "hospital_not_found"
+
+
+class AppointmentNotFound(DomainError):
+    status = 404
+    reason = "appointment_not_found"
+
+
+class SlotFull(DomainError):
+    status = 409
+    reason = "slot_full"
+
+
+class DuplicateBooking(DomainError):
+    status = 409
+    reason = "duplicate_booking"
+
+
+class EmailTaken(DomainError):
+    status = 409
+    reason = "email_taken"
+
+
+class HospitalExists(DomainError):
+    status = 409
+    reason = "hospital_exists"
+
+
+class ScheduleConflict(DomainError):
+    status = 409
+    reason = "schedule_conflict"
+
+
+class ScheduleChanged(DomainError):
+    status = 409
+    reason = "schedule_changed"
+
+
+class EditConflict(DomainError):
+    status = 409
+    reason = "edit_conflict"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    reason = "precondition_failed"
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    reason = "precondition_required"
+
+
+class HospitalClosed(DomainError):
+    status = 422
+    reason = "hospital_closed"
+
+
+class SlotNotFound(DomainError):
+    status = 422
+    reason = "slot_not_found"
+
+
+class OutsideBookingWindow(DomainError):
+    status = 422
+    reason = "outside_booking_window"
+
+
+class SlotInPast(DomainError):
+    status = 422
+    reason = "slot_in_past"
+
+
+class AppointmentInPast(DomainError):
+    status = 422
+    reason = "appointment_in_past"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    reason = "idempotency_key_reused"
+
+
+class InvalidSchedule(DomainError):
+    status = 422
+    reason = "invalid_schedule"
+
+
+class RateLimited(DomainError):
+    status = 429
+    reason = "rate_limited"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    reason = "service_unavailable"
+
+
+class BadGateway(DomainError):
+    status = 502
+    reason = "bad_gateway"
+
+
+class GatewayTimeout(DomainError):
+    status = 504
+    reason = "gateway_timeout"
+
 
 # werkzeug's HTTP errors -> our reasons (anything else: its own name in snake_case).
 _HTTP_REASONS = {
@@ -145,7 +249,7 @@ def _handle_http(exc: HTTPException) -> Response:
     data = getattr(exc, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
     # A reason of the exception's own (shared.ids.IdNotFound), else the status's.
-    reason = getattr(exc, "reason", None) or _HTTP_REASONS.get(status, _snake(type(exc).__name__))
+    reason = getattr(exc, "reason", None) or http_reason(status)
     message = data.get("message") or exc.description or HTTPStatus(status).phrase
     if status == 422 and errors is not None:
         # Request parsing failed (webargs/marshmallow): the contract says 400.

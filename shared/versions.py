@@ -18,6 +18,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import redis
 
@@ -45,6 +46,24 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a reader found in a hospital's version key."""
+
+    version: int | None  # the version to use a cached copy of; None: go to the source
+    missing: bool  # the key was absent (a reader restores it after reading the source)
+
+    @classmethod
+    def from_raw(cls, raw) -> Published:
+        """From the key's raw value (None when absent)."""
+        return cls(parse_version(raw), raw is None)
+
+    @classmethod
+    def unknown(cls) -> Published:
+        """Redis could not be read: go to the source, restore nothing."""
+        return cls(None, False)
 
 
 def parse_version(raw) -> int | None:

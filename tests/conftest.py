@@ -156,3 +156,11 @@ def clear_login_counters(redis_url: str) -> Iterator[None]:
         client.delete(*names)
     finally:
         client.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Whole-stack tests carry the `e2e` marker: those in tests/e2e and any test that uses the
+    running system (`stack`), so `pytest -m "not e2e"` is the fast loop."""
+    for item in items:
+        if "/tests/e2e/" in str(item.path) or "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)

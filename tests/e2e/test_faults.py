@@ -159,13 +159,13 @@ ctx.appointments.insert_pending({
     "serial_guard": f"p:{oid}", "created_at": now, "updated_ms": epoch_ms(now),
     "starts_at": now})
 from shared import keys
-if not ctx.redis.hexists(keys.counts_key(hid, day), "_ready"):
+if not ctx.capacity.client.hexists(keys.counts_key(hid, day), "_ready"):
     from booking_service.booking import rebuild_day
     from shared.slots import compile_schedule, parse_date
     import requests
     doc = requests.get(f"{sys.argv[6]}/api/dynamic-slots/hospitals/{hid}", timeout=5).json()
     rebuild_day(ctx, compile_schedule(doc), hid, parse_date(day))
-outcome, serial = ctx.gate.reserve(hid, day, slot, str(oid), 1, 86400)
+outcome, serial = ctx.capacity.reserve(hid, day, slot, str(oid), 1, 86400)
 print(outcome, serial, oid, flush=True)
 os._exit(9)  # dies between the reservation and the confirming write
 """
@@ -222,7 +222,7 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     app = booking_service.create_app(cfg, start_reconciler=False)
     ctx = app.extensions["booking.ctx"]
     assert service.abandon_stale(ctx, utcnow(), utcnow()) == 0
-    assert ctx.gate.release(hid, str(day), "11:00", ghost) is False
+    assert ctx.capacity.release(hid, str(day), "11:00", ghost) is False
     assert redis_booked(private, hid, day, "11:00") == 1
     assert_error_shape(
         admin.post("/api/appointments", booking(hid, day, "11:00")), 409, "slot_full"

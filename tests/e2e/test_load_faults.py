@@ -386,7 +386,7 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
         def reader() -> None:
             # a page showing the newest date's slots, as users keep reading it; these reads
             # also restore the schedule version key that Redis lost (the schedule service's
-            # catalog puts it back), as they would in production
+            # configuration cache puts it back), as they would in production
             session = requests.Session()
             while time.monotonic() < stop_at:
                 day = targets.days[-1]

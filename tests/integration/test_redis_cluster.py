@@ -29,6 +29,9 @@ from tests.helpers import (
     wait_until,
 )
 
+# A whole system on a three-master cluster: with the end-to-end tests.
+pytestmark = pytest.mark.e2e
+
 CAPACITY = 15
 
 

@@ -48,7 +48,7 @@ def test_client_ids_never_grow_the_booking_services_cache(
             "/api/availability/bulk", json={"hospital_id": f"gomoti#{i}", "dates": [day]}
         )
         assert bulk.status_code == 400
-    assert set(app.extensions["booking.ctx"].schedules._cache) == {"gomoti"}
+    assert set(app.extensions["booking.ctx"].configurations._entries) == {"gomoti"}
 
 
 def test_client_ids_never_grow_the_schedule_services_cache(
@@ -62,7 +62,7 @@ def test_client_ids_never_grow_the_schedule_services_cache(
         for hid in (f"nope-{i}", f"gomoti%3F{i}", f"Gomoti{i}"):
             assert http.get(f"/api/dynamic-slots/available/{hid}/{day}").status_code == 404
             assert http.get(f"/api/dynamic-slots/calendar/{hid}").status_code == 404
-    assert set(app.extensions["schedule.ctx"].catalog._entries) == {"gomoti"}
+    assert set(app.extensions["schedule.ctx"].configurations._entries) == {"gomoti"}
 
 
 def test_answers_with_tokens_or_personal_data_are_no_store(gateway, admin):

@@ -134,9 +134,11 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
 
     import requests
 
-    from booking_service.schedule_client import ScheduleClient
+    from booking_service.schedule_client import ScheduleSource
     from schedule_service.seed import GOMOTI
+    from shared.configurations import ConfigurationCache
     from shared.errors import HospitalNotFound
+    from shared.versions import Published
 
     seen: list[str] = []
 
@@ -157,19 +159,21 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = ScheduleClient(
+        source = ScheduleSource(
             requests.Session(), f"http://127.0.0.1:{server.server_port}", (1.0, 5.0)
         )
-        assert client.get("gomoti", None).hospital_id == "gomoti"
+        cache = ConfigurationCache(source.load)
+        unknown = Published.unknown()
+        assert cache.current("gomoti", unknown).schedule.hospital_id == "gomoti"
         with pytest.raises(HospitalNotFound):
-            client.get("banani", None)  # answered with Gomoti: refused
+            cache.current("banani", unknown)  # answered with Gomoti: refused
         with pytest.raises(HospitalNotFound):
-            client.get("gomoti/../gomoti", None)  # never sent at all
+            cache.current("gomoti/../gomoti", unknown)  # never sent at all
         assert seen == [
             "/api/dynamic-slots/hospitals/gomoti",
             "/api/dynamic-slots/hospitals/banani",
         ]
-        assert "banani" not in client._cache
+        assert set(cache._entries) == {"gomoti"}
     finally:
         server.shutdown()
         server.server_close()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schedule_service.seed import GOMOTI
+from shared import slots
 from shared.slots import (
     BEYOND_WINDOW,
     CLOSED,
@@ -709,3 +710,57 @@ def test_property_parse_date_is_strict(text):
     parsed = parse_date(text)
     if parsed is not None:
         assert parsed.isoformat() == text
+
+
+def cached_hospital(**changes) -> dict:
+    doc = {
+        "hospital_id": "h",
+        "timezone": "Asia/Dhaka",
+        "version": 1,
+        "schedule": {"6": {"slots": [{"start": "17:00", "end": "18:00"}]}},
+        "max_appointments_per_slot": 3,
+        "advance_booking_days": 10,
+        "date_overrides": {},
+    }
+    doc.update(changes)
+    return doc
+
+
+# --- a Schedule's cached dates: time-dependent answers stay right at every instant ----------
+
+
+def test_dates_of_the_window_are_built_once_per_version():
+    schedule = compile_schedule(cached_hospital())
+    now = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+    first = schedule.day(SAT, now)
+    assert schedule.day(SAT, now) is first
+    assert schedule.days(SAT, 1, now)[0] is first
+    assert schedule.expand([SAT], now)[0] is first
+    assert compile_schedule(cached_hospital(version=2)).day(SAT, now) is not first
+
+
+def test_status_and_started_flags_follow_the_clock_on_one_cached_schedule():
+    schedule = compile_schedule(cached_hospital())  # Saturdays 17:00-18:00 in Dhaka (UTC+6)
+
+    def at(*hms):
+        return datetime(2026, 11, 28, *hms, tzinfo=UTC)
+
+    before = datetime(2026, 11, 17, 4, 0, tzinfo=UTC)  # 11 days ahead: beyond the window
+    assert schedule.day(SAT, before).status == BEYOND_WINDOW
+    assert schedule.day(SAT, before + timedelta(days=1)).status == OPEN
+    assert schedule.day(SAT, at(10, 59, 59)).started == (False,)  # 16:59:59 in Dhaka
+    assert schedule.day(SAT, at(11, 0)).started == (True,)
+    assert schedule.day(SAT, at(10, 59, 59)).started == (False,)  # the cached date is intact
+    assert schedule.day(SAT, at(18, 0)).status == PAST  # midnight in Dhaka
+    assert schedule.days(SAT - timedelta(days=1), 3, at(11, 0))[1].started == (True,)
+    assert schedule.day(SAT + timedelta(days=7), at(11, 0)).started == (False,)
+
+
+def test_the_cache_of_dates_is_bounded(monkeypatch):
+    monkeypatch.setattr(slots, "_MAX_PLANNED_DATES", 5)
+    schedule = compile_schedule(cached_hospital(advance_booking_days=366))
+    now = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+    days = schedule.days(date(2026, 11, 24), 40, now)
+    assert len(schedule._planned) <= 5
+    assert [d.date for d in days] == [date(2026, 11, 24) + timedelta(days=i) for i in range(40)]
+    assert [d.status for d in days] == [d.status for d in schedule.days(days[0].date, 40, now)]

@@ -1,5 +1,5 @@
-"""shared/availability.py: a day's slots merged with its booking counts (the documents its
-JSON writers produce, read back)."""
+"""shared/answers.py: a day's slots merged with its booking counts (the documents, written as
+the answers write them and read back)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.availability import counts_json, day_json
+from shared.answers import counts_document, day_document, json_body
 from shared.slots import CLOSED, OPEN, Day, Slot, compile_schedule
 
 SAT = date(2026, 11, 28)
@@ -19,12 +19,12 @@ SAT = date(2026, 11, 28)
 
 def day_view(day: Day, booked: Mapping[str, int] | None) -> dict:
     """The document `available` and `calendar` answer with for `day`."""
-    return json.loads(day_json(day, booked))
+    return json.loads(json_body(day_document(day, booked)))
 
 
 def counts_view(day: Day, booked: Mapping[str, int] | None) -> dict:
     """The document the `availability` answers give for `day`."""
-    return json.loads(counts_json(day, booked))
+    return json.loads(json_body(counts_document(day, booked)))
 
 
 def slot(start: str, end: str, capacity: int) -> Slot:

@@ -1,0 +1,82 @@
+"""Hospital configurations, compiled once and kept per process, used only while current.
+
+Both services use it, each with its own source: the schedule service reads MongoDB, the
+booking service the schedule service's API. A cached configuration is used only when the
+published version (read with the counts, shared/capacity_reads.py) is exactly its version;
+anything else (another version, an edit in progress, Redis unreadable) goes to the source.
+Only hospitals that exist are kept, under the id they were asked by and answered for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import HospitalNotFound
+from .ids import is_id
+from .slots import Schedule, compile_schedule
+from .versions import Published
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A hospital's configuration document and its compiled schedule."""
+
+    doc: dict
+    schedule: Schedule
+
+    @property
+    def version(self) -> int:
+        """The configuration's version."""
+        return self.schedule.version
+
+
+class ConfigurationCache:
+    """The current configuration of a hospital, with at most one read of the source."""
+
+    def __init__(
+        self,
+        load: Callable[[str], dict | None],
+        restore: Callable[[str, int], None] | None = None,
+    ):
+        """`load(hospital_id)`: the document from the source, None when there is none.
+        `restore(hospital_id, version)`: put back a version key that was missing."""
+        self._load = load
+        self._restore = restore
+        self._entries: dict[str, Configuration] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, hospital_id: str) -> Configuration | None:
+        """The cached configuration, unchecked (to know which dates to read before reading)."""
+        return self._entries.get(hospital_id)
+
+    def current(self, hospital_id: str, published: Published) -> Configuration:
+        """The configuration to use now; HospitalNotFound when there is none."""
+        entry = self._entries.get(hospital_id)
+        if entry is not None and published.version == entry.version:
+            return entry
+        doc = self._load(hospital_id) if is_id(hospital_id) else None
+        if doc is None:
+            raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
+        entry = Configuration(doc, compile_schedule(doc))
+        if entry.schedule.hospital_id != hospital_id:
+            log.error(
+                "asked for hospital %r, the source answered %r",
+                hospital_id,
+                entry.schedule.hospital_id,
+            )
+            raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
+        with self._lock:
+            self._entries[hospital_id] = entry
+        if published.missing and self._restore is not None:
+            self._restore(hospital_id, entry.version)
+        return entry
+
+    def forget(self, hospital_id: str) -> None:
+        """Drop a cached configuration (after this process edited it)."""
+        with self._lock:
+            self._entries.pop(hospital_id, None)

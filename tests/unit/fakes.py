@@ -1,0 +1,348 @@
+"""In-memory fakes of the booking service's adapters, for fast tests of the service layer.
+
+Each fake keeps the contract of the adapter it stands for (booking_service/repository.py,
+booking_service/capacity.py, shared/capacity_reads.py, booking_service/limits.py): the
+unique guards of MongoDB, the all-or-nothing places of the Lua gate, the counts a reader
+sees. The real adapters are tested against real servers in tests/integration and tests/e2e.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import datetime
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from booking_service.booking import Context
+from booking_service.capacity import FULL, HELD, NOT_READY, SlotRecords
+from booking_service.limits import Limiter
+from booking_service.repository import (
+    ABANDONED,
+    CANCELLED,
+    CONFIRMED,
+    PENDING,
+    REJECTED,
+    VISIBLE,
+    epoch_ms,
+)
+from shared.capacity_reads import NOTHING_BOOKED, Snapshot
+from shared.config import Config
+from shared.configurations import ConfigurationCache
+from shared.versions import EDITING, Published
+
+
+def _matches(doc: dict, filters: Mapping) -> bool:
+    for field, wanted in filters.items():
+        value = doc.get(field)
+        if isinstance(wanted, dict):
+            if "$in" in wanted and value not in wanted["$in"]:
+                return False
+            if "$gte" in wanted and not (value is not None and value >= wanted["$gte"]):
+                return False
+            if "$lte" in wanted and not (value is not None and value <= wanted["$lte"]):
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+class FakeAppointments:
+    """AppointmentRepository in memory, with its two unique guards."""
+
+    def __init__(self):
+        self.docs: dict[ObjectId, dict] = {}
+
+    def _unique(self, doc: dict, ignore: ObjectId | None = None) -> None:
+        for other in self.docs.values():
+            if other["_id"] == ignore:
+                continue
+            for guard in ("dup_guard", "serial_guard"):
+                if other[guard] == doc[guard]:
+                    raise DuplicateKeyError(f"{guard} {doc[guard]}")
+
+    def insert_pending(self, doc: dict) -> None:
+        self._unique(doc)
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    def _update(self, oid: ObjectId, status: str, changes: dict) -> dict | None:
+        doc = self.docs.get(oid)
+        if doc is None or doc["status"] != status:
+            return None
+        updated = {**doc, **changes}
+        self._unique(updated, ignore=oid)
+        self.docs[oid] = updated
+        return copy.deepcopy(updated)
+
+    def confirm(self, oid: ObjectId, serial: int, guard: str, now: datetime) -> dict | None:
+        return self._update(
+            oid,
+            PENDING,
+            {
+                "status": CONFIRMED,
+                "serial": serial,
+                "serial_guard": guard,
+                "updated_ms": epoch_ms(now),
+            },
+        )
+
+    def close(self, oid, from_status: str, to_status: str, now: datetime, **extra) -> dict | None:
+        return self._update(
+            oid,
+            from_status,
+            {
+                "status": to_status,
+                "dup_guard": f"x:{oid}",
+                "serial_guard": f"x:{oid}",
+                "updated_ms": epoch_ms(now),
+                **extra,
+            },
+        )
+
+    def get(self, oid: ObjectId) -> dict | None:
+        doc = self.docs.get(oid)
+        return copy.deepcopy(doc) if doc else None
+
+    def active_on(self, hospital_id: str, day: str) -> list[dict]:
+        return [
+            copy.deepcopy(d)
+            for d in self.docs.values()
+            if d["hospital_id"] == hospital_id
+            and d["date"] == day
+            and d["status"] in (PENDING, CONFIRMED)
+        ]
+
+    def active_days(self, since: str) -> list[tuple[str, str]]:
+        return sorted(
+            {
+                (d["hospital_id"], d["date"])
+                for d in self.docs.values()
+                if d["date"] >= since and d["status"] in (PENDING, CONFIRMED)
+            }
+        )
+
+    def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
+        stale = [
+            d for d in self.docs.values() if d["status"] == PENDING and d["created_at"] < before
+        ]
+        return copy.deepcopy(stale[:limit])
+
+    def closed_since(self, since: datetime, limit: int = 5000) -> list[dict]:
+        closed = [
+            d
+            for d in self.docs.values()
+            if d["status"] in (CANCELLED, ABANDONED, REJECTED)
+            and d["updated_ms"] >= epoch_ms(since)
+        ]
+        return copy.deepcopy(closed[:limit])
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        query = dict(filters)
+        query.setdefault("status", {"$in": list(VISIBLE)})
+        found = sorted(
+            (d for d in self.docs.values() if _matches(d, query)),
+            key=lambda d: (d["date"], d["slot_start"], d["serial"] or 0),
+        )
+        return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
+
+
+class FakeCapacity:
+    """CapacityRecords in memory: a slot's places, appointment id -> serial."""
+
+    def __init__(self):
+        self.holds: dict[tuple[str, str, str], dict[str, int]] = {}
+        self.ready: set[tuple[str, str]] = set()
+        self.complete = True
+        self.leader: str | None = None
+        self.fail_next_reserve = False
+
+    def counts(self, hospital_id: str, day: str) -> dict[str, int]:
+        return {
+            slot: len(held)
+            for (hid, d, slot), held in self.holds.items()
+            if (hid, d) == (hospital_id, day) and held
+        }
+
+    def reserve(self, hospital_id, day, slot, appointment_id, capacity, ttl) -> tuple[int, int]:
+        if (hospital_id, day) not in self.ready:
+            return NOT_READY, 0
+        held = self.holds.setdefault((hospital_id, day, slot), {})
+        if appointment_id in held:
+            return HELD, held[appointment_id]
+        if len(held) >= capacity:
+            return FULL, len(held)
+        used = set(held.values())
+        serial = next(n for n in range(1, capacity + 2) if n not in used)
+        held[appointment_id] = serial
+        return HELD, serial
+
+    def release(self, hospital_id, day, slot, appointment_id) -> bool:
+        return self.holds.get((hospital_id, day, slot), {}).pop(appointment_id, None) is not None
+
+    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int) -> bool:
+        if (hospital_id, day) in self.ready:
+            return False
+        for records in slots:
+            held = dict(records.held)
+            used = set(held.values())
+            for appointment_id in records.pending:
+                if len(held) >= records.capacity:
+                    break
+                serial = next(n for n in range(1, records.capacity + 2) if n not in used)
+                held[appointment_id] = serial
+                used.add(serial)
+            self.holds[(hospital_id, day, records.slot)] = held
+        self.ready.add((hospital_id, day))
+        return True
+
+    def lose_everything(self) -> None:
+        """What a Redis flush does."""
+        self.holds.clear()
+        self.ready.clear()
+        self.complete = False
+
+    def begin_full_rebuild(self) -> str:
+        return "token"
+
+    def finish_full_rebuild(self, token: str) -> bool:
+        self.complete = True
+        return True
+
+    def records_complete(self) -> bool:
+        return self.complete
+
+    def lead(self, lock_key: str, identity: str, ttl_ms: int) -> bool:
+        if self.leader in (None, identity):
+            self.leader = identity
+            return True
+        return False
+
+
+class FakeReader:
+    """CapacityReader over a FakeCapacity and a table of published versions."""
+
+    def __init__(self, capacity: FakeCapacity):
+        self.capacity = capacity
+        self.versions: dict[str, object] = {}  # hospital -> version, EDITING, or absent
+
+    def published_and_counts(self, hospital_id: str, dates: list[str]) -> Snapshot:
+        counts = {}
+        for day in dates:
+            if (hospital_id, day) in self.capacity.ready or self.capacity.complete:
+                counts[day] = self.capacity.counts(hospital_id, day) or NOTHING_BOOKED
+            else:
+                counts[day] = None
+        raw = self.versions.get(hospital_id)
+        if isinstance(raw, int):
+            raw = str(raw).encode()
+        return Snapshot(Published.from_raw(raw), counts)
+
+
+class FakeCounters:
+    """RedisCounters in memory (windows never end unless a test ends them)."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+
+    def hit(self, key: str, window: int) -> int:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+    def seconds_left(self, key: str) -> int | None:
+        return 60 if key in self.counts else None
+
+    def take_back(self, key: str) -> None:
+        self.counts[key] -= 1
+
+
+class FakeIdempotency:
+    """IdempotencyRepository in memory."""
+
+    def __init__(self):
+        self.records: dict[str, dict] = {}
+
+    def claim(self, key: str, fingerprint: str, now: datetime) -> dict | None:
+        if key in self.records:
+            return dict(self.records[key])
+        self.records[key] = {
+            "fingerprint": fingerprint,
+            "state": "in_progress",
+            "created_ms": epoch_ms(now),
+        }
+        return None
+
+    def take_over(self, key, fingerprint, stale_before, now) -> bool:
+        record = self.records.get(key)
+        if (
+            record
+            and record["state"] == "in_progress"
+            and record["created_ms"] < epoch_ms(stale_before)
+        ):
+            record.update(fingerprint=fingerprint, created_ms=epoch_ms(now))
+            return True
+        return False
+
+    def complete(self, key: str, status: int, body: dict) -> None:
+        self.records[key].update(state="done", status=status, body=body)
+
+    def release(self, key: str) -> None:
+        if self.records.get(key, {}).get("state") == "in_progress":
+            del self.records[key]
+
+
+class FakeUsers:
+    """UserRepository in memory (emails unique)."""
+
+    def __init__(self):
+        self.by_id: dict[ObjectId, dict] = {}
+
+    def by_email(self, email: str) -> dict | None:
+        wanted = email.strip().lower()
+        return next((u for u in self.by_id.values() if u["email"] == wanted), None)
+
+    def insert(self, doc: dict) -> bool:
+        if self.by_email(doc["email"]) is not None:
+            return False
+        self.by_id[doc["_id"]] = doc
+        return True
+
+
+class FakeSchedules:
+    """The schedule source: configuration documents by hospital, as the schedule service
+    answers them; `publish` also sets the version readers see."""
+
+    def __init__(self, reader: FakeReader):
+        self.docs: dict[str, dict] = {}
+        self.reader = reader
+        self.loads = 0
+
+    def publish(self, doc: dict) -> None:
+        self.docs[doc["hospital_id"]] = copy.deepcopy(doc)
+        self.reader.versions[doc["hospital_id"]] = doc["version"]
+
+    def begin_edit(self, hospital_id: str) -> None:
+        self.reader.versions[hospital_id] = EDITING
+
+    def load(self, hospital_id: str) -> dict | None:
+        self.loads += 1
+        return copy.deepcopy(self.docs.get(hospital_id))
+
+
+def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
+    """A booking-service Context over fakes, and its schedule source."""
+    cfg = config or Config(bcrypt_rounds=4, pending_timeout_seconds=30)
+    capacity = FakeCapacity()
+    reader = FakeReader(capacity)
+    schedules = FakeSchedules(reader)
+    ctx = Context(
+        config=cfg,
+        appointments=FakeAppointments(),
+        capacity=capacity,
+        reader=reader,
+        configurations=ConfigurationCache(schedules.load),
+        users=FakeUsers(),
+        idempotency=FakeIdempotency(),
+        limiter=Limiter(FakeCounters(), cfg),
+    )
+    return ctx, schedules
