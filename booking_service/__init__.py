@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.clients import init_clients, redis_ping
 from shared.config import Config
-from shared.web import add_readiness_check, create_base_app
+from shared.web import connect, create_base_app
 
 from .booking import Context
 from .bootstrap import bootstrap
@@ -29,17 +28,7 @@ def create_app(
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
     cfg: Config = app.config["SLOTBOOK"]
     if context is None:
-        init_clients(app)
-        db = app.extensions["slotbook.db"]
-        client = app.extensions["slotbook.redis"]
-        context = bootstrap(cfg, db, client)
-        try:
-            ensure_indexes(db)
-        except Exception:  # noqa: BLE001 - MongoDB may come up later; /readyz reports it
-            app.logger.warning("could not ensure indexes at start")
-        mongo = app.extensions["slotbook.mongo"]
-        add_readiness_check(app, "mongodb", lambda: mongo.admin.command("ping"))
-        add_readiness_check(app, "redis", lambda: redis_ping(client))
+        context = connect(app, bootstrap, ensure_indexes)
     app.extensions["booking.ctx"] = context
 
     from .views import appointments_blp, auth_blp, availability_blp

@@ -16,9 +16,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from shared import metrics
+from shared.access_log import REQUEST_ID_HEADER, access_log, configure_logging, request_id
 from shared.config import Config, env_float, env_int
 from shared.errors import DomainError, NotFound, error_body, http_reason
-from shared.web import REQUEST_ID_HEADER, access_log, configure_logging, request_id
 
 from .openapi import docs_page, merged_openapi
 from .proxy import RESPONSE_HOP_BY_HOP, Proxy, strip_hop_by_hop

@@ -260,7 +260,7 @@ def _handle_http(exc: HTTPException) -> Response:
     ):
         reason = "malformed_json"
         description = str(exc.description or "")
-        # shared.web raises "Malformed JSON: <why>"; the answer says why.
+        # shared.request_parsing raises "Malformed JSON: <why>"; the answer says why.
         why = description.removeprefix("Malformed JSON: ")
         message = why if why != description else "The request body is not valid JSON"
     headers = {}

@@ -20,16 +20,18 @@ def next_saturday() -> str:
     return day.isoformat()
 
 
-HOSPITAL = {
-    "hospital_id": "h1",
-    "hospital_name": "H1",
-    "timezone": "Asia/Dhaka",
-    "schedule": {"6": {"slots": [{"start": "17:00", "end": "18:00"}]}},
-    "max_appointments_per_slot": 1,
-    "advance_booking_days": 30,
-    "date_overrides": {},
-    "version": 3,
-}
+# Saturdays 17:00-18:00, one place (the fields a hospital document must have, version 3).
+SATURDAYS = {"6": {"slots": [{"start": "17:00", "end": "18:00"}]}}
+HOSPITAL = dict(
+    hospital_id="h1",
+    hospital_name="H1",
+    timezone="Asia/Dhaka",
+    schedule=SATURDAYS,
+    max_appointments_per_slot=1,
+    advance_booking_days=30,
+    date_overrides={},
+    version=3,
+)
 
 
 @pytest.fixture

@@ -713,17 +713,10 @@ def test_property_parse_date_is_strict(text):
 
 
 def cached_hospital(**changes) -> dict:
-    doc = {
-        "hospital_id": "h",
-        "timezone": "Asia/Dhaka",
-        "version": 1,
-        "schedule": {"6": {"slots": [{"start": "17:00", "end": "18:00"}]}},
-        "max_appointments_per_slot": 3,
-        "advance_booking_days": 10,
-        "date_overrides": {},
-    }
-    doc.update(changes)
-    return doc
+    """Saturdays 17:00-18:00, 3 places, a 10-day window, version 1."""
+    saturdays = {"6": {"slots": [{"start": "17:00", "end": "18:00"}]}}
+    base = {"version": 1, "schedule": saturdays, "max_appointments_per_slot": 3}
+    return hospital(**{**base, "advance_booking_days": 10, **changes})
 
 
 # --- a Schedule's cached dates: time-dependent answers stay right at every instant ----------
