@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from shared.ids import AsciiInt, Identifier, Phone, WallTime
-from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema, Text
+from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime
+from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
 
 
 class PatientSchema(StrictSchema):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.ids import ID_RULE, is_id
-from shared.schemas import has_control_characters
+from shared.ids import ID_RULE, has_control_characters, is_id
 from shared.slots import TIME_RE, display_text, minutes, parse_date
 
 SLOT_FIELDS = {"start", "end", "display", "capacity"}

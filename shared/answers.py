@@ -1,25 +1,18 @@
 """The read answers' documents, made in one place: a day's slots merged with its counts.
 
 `day_document` is a day as `available` and `calendar` show it, `counts_document` as the
-lightweight `availability` answers show it; `json_body` writes any answer (orjson: the
-documents of a 60-day calendar in one C call). Pure: no I/O.
+lightweight `availability` answers show it. shared.web.json_answer writes them (orjson: a
+60-day calendar in one C call). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import orjson
-
 from .slots import OPEN, Day
 
 LIVE = "live"
 UNKNOWN = "unknown"
-
-
-def json_body(document: object) -> bytes:
-    """Compact UTF-8 JSON, keys in the order the document has them."""
-    return orjson.dumps(document)
 
 
 def day_document(day: Day, counts: Mapping[str, int] | None) -> dict:

@@ -32,6 +32,9 @@ IDEMPOTENCY_KEY_PATTERN = "[\x21-\x7e]{1,255}"
 _ID = re.compile(ID_PATTERN)
 _APPOINTMENT_ID = re.compile(APPOINTMENT_ID_PATTERN)
 _PHONE = re.compile(PHONE_PATTERN)
+# C0 and C1 control characters, DEL, and the Unicode line/paragraph separators: never part of a
+# name or a reason, and a way to forge lines in logs and exports.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ASCII_UINT = re.compile("[0-9]{1,9}")
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -122,6 +125,21 @@ class AsciiInt(fields.Integer):
         elif isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def has_control_characters(text: str) -> bool:
+    """True when `text` holds a control character (see Text)."""
+    return _CONTROL.search(text) is not None
+
+
+class Text(fields.String):
+    """Free text a person typed (a name, a reason): no control characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if has_control_characters(text):
+            raise ValidationError("must not contain control characters")
+        return text
 
 
 class IdNotFound(NotFound):

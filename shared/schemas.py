@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields
-
-# C0 and C1 control characters, DEL, and the Unicode line/paragraph separators: never part of a
-# name or a reason, and a way to forge lines in logs and exports.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+from marshmallow import INCLUDE, RAISE, Schema, fields
 
 
 class StrictSchema(Schema):
@@ -16,21 +10,6 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
-
-
-def has_control_characters(text: str) -> bool:
-    """True when `text` holds a control character (see Text)."""
-    return _CONTROL.search(text) is not None
-
-
-class Text(fields.String):
-    """Free text a person typed (a name, a reason): no control characters."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if has_control_characters(text):
-            raise ValidationError("must not contain control characters")
-        return text
 
 
 class ApiErrorSchema(Schema):

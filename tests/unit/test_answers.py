@@ -7,11 +7,12 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.answers import counts_document, day_document, json_body
+from shared.answers import counts_document, day_document
 from shared.slots import CLOSED, OPEN, Day, Slot, compile_schedule
 
 SAT = date(2026, 11, 28)
@@ -19,12 +20,12 @@ SAT = date(2026, 11, 28)
 
 def day_view(day: Day, booked: Mapping[str, int] | None) -> dict:
     """The document `available` and `calendar` answer with for `day`."""
-    return json.loads(json_body(day_document(day, booked)))
+    return json.loads(orjson.dumps(day_document(day, booked)))
 
 
 def counts_view(day: Day, booked: Mapping[str, int] | None) -> dict:
     """The document the `availability` answers give for `day`."""
-    return json.loads(json_body(counts_document(day, booked)))
+    return json.loads(orjson.dumps(counts_document(day, booked)))
 
 
 def slot(start: str, end: str, capacity: int) -> Slot:
