@@ -86,16 +86,20 @@ class CapacityRecords:
     def begin_full_rebuild(self) -> str:
         """Start rebuilding every day; returns the token `finish_full_rebuild` checks."""
         token = uuid.uuid4().hex
-        self.client.set(keys.WARMING_KEY, token, ex=3600)
+        self.client.set(keys.FULL_REBUILD_KEY, token, ex=3600)
         return token
 
     def finish_full_rebuild(self, token: str) -> bool:
         """Mark every day's records complete, unless Redis lost its data again meanwhile."""
-        return bool(self._finish_rebuild(keys=[keys.WARMING_KEY, keys.EPOCH_KEY], args=[token]))
+        return bool(
+            self._finish_rebuild(
+                keys=[keys.FULL_REBUILD_KEY, keys.RECORDS_COMPLETE_KEY], args=[token]
+            )
+        )
 
     def records_complete(self) -> bool:
         """False after Redis lost its data and before a full rebuild finished."""
-        return bool(self.client.exists(keys.EPOCH_KEY))
+        return bool(self.client.exists(keys.RECORDS_COMPLETE_KEY))
 
     def lead(self, lock_key: str, identity: str, ttl_ms: int) -> bool:
         """Take or keep a lock that makes one process of many the leader; True when held."""

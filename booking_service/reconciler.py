@@ -2,8 +2,8 @@
 
 Each booking-service process runs one reconciler thread; a Redis lock lets one of them
 work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
-- rebuilds every day that has appointments after Redis lost its data (epoch key gone),
-  then sets the epoch key, so the counts shown converge to MongoDB's;
+- rebuilds every day that has appointments after Redis lost its data (the complete-records
+  marker gone), then sets the marker, so the counts shown converge to MongoDB's;
 - abandons pending appointments older than PENDING_TIMEOUT_SECONDS (their process died
   between writing and confirming) and gives their places back, exactly once;
 - releases the places of appointments closed recently, in case a release was lost.
@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "cap:reconciler:lock"
 
 
-def warm(ctx: Context) -> int:
-    """Rebuild every day with active appointments, then set the epoch; returns days built."""
+def rebuild_all(ctx: Context) -> int:
+    """Rebuild every day with active appointments, then set the complete-records marker;
+    returns days built."""
     token = ctx.capacity.begin_full_rebuild()
     now = utcnow()
     since = (now - timedelta(days=2)).date().isoformat()
@@ -51,7 +52,7 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
     """One pass of upkeep; returns the time the next pass sweeps closed appointments from."""
     now = utcnow()
     if not ctx.capacity.records_complete():
-        built = warm(ctx)
+        built = rebuild_all(ctx)
         log.info("capacity records rebuilt from MongoDB: %d day(s)", built)
     stale_before = now - timedelta(seconds=ctx.config.pending_timeout_seconds)
     abandoned = abandon_stale(ctx, stale_before, now)

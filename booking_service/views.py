@@ -36,7 +36,7 @@ from .schemas import (
 )
 
 # Request schemas are given to `arguments` as instances: given a class, webargs builds a new
-# schema (fields and nested schemas deep-copied) on every request, ~100 us of a booking's CPU.
+# schema (fields and nested schemas deep-copied) on every request.
 auth_blp = SlotbookBlueprint("auth", __name__, url_prefix="/api/auth", description="Accounts")
 appointments_blp = SlotbookBlueprint(
     "appointments",

@@ -54,7 +54,7 @@ class CapacityReader:
         A day's counts are known when the complete-records marker is present (every day was
         rebuilt since Redis last lost its data) or the day itself was rebuilt.
         """
-        head = [keys.schedule_version_key(hospital_id), keys.EPOCH_KEY]
+        head = [keys.schedule_version_key(hospital_id), keys.RECORDS_COMPLETE_KEY]
         day_keys = [keys.counts_key(hospital_id, day) for day in dates]
         if self._read_days is None:
             # On a cluster the days live on different slots: a pipeline, one round trip per

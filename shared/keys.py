@@ -7,13 +7,14 @@ one Redis Cluster slot.
 
 from __future__ import annotations
 
-# Present while every day's records match MongoDB (set by the booking service's warmer
-# after a full rebuild). Gone after Redis loses its data: counts are then unknown until
-# the warmer has rebuilt them.
-EPOCH_KEY = "cap:{epoch}"
-# Set while a full rebuild runs; a flush during the rebuild deletes it, and the epoch is
-# then not set, so the next pass rebuilds again.
-WARMING_KEY = "cap:{epoch}:warming"
+# Present while every day's records match MongoDB (set by the reconciler after a full
+# rebuild). Gone after Redis loses its data: counts are then unknown until the reconciler
+# has rebuilt them. (The key's name is older than the constant's; it is kept so a running
+# Redis needs no migration.)
+RECORDS_COMPLETE_KEY = "cap:{epoch}"
+# Set while a full rebuild runs; a flush during the rebuild deletes it, and the complete
+# marker is then not set, so the next pass rebuilds again.
+FULL_REBUILD_KEY = "cap:{epoch}:warming"
 # Field of a day's counts hash saying the day was built from MongoDB.
 READY_FIELD = "_ready"
 

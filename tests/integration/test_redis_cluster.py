@@ -113,7 +113,7 @@ def test_one_hospital_day_lands_on_one_slot(system, cluster):
     counts, holds = keys.counts_key("gomoti", day), keys.holds_key("gomoti", day, "17:00")
     assert key_slot(counts.encode()) == key_slot(holds.encode()) == client.keyslot(holds)
     assert client.cluster_keyslot(counts) == client.cluster_keyslot(holds)
-    assert key_slot(keys.EPOCH_KEY.encode()) == key_slot(keys.WARMING_KEY.encode())
+    assert key_slot(keys.RECORDS_COMPLETE_KEY.encode()) == key_slot(keys.FULL_REBUILD_KEY.encode())
     # different days of a hospital are spread over slots (and so over nodes)
     slots = {key_slot(keys.counts_key("gomoti", f"2026-11-{d:02d}").encode()) for d in range(1, 29)}
     assert len(slots) > 1
@@ -254,7 +254,7 @@ def test_flushall_on_every_master_never_overbooks_and_counts_converge(system, ad
     light = gateway.get(f"/api/availability/{hid}/{other}").json()
     assert light["counts"] == "live" and light["slots"]["09:00"]["booked"] == 3
     # the day may show live before the whole warm pass ends; the epoch follows it
-    wait_until(lambda: client.exists(keys.EPOCH_KEY) == 1, timeout=10)
+    wait_until(lambda: client.exists(keys.RECORDS_COMPLETE_KEY) == 1, timeout=10)
     # and the rebuilt day still refuses the place it no longer has
     resp = admin.post("/api/appointments", booking(hid, day, "10:00"))
     assert resp.status_code == 409 and resp.json()["error"] == "slot_full"

@@ -750,10 +750,10 @@ def test_status_and_started_flags_follow_the_clock_on_one_cached_schedule():
 
 
 def test_the_cache_of_dates_is_bounded(monkeypatch):
-    monkeypatch.setattr(slots, "_MAX_PLANNED_DATES", 5)
+    monkeypatch.setattr(slots, "_MAX_UNSTARTED_DAYS", 5)
     schedule = compile_schedule(cached_hospital(advance_booking_days=366))
     now = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
     days = schedule.days(date(2026, 11, 24), 40, now)
-    assert len(schedule._planned) <= 5
+    assert len(schedule._unstarted_days) <= 5
     assert [d.date for d in days] == [date(2026, 11, 24) + timedelta(days=i) for i in range(40)]
     assert [d.status for d in days] == [d.status for d in schedule.days(days[0].date, 40, now)]
