@@ -27,6 +27,12 @@ class HospitalSchema(Schema):
     updated_at = fields.Str()
 
 
+class HospitalEditSchema(HospitalSchema):
+    """A replaced configuration; with `"force": true`, the appointments the edit stranded."""
+
+    stranded_appointments = fields.List(fields.Dict())
+
+
 class HospitalListSchema(Schema):
     """Every hospital."""
 

@@ -22,6 +22,7 @@ from .schemas import (
     CalendarQueryArgsSchema,
     CalendarSchema,
     HistorySchema,
+    HospitalEditSchema,
     HospitalListSchema,
     HospitalSchema,
     HospitalWriteSchema,
@@ -74,7 +75,7 @@ class Hospitals(MethodView):
             ",".join(f"{h['hospital_id']}:{h['version']}" for h in hospitals).encode()
         ).hexdigest()[:20]
         etag = f'"hospitals-{digest}"'
-        return _not_modified(etag) or json_answer({"hospitals": hospitals}, headers={"ETag": etag})
+        return _not_modified(etag) or ({"hospitals": hospitals}, {"ETag": etag})
 
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
@@ -88,7 +89,7 @@ class Hospitals(MethodView):
         """Create a hospital (admin)."""
         body.pop("force", None)
         hospital = service.create_hospital(_ctx(), body, current_principal(), utcnow())
-        return json_answer(hospital, 201, {"ETag": _etag_of(hospital)})
+        return hospital, {"ETag": _etag_of(hospital)}
 
 
 @blp.route("/hospitals/<hospital_id:hospital_id>")
@@ -99,11 +100,11 @@ class HospitalById(MethodView):
         """One hospital's configuration, with its ETag."""
         hospital = service.current_hospital(_ctx(), hospital_id)
         etag = _etag_of(hospital)
-        return _not_modified(etag) or json_answer(hospital, headers={"ETag": etag})
+        return _not_modified(etag) or (hospital, {"ETag": etag})
 
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
-    @blp.response(200, HospitalSchema)
+    @blp.response(200, HospitalEditSchema)
     @blp.alt_response(401, schema=ApiErrorSchema)
     @blp.alt_response(403, schema=ApiErrorSchema)
     @blp.alt_response(404, schema=ApiErrorSchema)
@@ -124,10 +125,8 @@ class HospitalById(MethodView):
             force=force,
             authorization=request.headers.get("Authorization", ""),
         )
-        answer = dict(hospital)
-        if stranded:
-            answer["stranded_appointments"] = stranded
-        return json_answer(answer, 200, {"ETag": _etag_of(hospital)})
+        answer = dict(hospital, stranded_appointments=stranded) if stranded else hospital
+        return answer, {"ETag": _etag_of(hospital)}
 
 
 @blp.route("/hospitals/<hospital_id:hospital_id>/history")
@@ -140,9 +139,7 @@ class HospitalHistory(MethodView):
     def get(self, hospital_id):
         """Every change of a hospital's configuration, newest first (admin)."""
         service.get_hospital(_ctx(), hospital_id)
-        return json_answer(
-            {"hospital_id": hospital_id, "changes": _ctx().repo.changes(hospital_id)}
-        )
+        return {"hospital_id": hospital_id, "changes": _ctx().repo.changes(hospital_id)}
 
 
 @blp.route("/available/<hospital_id:hospital_id>/<day>")

@@ -9,14 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .capacity_reads import DayCounts
 from .slots import OPEN, Day
 
 LIVE = "live"
 UNKNOWN = "unknown"
 
+# The one cache of the read answers: a day's document by (kind, the day, its counts), all
+# values (a day's dates, status, slots and started flags; the counts as Redis sent them), so
+# a calendar whose counts did not change is looked up, not built again. Bounded; answers
+# whose counts are not such values (tests' plain dicts) are built every time.
+_DOCUMENTS: dict[tuple, dict] = {}
+_MAX_DOCUMENTS = 8192
+
+
+def _cached(kind: str, day: Day, counts, build) -> dict:
+    if counts is not None and type(counts) is not DayCounts:
+        return build(day, counts)
+    key = (kind, day.key, counts)
+    document = _DOCUMENTS.get(key)
+    if document is None:
+        if len(_DOCUMENTS) >= _MAX_DOCUMENTS:
+            _DOCUMENTS.clear()
+        document = _DOCUMENTS[key] = build(day, counts)
+    return document
+
 
 def day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
-    """A day with its slots and counts (`counts` None: unknown while Redis is unavailable)."""
+    """A day with its slots and counts (`counts` None: unknown while Redis is unavailable).
+    The document is shared: the caller writes it, never changes it."""
+    return _cached("day", day, counts, _day_document)
+
+
+def counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
+    """A day's counts only: `{"slots": {"17:00": {capacity, booked, available}}, ...}`.
+    The document is shared: the caller writes it, never changes it."""
+    return _cached("counts", day, counts, _counts_document)
+
+
+def _day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
     known = counts is not None
     slots = []
     total_capacity = total_booked = total_available = 0
@@ -58,8 +89,7 @@ def day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
     return document
 
 
-def counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
-    """A day's counts only: `{"slots": {"17:00": {capacity, booked, available}}, ...}`."""
+def _counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
     known = counts is not None
     slots: dict[str, dict] = {}
     total = 0

@@ -18,7 +18,46 @@ from .clients import is_cluster
 from .versions import Published
 
 _READY = keys.READY_FIELD.encode()
-NOTHING_BOOKED: Mapping[str, int] = {}
+
+
+class DayCounts(Mapping):
+    """A day's counts by slot start, read-only, parsed from the reply on first use; equal (and
+    hashed) by the reply itself, so answers can be cached by the counts they show."""
+
+    __slots__ = ("_raw", "_hash", "_counts")
+
+    def __init__(self, raw: tuple = ()):
+        self._raw = raw  # (field, value, field, value, ...) as Redis sent them
+        self._hash = hash(raw)
+        self._counts: dict[str, int] | None = None
+
+    def _parsed(self) -> dict[str, int]:
+        if self._counts is None:
+            raw = self._raw
+            self._counts = {
+                f.decode(): int(v) for f, v in zip(raw[::2], raw[1::2], strict=True) if f != _READY
+            }
+        return self._counts
+
+    def __getitem__(self, slot: str) -> int:
+        return self._parsed()[slot]
+
+    def __iter__(self):
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DayCounts):
+            return self._raw == other._raw
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+
+NOTHING_BOOKED = DayCounts()
 
 
 @dataclass(frozen=True)
@@ -29,14 +68,12 @@ class Snapshot:
     counts: dict[str, Mapping[str, int] | None]
 
 
-def _parse(raw) -> tuple[bool, dict[str, int]]:
-    """(the day was built from MongoDB, counts by slot) of one day's HGETALL reply."""
-    if isinstance(raw, dict):  # a cluster pipeline's reply
-        fields, values = list(raw), list(raw.values())
-    else:  # the script's flat [field, value, ...]
-        fields, values = raw[::2], raw[1::2]
-    counts = {f.decode(): int(v) for f, v in zip(fields, values, strict=True) if f != _READY}
-    return _READY in fields, counts
+def _flat(raw) -> tuple:
+    """A day's HGETALL reply as (field, value, ...): the script's list, or a cluster
+    pipeline's dict (in field order, so one state of the records is one tuple)."""
+    if isinstance(raw, dict):
+        return tuple(item for pair in sorted(raw.items()) for item in pair)
+    return tuple(raw)
 
 
 class CapacityReader:
@@ -73,6 +110,7 @@ class CapacityReader:
             if not raw:  # no records for the day: nothing booked, if the marker vouches for it
                 counts[day] = None if complete is None else NOTHING_BOOKED
                 continue
-            ready, parsed = _parse(raw)
-            counts[day] = parsed if ready or complete is not None else None
+            flat = _flat(raw)
+            ready = _READY in flat[::2]
+            counts[day] = DayCounts(flat) if ready or complete is not None else None
         return Snapshot(Published.from_raw(version_raw), counts)

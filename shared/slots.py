@@ -7,7 +7,6 @@ keys are "0".."6" with 0 = Sunday; "today" and "now" are taken in the hospital's
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -89,12 +88,25 @@ class Slot:
         """The slot's configuration fields."""
         return {"start": self.start, "end": self.end, "display": self.display}
 
-    @cached_property
-    def json_members(self) -> str:
-        """`"start":"17:00","end":"18:00","display":"05:00 PM - 06:00 PM","capacity":15`: the
-        fields as the read answers write them, serialised once (see shared.availability)."""
-        fields = dict(self.as_dict(), capacity=self.capacity)
-        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)[1:-1]
+
+class ValueKey:
+    """Values as a dict key whose hash is worked out once (a tuple's is, on every lookup)."""
+
+    __slots__ = ("values", "_hash")
+
+    def __init__(self, values: tuple):
+        self.values = values
+        self._hash = hash(values)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ValueKey)
+            and self._hash == other._hash
+            and (self.values == other.values)
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,11 @@ class Day:
     def iso(self) -> str:
         """The date as `YYYY-MM-DD`."""
         return self.date.isoformat()
+
+    @cached_property
+    def key(self) -> ValueKey:
+        """Everything an answer about this day depends on but its counts."""
+        return ValueKey((self.date, self.status, self.reason, self.slots, self.started))
 
     def slot(self, start: str) -> Slot | None:
         """The slot that starts at `start`, if the day has one."""

@@ -215,3 +215,53 @@ def test_views_do_not_modify_counts(booked):
     day_view(open_day(), booked)
     counts_view(open_day(), booked)
     assert booked == before
+
+
+# --- the one cache of the read answers, keyed by values ------------------------------------
+
+
+def test_counts_are_values_parsed_from_the_reply():
+    from shared.capacity_reads import DayCounts
+
+    raw = (b"17:00", b"2", b"_ready", b"1", b"18:00", b"3")
+    counts = DayCounts(raw)
+    assert dict(counts) == {"17:00": 2, "18:00": 3}
+    assert counts.get("19:00", 0) == 0
+    assert counts == DayCounts(tuple(raw)) and hash(counts) == hash(DayCounts(tuple(raw)))
+    assert counts != DayCounts((b"17:00", b"2"))
+    assert counts == {"17:00": 2, "18:00": 3}
+
+
+def test_an_answer_is_looked_up_only_for_the_same_day_and_counts():
+    from shared.capacity_reads import DayCounts
+
+    one = DayCounts((b"17:00", b"1", b"_ready", b"1"))
+    two = DayCounts((b"17:00", b"2", b"_ready", b"1"))
+    day = open_day()
+    first = day_document(day, one)
+    assert day_document(day, DayCounts((b"17:00", b"1", b"_ready", b"1"))) is first
+    assert day_document(day, two)["slots"][0]["booked"] == 2
+    assert day_document(day, None)["counts"] == "unknown"
+    later = open_day(started=(True, False, False))  # the same date once a slot has started
+    assert day_document(later, one)["slots"][0]["bookable"] is False
+    assert day_document(day, one)["slots"][0]["bookable"] is True
+    assert counts_document(day, one)["slots"]["17:00"]["booked"] == 1
+
+
+def test_plain_counts_are_never_cached():
+    day = open_day()
+    booked = {"17:00": 1}
+    assert day_document(day, booked)["total_booked"] == 1
+    booked["17:00"] = 4
+    assert day_document(day, booked)["total_booked"] == 4
+
+
+def test_the_cache_is_bounded(monkeypatch):
+    from shared import answers
+    from shared.capacity_reads import DayCounts
+
+    monkeypatch.setattr(answers, "_MAX_DOCUMENTS", 5)
+    for n in range(20):
+        counts = DayCounts((b"17:00", str(n).encode(), b"_ready", b"1"))
+        assert day_document(open_day(), counts)["slots"][0]["booked"] == n
+    assert len(answers._DOCUMENTS) <= 5
