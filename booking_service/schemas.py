@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime
 from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
@@ -70,11 +70,27 @@ class AvailabilitySchema(DayCountsSchema):
     date = fields.Str(required=True)
 
 
+class DateList(fields.Field):
+    """1..92 strings (each then checked as a date by the view). One check of the list, where
+    fields.List would deserialise every item through a field of its own."""
+
+    def __init__(self, **kwargs):
+        metadata = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 92}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValidationError("must be a list of dates YYYY-MM-DD")
+        if not 1 <= len(value) <= 92:
+            raise ValidationError("must hold 1 to 92 dates")
+        return list(value)
+
+
 class BulkRequestSchema(StrictSchema):
     """Dates to answer at once."""
 
     hospital_id = Identifier(required=True)
-    dates = fields.List(fields.Str(), required=True, validate=validate.Length(1, 92))
+    dates = DateList(required=True)
 
 
 class BulkSchema(Schema):

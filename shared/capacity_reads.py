@@ -111,6 +111,6 @@ class CapacityReader:
                 counts[day] = None if complete is None else NOTHING_BOOKED
                 continue
             flat = _flat(raw)
-            ready = _READY in flat[::2]
-            counts[day] = DayCounts(flat) if ready or complete is not None else None
+            # (a value is a number, so the marker can only be a field)
+            counts[day] = DayCounts(flat) if complete is not None or _READY in flat else None
         return Snapshot(Published.from_raw(version_raw), counts)

@@ -161,9 +161,10 @@ class _CheckedConverter(BaseConverter):
     reason = "not_found"
     label = "resource"
     pattern = ID_PATTERN
+    matcher = _ID
 
     def to_python(self, value: str) -> str:
-        if not re.fullmatch(self.pattern, value):
+        if not self.matcher.fullmatch(value):
             raise IdNotFound(self.reason, f"No {self.label} {value!r}")
         return value
 
@@ -173,6 +174,7 @@ class HospitalIdConverter(_CheckedConverter):
 
     reason = "hospital_not_found"
     label = "hospital"
+    matcher = _ID
 
 
 class AppointmentIdConverter(_CheckedConverter):
@@ -181,6 +183,7 @@ class AppointmentIdConverter(_CheckedConverter):
     reason = "appointment_not_found"
     label = "appointment"
     pattern = APPOINTMENT_ID_PATTERN
+    matcher = _APPOINTMENT_ID
 
 
 def register_converters(app, api) -> None:
