@@ -5,6 +5,7 @@ Order of a booking, chosen so no failure can overbook or leave a half-written bo
    counts (a full slot is refused here without touching MongoDB);
 2. the appointment is written to MongoDB as `pending` (the unique `dup_guard` refuses a
    duplicate), so every place that Redis will ever hold has a record in the source of truth;
+   then the published version is read again, and an edit begun meanwhile refuses it;
 3. the Lua gate takes a place atomically (refusing when full); a day that Redis lost is
    rebuilt from MongoDB first, pending appointments included;
 4. MongoDB moves the appointment to `confirmed` with its serial, unless the reconciler
