@@ -421,6 +421,7 @@ class CaddyProcess(ManagedProcess):
         self.host = host
         self.admin_port = free_port()
         self.metrics_port = free_port()
+        self.buffer_port = free_port()
 
     @property
     def url(self) -> str:
@@ -455,6 +456,7 @@ class CaddyProcess(ManagedProcess):
             **self.env,
             "GATEWAY_ADMIN_ADDRESS": self.admin_address,
             "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
+            "GATEWAY_BUFFER_ADDRESS": f"127.0.0.1:{self.buffer_port}",
             # Caddy keeps certificates and its autosave under these, not in ~/.local.
             "XDG_DATA_HOME": str(self.data_dir / "xdg-data"),
             "XDG_CONFIG_HOME": str(self.data_dir / "xdg-config"),
