@@ -1,4 +1,4 @@
-"""The static files the gateway serves: /openapi.json (both services' documents merged, built
+"""The static files the gateway serves: /readyz's template, /openapi.json (both services' documents merged, built
 from their code, no running service needed) and /docs (Swagger UI from the pinned
 flask-swagger-ui wheel, no CDN).
 
@@ -87,6 +87,7 @@ def build(out: Path) -> Path:
     for name in SWAGGER_FILES:
         shutil.copyfile(dist / name, out / "docs" / name)
     (out / "docs" / "index.html").write_text(DOCS_PAGE, encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("readyz.json.tmpl"), out / "readyz.json.tmpl")
     return out
 
 
