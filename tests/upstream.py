@@ -61,6 +61,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(int(query.get("events", "3")), float(query.get("every", "0.5")))
             return
         status = int(query.get("status", "201" if self.command == "POST" else "200"))
+        if self.server.answer_status:
+            status = self.server.answer_status
         if url.path in ("/healthz", "/readyz"):
             status = self.server.health_status
         payload = json.dumps(record).encode()
@@ -99,6 +101,7 @@ class _Server(ThreadingHTTPServer):
     received: list[dict]
     lock: threading.Lock
     health_status: int
+    answer_status: int | None
 
 
 class Upstream:
@@ -115,6 +118,7 @@ class Upstream:
         self.server.received = []
         self.server.lock = threading.Lock()
         self.server.health_status = 200
+        self.server.answer_status = None
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -136,6 +140,10 @@ class Upstream:
     def set_health(self, status: int) -> None:
         """What /healthz and /readyz answer from now on."""
         self.server.health_status = status
+
+    def set_answer(self, status: int | None) -> None:
+        """What every other path answers from now on (None: as the path asks)."""
+        self.server.answer_status = status
 
     def start(self) -> Self:
         """Serve in a background thread."""
