@@ -107,6 +107,10 @@ class ManagedProcess(StartStop):
         """Return the child environment (None inherits ours)."""
         return None
 
+    def pass_fds(self) -> tuple[int, ...]:
+        """File descriptors the child inherits (a listening socket)."""
+        return ()
+
     def ready(self) -> bool:
         """Return True once the process answers requests."""
         raise NotImplementedError
@@ -127,6 +131,7 @@ class ManagedProcess(StartStop):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
+                pass_fds=self.pass_fds(),
                 # Own session: a terminal Ctrl-C reaches only us, and we decide the shutdown order.
                 start_new_session=True,
             )
@@ -422,6 +427,7 @@ class CaddyProcess(ManagedProcess):
         self.admin_port = free_port()
         self.metrics_port = free_port()
         self.buffer_port = free_port()
+        self._socket: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -448,11 +454,26 @@ class CaddyProcess(ManagedProcess):
 
         return [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
 
+    def pass_fds(self) -> tuple[int, ...]:
+        # The public socket is ours, handed to Caddy (`bind fd/N`): every configuration that a
+        # reload loads accepts on that same socket, so no connection waiting in its queue is
+        # lost when the old configuration stops (as with a socket of its own per config).
+        if self.scheme != "http":
+            return ()
+        if self._socket is None:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((self.host, self.port))
+            self._socket.listen(1024)
+        return (self._socket.fileno(),)
+
     def environment(self) -> Mapping[str, str]:
+        bind = {"GATEWAY_BIND": f"bind fd/{self._socket.fileno()}"} if self._socket else {}
         return {
             **os.environ,
             "GATEWAY_ADDRESS": self.url,
             "GATEWAY_SITE_DIR": str(self.site_dir),
+            **bind,
             **self.env,
             "GATEWAY_ADMIN_ADDRESS": self.admin_address,
             "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
@@ -465,15 +486,28 @@ class CaddyProcess(ManagedProcess):
     def start(self) -> CaddyProcess:
         """Start Caddy and wait until it serves its internal address."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pass_fds()  # the socket first: environment() names it
         super().start()
         return self
+
+    def stop(self) -> None:
+        """Stop Caddy (SIGTERM: requests in flight finish), then close our copy of its socket."""
+        super().stop()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def ready(self) -> bool:
         import requests
 
         try:
-            return requests.get(self.metrics_url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
+            if requests.get(self.metrics_url + "/healthz", timeout=1).status_code != 200:
+                return False
+            if self.scheme == "https":  # and its certificate is there (issued at start)
+                verify = str(self.root_certificate)
+                return requests.get(self.url + "/healthz", verify=verify, timeout=1).ok
+            return True
+        except (requests.RequestException, OSError):
             return False
 
     def reload(self, env: Mapping[str, str] | None = None) -> None:
