@@ -153,7 +153,11 @@ class Stack(StartStop):
         """The Caddyfile's variables for a gateway in front of `upstreams` (base URLs per
         service; default: every replica of this stack)."""
         urls = upstreams or {name: self.replica_urls(name) for name in SERVICE_APPS}
-        passed = {k: v for k, v in {**os.environ, **self.env}.items() if k in GATEWAY_VARIABLES}
+        settings = {**os.environ, **self.env}
+        passed = {k: v for k, v in settings.items() if k in GATEWAY_VARIABLES}
+        if settings.get("ACCESS_LOG_LEVEL"):  # the services' setting, in Caddy's words
+            level = settings["ACCESS_LOG_LEVEL"].upper()
+            passed.setdefault("GATEWAY_ACCESS_LOG_LEVEL", {"WARNING": "WARN"}.get(level, level))
         return {
             **passed,
             "SCHEDULE_UPSTREAMS": upstream_line(urls["schedule"]),
@@ -258,6 +262,7 @@ GATEWAY_VARIABLES = frozenset(
         "GATEWAY_READ_BODY_TIMEOUT",
         "GATEWAY_IDLE_TIMEOUT",
         "GATEWAY_LOG_LEVEL",
+        "GATEWAY_ACCESS_LOG_LEVEL",
         "GATEWAY_LB_POLICY",
         "TRUSTED_PROXIES",
         "CORS_ORIGINS",

@@ -109,7 +109,7 @@ def test_metrics_only_on_the_internal_address(make_gateway):
         assert requests.get(gateway.url + "/api/auth/x", timeout=10).status_code == 200
         assert_error_shape(requests.get(gateway.url + "/metrics", timeout=10), 404, "not_found")
         text = requests.get(gateway.metrics_url + "/metrics", timeout=10).text
-        assert "caddy_http_requests_total" in text
+        assert "caddy_http_request_duration_seconds_count" in text
         assert "caddy_reverse_proxy_upstreams_healthy" in text
         assert f'upstream="{up.address}"' in text
 
