@@ -42,8 +42,9 @@ def _banner(stack: Stack) -> str:
         [
             "",
             "slotbook is running",
-            f"  gateway   {stack.gateway_url}  (Caddy; internal: {stack.gateway.metrics_url}/metrics,"
-            f" admin {stack.gateway.admin_address})",
+            f"  gateway   {stack.gateway_url}  (Caddy)",
+            f"  metrics   {stack.gateway.metrics_url}/metrics  (gateway, internal)",
+            f"  admin     {stack.gateway.admin_address}  (Caddy's admin API, reloads)",
             f"  schedule  {'  '.join(stack.replica_urls('schedule'))}",
             f"  booking   {'  '.join(stack.replica_urls('booking'))}",
             f"  mongo     {mongo}",

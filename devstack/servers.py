@@ -469,15 +469,19 @@ class CaddyProcess(ManagedProcess):
 
     def environment(self) -> Mapping[str, str]:
         bind = {"GATEWAY_BIND": f"bind fd/{self._socket.fileno()}"} if self._socket else {}
+        # Plain HTTP: any Host (localhost, 127.0.0.1) on our socket. HTTPS: the host names
+        # the certificate.
+        address = self.url if self.scheme == "https" else f"http://:{self.port}"
         return {
             **os.environ,
-            "GATEWAY_ADDRESS": self.url,
+            "GATEWAY_ADDRESS": address,
             "GATEWAY_SITE_DIR": str(self.site_dir),
             **bind,
             **self.env,
             "GATEWAY_ADMIN_ADDRESS": self.admin_address,
-            "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
-            "GATEWAY_BUFFER_ADDRESS": f"127.0.0.1:{self.buffer_port}",
+            "GATEWAY_METRICS_PORT": str(self.metrics_port),
+            "GATEWAY_METRICS_BIND": "127.0.0.1",
+            "GATEWAY_BUFFER_PORT": str(self.buffer_port),
             # Caddy keeps certificates and its autosave under these, not in ~/.local.
             "XDG_DATA_HOME": str(self.data_dir / "xdg-data"),
             "XDG_CONFIG_HOME": str(self.data_dir / "xdg-config"),

@@ -1,4 +1,6 @@
-"""The static files the gateway serves: /readyz's template, /openapi.json (both services' documents merged, built
+"""The static files the gateway serves.
+
+/readyz's template, /openapi.json (both services' documents merged, built
 from their code, no running service needed) and /docs (Swagger UI from the pinned
 flask-swagger-ui wheel, no CDN).
 

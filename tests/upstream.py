@@ -85,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for index in range(events):
-            data = f"id: {index}\ndata: {{\"n\": {index}, \"t\": {time.time()}}}\n\n".encode()
+            data = f'id: {index}\ndata: {{"n": {index}, "t": {time.time()}}}\n\n'.encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
             if index + 1 < events:

@@ -12,7 +12,6 @@ from devstack.servers import free_port
 from tests.helpers import Api, assert_error_shape, booking, next_weekday, wait_until
 
 
-
 def scrape(base: str) -> str:
     """The /metrics text of a process (checked to be Prometheus text)."""
     resp = requests.get(base + "/metrics", timeout=10)

@@ -40,9 +40,9 @@ def _served_by(stack: Stack) -> Counter:
         text = requests.get(url + "/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == "http_requests_total" and sample.labels.get("route", "").startswith(
-                    "/api/availability"
-                ):
+                if sample.name == "http_requests_total" and sample.labels.get(
+                    "route", ""
+                ).startswith("/api/availability"):
                     counts[url] += sample.value
     return counts
 

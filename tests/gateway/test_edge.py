@@ -50,7 +50,9 @@ def test_https_with_the_internal_ca(make_gateway, tmp_path):
             GATEWAY_HTTP_PORT=str(free_port()),
         )
         root = gateway.root_certificate
-        resp = requests.get(gateway.url + "/api/dynamic-slots/hospitals", verify=str(root), timeout=10)
+        resp = requests.get(
+            gateway.url + "/api/dynamic-slots/hospitals", verify=str(root), timeout=10
+        )
         assert resp.status_code == 200
         assert resp.json()["headers"]
         # not trusted without that CA
@@ -153,7 +155,9 @@ def _load(base: str, stop: threading.Event, results: list, sessions: int = 4) ->
                     )
                 results.append(resp.status_code)
             except requests.RequestException as exc:
-                results.append(("keep-alive GET" if keep_alive else "new-connection POST", repr(exc)))
+                results.append(
+                    ("keep-alive GET" if keep_alive else "new-connection POST", repr(exc))
+                )
 
     threads = [
         threading.Thread(target=client, args=(index % 2 == 0,), daemon=True)
