@@ -108,9 +108,10 @@ def test_stalled_headers_and_streamed_bodies_time_out_and_idle_connections_close
     assert up.received == []  # the stalled body never reached a service
 
 
-def test_a_stalled_body_never_reaches_a_service_nor_holds_one(make_gateway):
+def test_a_stalled_declared_body_is_answered_and_never_reaches_a_service(make_gateway):
     """Bodies are read whole before the service is called (request_buffers): a client that
-    declares a length and stops sending costs the gateway a connection, never a worker."""
+    declares a length and stops sending gets its answer (connection closing) after the body
+    timeout, costs the gateway a connection meanwhile, and never holds a service's worker."""
     with Upstream() as up:
         gateway = make_gateway(schedule=[up], booking=[up], GATEWAY_READ_BODY_TIMEOUT="1")
         stalled = [_connect(gateway.url) for _ in range(20)]
@@ -123,6 +124,15 @@ def test_a_stalled_body_never_reaches_a_service_nor_holds_one(make_gateway):
             for n in range(5):  # everyone else is served meanwhile
                 resp = requests.post(gateway.url + "/api/appointments", json={"n": n}, timeout=10)
                 assert resp.status_code == 201
+            for sock in stalled:
+                sock.settimeout(20)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = sock.recv(4096)
+                    assert chunk, head
+                    head += chunk
+                assert head.startswith(b"HTTP/1.1 4"), head
+                assert b"Connection: close" in head, head
             assert [r["body"] for r in up.received] == [f'{{"n": {n}}}' for n in range(5)]
         finally:
             for sock in stalled:
