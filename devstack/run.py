@@ -42,9 +42,11 @@ def _banner(stack: Stack) -> str:
         [
             "",
             "slotbook is running",
-            f"  gateway   {stack.gateway_url}",
-            f"  schedule  {stack.schedule_url}",
-            f"  booking   {stack.booking_url}",
+            f"  gateway   {stack.gateway_url}  (Caddy)",
+            f"  metrics   {stack.gateway.metrics_url}/metrics  (gateway, internal)",
+            f"  admin     {stack.gateway.admin_address}  (Caddy's admin API, reloads)",
+            f"  schedule  {'  '.join(stack.replica_urls('schedule'))}",
+            f"  booking   {'  '.join(stack.replica_urls('booking'))}",
             f"  mongo     {mongo}",
             f"  redis     {redis}",
             f"  data      {stack.data_dir}",
@@ -66,6 +68,10 @@ def main() -> int:
         booking_port=_int_env("BOOKING_PORT", 8002),
         workers=_int_env("WEB_CONCURRENCY", 2),
         threads=_int_env("GUNICORN_THREADS", 4),
+        replicas={
+            "schedule": _int_env("SCHEDULE_REPLICAS", 1),
+            "booking": _int_env("BOOKING_REPLICAS", 1),
+        },
         # The services log one JSON line per request themselves; gunicorn's own access
         # log would only repeat it in another format.
         access_log=False,

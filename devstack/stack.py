@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from devstack.servers import (
+    CaddyProcess,
     MongoServer,
     RedisServer,
     ServiceProcess,
@@ -16,14 +17,11 @@ from devstack.servers import (
     port_in_use,
 )
 
-# Start order matters: the gateway proxies to both services, booking calls schedule.
+# Start order matters: booking calls schedule; the gateway (Caddy) comes last.
 SERVICE_APPS = {
     "schedule": "schedule_service:create_app()",
     "booking": "booking_service:create_app()",
-    "gateway": "gateway:create_app()",
 }
-# gunicorn worker class per service (default gthread): the gateway is an aiohttp app.
-WORKER_CLASSES = {"gateway": "aiohttp.GunicornWebWorker"}
 SEED_TIMEOUT_SECONDS = 120
 
 
@@ -37,7 +35,8 @@ class PortBusyError(RuntimeError):
 
 
 class Stack(StartStop):
-    """Embedded databases (unless URLs are given), seed data and the three gunicorn services."""
+    """Embedded databases (unless URLs are given), seed data, the two gunicorn services (each
+    as `replicas[name]` processes) and the gateway (Caddy) in front of them."""
 
     def __init__(
         self,
@@ -51,6 +50,8 @@ class Stack(StartStop):
         threads: int = 4,
         extra_env: dict[str, str] | None = None,
         access_log: bool = False,
+        replicas: dict[str, int] | None = None,
+        gateway_env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.mongo_url = mongo_url
@@ -60,14 +61,22 @@ class Stack(StartStop):
             "booking": booking_port if booking_port is not None else free_port(),
             "gateway": gateway_port if gateway_port is not None else free_port(),
         }
+        self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in SERVICE_APPS}
+        # Replica 1 of a service is on its own port; the others on free ports.
+        self.replica_ports = {
+            name: [self.ports[name]] + [free_port() for _ in range(self.replicas[name] - 1)]
+            for name in SERVICE_APPS
+        }
         self.workers = workers
         self.threads = threads
         self.extra_env = dict(extra_env or {})
+        self.gateway_env = dict(gateway_env or {})
         self.access_log = access_log
         self.log_dir = self.data_dir / "logs"
+        self.site_dir = self.data_dir / "gateway-site"
         self.redis: RedisServer | None = None
         self.mongo: MongoServer | None = None
-        self.services: dict[str, ServiceProcess] = {}
+        self.services: dict[str, ServiceProcess | CaddyProcess] = {}
         self.env: dict[str, str] = {}
 
     @property
@@ -85,6 +94,17 @@ class Stack(StartStop):
         """Base URL of the gateway (the public entry point)."""
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
+    @property
+    def gateway(self) -> CaddyProcess:
+        """The gateway process (Caddy)."""
+        gateway = self.services["gateway"]
+        assert isinstance(gateway, CaddyProcess)
+        return gateway
+
+    def replica_urls(self, name: str) -> list[str]:
+        """Base URLs of every process of a service."""
+        return [f"http://127.0.0.1:{port}" for port in self.replica_ports[name]]
+
     def check_ports(self) -> None:
         """Raise PortBusyError for the first service port that is already taken."""
         for name, port in self.ports.items():
@@ -92,7 +112,7 @@ class Stack(StartStop):
                 raise PortBusyError(port, name)
 
     def start(self) -> Stack:
-        """Start databases, run the seed, then start schedule, booking and gateway."""
+        """Start databases, run the seed, then the services' processes and the gateway."""
         self.check_ports()
         try:
             self._start_databases()
@@ -105,25 +125,63 @@ class Stack(StartStop):
             }
             self._seed()
             for name, app_spec in SERVICE_APPS.items():
-                service = ServiceProcess(
-                    name,
-                    app_spec,
-                    self.log_dir,
-                    port=self.ports[name],
-                    env=self.env,
-                    workers=self.workers,
-                    threads=self.threads,
-                    access_log=self.access_log,
-                    metrics_dir=self.data_dir / "metrics" / name,
-                    worker_class=WORKER_CLASSES.get(name, "gthread"),
-                )
-                # Registered before start() so a failed start is still cleaned up by stop().
-                self.services[name] = service
-                service.start()
+                for index, port in enumerate(self.replica_ports[name], start=1):
+                    process_name = name if index == 1 else f"{name}-{index}"
+                    service = ServiceProcess(
+                        process_name,
+                        app_spec,
+                        self.log_dir,
+                        port=port,
+                        env=self.env,
+                        workers=self.workers,
+                        threads=self.threads,
+                        access_log=self.access_log,
+                        metrics_dir=self.data_dir / "metrics" / process_name,
+                    )
+                    # Registered before start() so a failed start is still cleaned up by stop().
+                    self.services[process_name] = service
+                    service.start()
+            build_site(self.site_dir, self.log_dir)
+            self.services["gateway"] = gateway = self.new_gateway("gateway", self.ports["gateway"])
+            gateway.start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def gateway_environment(self, upstreams: dict[str, list[str]] | None = None) -> dict:
+        """The Caddyfile's variables for a gateway in front of `upstreams` (base URLs per
+        service; default: every replica of this stack)."""
+        urls = upstreams or {name: self.replica_urls(name) for name in SERVICE_APPS}
+        settings = {**os.environ, **self.env}
+        passed = {k: v for k, v in settings.items() if k in GATEWAY_VARIABLES}
+        if settings.get("ACCESS_LOG_LEVEL"):  # the services' setting, in Caddy's words
+            level = settings["ACCESS_LOG_LEVEL"].upper()
+            passed.setdefault("GATEWAY_ACCESS_LOG_LEVEL", {"WARNING": "WARN"}.get(level, level))
+        return {
+            **passed,
+            "SCHEDULE_UPSTREAMS": upstream_line(urls["schedule"]),
+            "BOOKING_UPSTREAMS": upstream_line(urls["booking"]),
+            **self.gateway_env,
+        }
+
+    def new_gateway(
+        self,
+        name: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        upstreams: dict[str, list[str]] | None = None,
+        **kwargs,
+    ) -> CaddyProcess:
+        """A gateway (not started) with this stack's settings plus `env`."""
+        return CaddyProcess(
+            name,
+            self.data_dir / name,
+            self.site_dir,
+            port=port,
+            env={**self.gateway_environment(upstreams), **(env or {})},
+            **kwargs,
+        )
 
     def extra_service(
         self,
@@ -133,8 +191,8 @@ class Stack(StartStop):
         workers: int = 1,
         threads: int = 2,
     ) -> ServiceProcess:
-        """Start one more process of `service` ("schedule", "booking" or "gateway") on a free
-        port, with the stack's environment plus `env`; the caller stops it."""
+        """Start one more process of `service` ("schedule" or "booking") on a free port, with
+        the stack's environment plus `env`; the caller stops it. (Not behind the gateway.)"""
         return ServiceProcess(
             name,
             SERVICE_APPS[service],
@@ -142,7 +200,6 @@ class Stack(StartStop):
             env={**self.env, **(env or {})},
             workers=workers,
             threads=threads,
-            worker_class=WORKER_CLASSES.get(service, "gthread"),
         ).start()
 
     def _start_databases(self) -> None:
@@ -192,3 +249,52 @@ class Stack(StartStop):
         for server in (self.redis, self.mongo):
             if server is not None:
                 server.stop()
+
+
+#: The gateway's variables (README, "Gateway") that `make run` passes on from its environment.
+GATEWAY_VARIABLES = frozenset(
+    {
+        "GATEWAY_HTTP_PORT",
+        "GATEWAY_HTTPS_PORT",
+        "GATEWAY_GRACE_PERIOD",
+        "GATEWAY_GLOBAL_OPTIONS",
+        "GATEWAY_READ_HEADER_TIMEOUT",
+        "GATEWAY_READ_BODY_TIMEOUT",
+        "GATEWAY_IDLE_TIMEOUT",
+        "GATEWAY_LOG_LEVEL",
+        "GATEWAY_ACCESS_LOG_LEVEL",
+        "GATEWAY_LB_POLICY",
+        "TRUSTED_PROXIES",
+        "CORS_ORIGINS",
+        "MAX_BODY_BYTES",
+        "UPSTREAM_CONNECT_TIMEOUT",
+        "UPSTREAM_READ_TIMEOUT",
+        "UPSTREAM_HEALTH_URI",
+        "UPSTREAM_HEALTH_INTERVAL",
+        "UPSTREAM_HEALTH_TIMEOUT",
+        "BREAKER_THRESHOLD",
+        "BREAKER_COOLDOWN_SECONDS",
+    }
+)
+
+
+def upstream_line(urls: list[str]) -> str:
+    """The Caddyfile's upstream line for these base URLs: `to host:port ...`."""
+    return "to " + " ".join(url.removeprefix("http://").rstrip("/") for url in urls)
+
+
+def build_site(out: Path, log_dir: Path) -> None:
+    """Build the gateway's static site (merged OpenAPI document, Swagger UI) from the code."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "gateway-site.log"
+    with open(log_path, "ab") as log:
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway.site", str(out)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=SEED_TIMEOUT_SECONDS,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"gateway site build failed; {log_path}:\n{tail}")

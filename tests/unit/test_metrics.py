@@ -1,4 +1,4 @@
-"""shared/metrics.py and its hooks in shared/web.py and gateway/proxy.py (in one process)."""
+"""shared/metrics.py and its hooks in shared/web.py (in one process)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import redis
 from prometheus_client import REGISTRY
 from pymongo.errors import DuplicateKeyError, ServerSelectionTimeoutError
 
-from gateway.proxy import Breaker
 from shared import metrics
 from shared.config import Config
 from shared.errors import DuplicateBooking, ServiceUnavailable
@@ -136,19 +135,6 @@ def test_a_streamed_body_over_the_limit_is_413_not_truncated(client, size):
     assert resp.status_code == 413 and resp.json["error"] == "payload_too_large"
     sized = client.post("/echo", data=b"x" * size)  # with Content-Length: refused up front
     assert sized.status_code == 413 and sized.json["error"] == "payload_too_large"
-
-
-def test_breaker_reports_open_and_close_once_each():
-    changes: list[bool] = []
-    breaker = Breaker(threshold=2, cooldown=60, on_change=changes.append)
-    breaker.record(False)
-    assert changes == []
-    breaker.record(False)
-    breaker.record(False)
-    assert changes == [True]
-    breaker.record(True)
-    breaker.record(True)
-    assert changes == [True, False]
 
 
 def test_counters_reuse_their_label_children():

@@ -1,12 +1,10 @@
-"""Production guards of the configuration, and the gateway's CORS (the gateway in-process)."""
+"""Production guards of the configuration (the gateway's CORS: tests/gateway)."""
 
 from __future__ import annotations
 
 import pytest
-import requests
 
 from shared.config import DEFAULT_ADMIN_PASSWORD, DEFAULT_JWT_SECRET, Config
-from tests.helpers import serve_in_thread
 
 GOOD_SECRET = "s" * 40
 
@@ -41,10 +39,13 @@ def test_production_starts_with_real_secrets_and_development_with_defaults(monke
 
 
 def test_services_refuse_to_start_in_production_with_defaults():
-    import gateway
+    import booking_service
+    import schedule_service
 
     with pytest.raises(RuntimeError):
-        gateway.create_app(Config(app_env="production"))
+        schedule_service.create_app(Config(app_env="production"))
+    with pytest.raises(RuntimeError):
+        booking_service.create_app(Config(app_env="production"), start_reconciler=False)
 
 
 def test_secrets_can_come_from_files(tmp_path, monkeypatch):
@@ -52,36 +53,3 @@ def test_secrets_can_come_from_files(tmp_path, monkeypatch):
     secret_file.write_text(GOOD_SECRET + "\n")
     monkeypatch.setenv("JWT_SECRET_FILE", str(secret_file))
     assert Config.from_env().jwt_secret == GOOD_SECRET
-
-
-@pytest.fixture(scope="module")
-def cors_gateway():
-    """The gateway app, served in this process (its services are never reached here)."""
-    import gateway
-
-    with serve_in_thread(gateway.create_app(Config(cors_origins=["https://app.example"]))) as url:
-        yield url
-
-
-def test_cors_preflight_for_a_configured_origin(cors_gateway):
-    resp = requests.options(
-        cors_gateway + "/api/appointments",
-        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
-        timeout=10,
-    )
-    assert resp.status_code == 204
-    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
-    assert "POST" in resp.headers["Access-Control-Allow-Methods"]
-    assert "Idempotency-Key" in resp.headers["Access-Control-Allow-Headers"]
-
-
-def test_cors_is_not_granted_to_other_origins(cors_gateway):
-    resp = requests.get(
-        cors_gateway + "/healthz", headers={"Origin": "https://evil.example"}, timeout=10
-    )
-    assert "Access-Control-Allow-Origin" not in resp.headers
-    ok = requests.get(
-        cors_gateway + "/healthz", headers={"Origin": "https://app.example"}, timeout=10
-    )
-    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example"
-    assert ok.json() == {"status": "ok"}
