@@ -49,7 +49,8 @@ ENV PORT=8001 \
     WORKER_CLASS="gthread" \
     WEB_CONCURRENCY=2 \
     GUNICORN_THREADS=4 \
-    PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics
+    PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics \
+    GUNICORN_CMD_ARGS="--limit-request-line 8190 --limit-request-fields 32768 --limit-request-field_size 1048576"
 EXPOSE 8001 8002
 
 # Shell form so ${PORT} etc. are expanded at run time; exec makes gunicorn PID 1 so that it

@@ -17,6 +17,12 @@ from typing import Self
 # Well-known ports of a developer's own servers: never start on (and so never clobber) them.
 _RESERVED_PORTS = frozenset({6379, 27017})
 _STOP_GRACE_SECONDS = 5.0
+# gunicorn's request-size limits at their widest: the gateway bounds requests (a URI over
+# 8,000 characters is its JSON 414, headers over 1 MB Go's 431), so that no request it lets
+# through is refused by gunicorn with an HTML page. The Dockerfile sets the same.
+GUNICORN_LIMITS = (
+    "--limit-request-line 8190 --limit-request-fields 32768 --limit-request-field_size 1048576"
+)
 
 
 def free_port() -> int:
@@ -374,7 +380,12 @@ class ServiceProcess(ManagedProcess):
 
     def environment(self) -> Mapping[str, str]:
         # Ours always wins: a directory shared between services would mix their metrics.
-        return {**os.environ, **self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
+        return {
+            **os.environ,
+            "GUNICORN_CMD_ARGS": GUNICORN_LIMITS,
+            **self.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+        }
 
     def start(self) -> ServiceProcess:
         """Empty the metrics directory (values of a previous run), then start."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import clock
 
@@ -43,11 +43,6 @@ def env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated list."""
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
-
-
 @dataclass
 class Config:
     """Settings shared by the three processes; each reads what it needs."""
@@ -71,7 +66,6 @@ class Config:
     reconcile_interval_seconds: float = 2.0
     reconciler_enabled: bool = True
     max_body_bytes: int = 64 * 1024
-    cors_origins: list[str] = field(default_factory=list)
     login_fail_limit: int = 10
     login_fail_window_seconds: int = 900
     login_fail_ip_limit: int = 50
@@ -110,7 +104,6 @@ class Config:
             ),
             reconciler_enabled=env_str("RECONCILER_ENABLED", "1") in ("1", "true", "yes"),
             max_body_bytes=env_int("MAX_BODY_BYTES", cls.max_body_bytes),
-            cors_origins=env_list("CORS_ORIGINS"),
             login_fail_limit=env_int("LOGIN_FAIL_LIMIT", cls.login_fail_limit),
             login_fail_window_seconds=env_int(
                 "LOGIN_FAIL_WINDOW_SECONDS", cls.login_fail_window_seconds

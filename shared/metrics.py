@@ -21,7 +21,6 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -63,21 +62,9 @@ DEPENDENCY_ERRORS = Counter(
     "Requests that failed because Redis or MongoDB failed",
     ["service", "dependency"],
 )
-UPSTREAM_REQUESTS = Counter(
-    "upstream_requests",
-    "Gateway: attempts to reach a service, by HTTP status or failure "
-    "(connect_error, connect_timeout, read_timeout, error, circuit_open)",
-    ["upstream", "status"],
-)
-BREAKER_OPEN = Gauge(
-    "circuit_breaker_open",
-    "Gateway: 1 while the circuit to that service is open (in any worker process)",
-    ["upstream"],
-    multiprocess_mode="livemax",
-)
+
 
 _request_children: dict[tuple, tuple] = {}
-_upstream_children: dict[tuple, object] = {}
 _booking_children: dict[str, object] = {}
 
 
@@ -103,20 +90,6 @@ def count_booking(outcome: str) -> None:
     if child is None:
         child = _booking_children[outcome] = BOOKINGS.labels(outcome)
     child.inc()
-
-
-def count_upstream(upstream: str, status: int | str) -> None:
-    """Count one attempt of the gateway to reach a service."""
-    key = (upstream, status)
-    child = _upstream_children.get(key)
-    if child is None:
-        child = _upstream_children[key] = UPSTREAM_REQUESTS.labels(upstream, str(status))
-    child.inc()
-
-
-def set_breaker_open(upstream: str, is_open: bool) -> None:
-    """Publish the state of the gateway's circuit to a service."""
-    BREAKER_OPEN.labels(upstream).set(1 if is_open else 0)
 
 
 def dependency_of(exc: BaseException | None) -> str | None:

@@ -11,8 +11,7 @@ import pytest
 import requests
 
 from devstack.stack import Stack
-from tests.e2e.conftest import TEST_ENV
-from tests.helpers import Api, next_weekday
+from tests.helpers import TEST_ENV, Api, next_weekday
 
 
 @pytest.fixture(scope="module")

@@ -331,3 +331,16 @@ def test_hostile_values_in_every_path_and_query_parameter(admin, template):
         assert_client_error(resp, (method, url[:200]))
 
     check()
+
+
+def test_oversized_requests_are_answered_in_the_error_shape(gateway):
+    """A URI, a header count or a header size over what a service's HTTP server takes is
+    never answered with that server's HTML page."""
+    long_uri = gateway.get("/api/dynamic-slots/calendar/gomoti?x=" + "a" * 9000)
+    assert_client_error(long_uri)
+    assert long_uri.json()["error"] == "uri_too_long"
+    many = {f"X-Hostile-{i}": "x" for i in range(150)}
+    big = {"X-Hostile": "x" * 20_000}
+    for headers in (many, big):
+        resp = gateway.get("/api/dynamic-slots/calendar/gomoti?days=1", headers=headers)
+        assert resp.status_code == 200, (resp.status_code, resp.text[:200])
