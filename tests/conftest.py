@@ -11,7 +11,7 @@ import pytest
 
 from devstack.servers import MongoServer, RedisServer
 from devstack.stack import Stack
-from tests.helpers import TEST_ENV, Api
+from tests.helpers import Api, whole_system
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +91,8 @@ def mongo_factory(tmp_path: Path) -> Iterator[Callable[..., MongoServer]]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, mongo_url, redis_url, mongo_db_name) -> Iterator[Stack]:
     """One running system for the e2e session (its own database name)."""
-    env = dict(TEST_ENV, MONGO_DB=mongo_db_name)
-    with Stack(
-        tmp_path_factory.mktemp("stack"),
-        mongo_url=mongo_url,
-        redis_url=redis_url,
-        workers=2,
-        threads=4,
-        extra_env=env,
-    ) as running:
+    directory = tmp_path_factory.mktemp("stack")
+    with whole_system(directory, mongo_url, redis_url, mongo_db_name) as running:
         yield running
 
 

@@ -22,6 +22,16 @@ TEST_ENV = {
 }
 
 
+def whole_system(directory, mongo_url: str, redis_url: str, db_name: str, **options):
+    """A whole system for tests (TEST_ENV, its own database name); start it with `with`."""
+    from devstack.stack import Stack
+
+    options.setdefault("workers", 2)
+    options.setdefault("threads", 4)
+    env = dict(TEST_ENV, MONGO_DB=db_name, **options.pop("extra_env", {}))
+    return Stack(directory, mongo_url=mongo_url, redis_url=redis_url, extra_env=env, **options)
+
+
 def next_weekday(js_weekday: int, tz: str = "Asia/Dhaka", after: int = 1) -> date:
     """The first date at least `after` days from today (in `tz`) with that weekday (0=Sunday)."""
     day = datetime.now(ZoneInfo(tz)).date() + timedelta(days=after)

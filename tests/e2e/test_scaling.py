@@ -11,19 +11,18 @@ import pytest
 import requests
 
 from devstack.stack import Stack
-from tests.helpers import TEST_ENV, Api, next_weekday
+from tests.helpers import Api, next_weekday, whole_system
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory, mongo_url, redis_url, mongo_db_name) -> Iterator[Stack]:
     """A system with two booking processes (one worker each)."""
-    with Stack(
+    with whole_system(
         tmp_path_factory.mktemp("scaled"),
-        mongo_url=mongo_url,
-        redis_url=redis_url,
+        mongo_url,
+        redis_url,
+        mongo_db_name,
         workers=1,
-        threads=4,
-        extra_env=dict(TEST_ENV, MONGO_DB=mongo_db_name),
         replicas={"booking": 2},
         gateway_env={"UPSTREAM_HEALTH_INTERVAL": "0.5"},
     ) as running:

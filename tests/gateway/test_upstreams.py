@@ -15,12 +15,11 @@ from tests.helpers import assert_error_shape, wait_until
 from tests.upstream import Upstream
 
 
-def _silent_server() -> socket.socket:
-    """A loopback server that accepts and never answers (closed by the caller)."""
+def _raw_server(handle) -> socket.socket:
+    """A loopback server that gives each connection to `handle(conn)` (closed by the caller)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    held: list[socket.socket] = []
 
     def serve():
         while True:
@@ -28,10 +27,16 @@ def _silent_server() -> socket.socket:
                 conn, _ = sock.accept()
             except OSError:
                 return
-            held.append(conn)
+            handle(conn)
 
     threading.Thread(target=serve, daemon=True).start()
     return sock
+
+
+def _silent_server() -> socket.socket:
+    """A loopback server that accepts and never answers."""
+    held: list[socket.socket] = []
+    return _raw_server(held.append)
 
 
 def test_a_slow_service_is_a_504_within_the_read_timeout(make_gateway):
@@ -78,24 +83,15 @@ def test_a_service_that_is_down_is_a_503(make_gateway):
 
 
 def test_a_service_answering_something_that_is_not_http_is_a_502(make_gateway):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
+    def not_http(conn: socket.socket) -> None:
+        with conn:
+            request = conn.recv(65536)
+            if b" /healthz " in request:  # healthy to the health checks
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            else:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2 nothing like HTTP\r\n\r\n")
 
-    def serve():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = conn.recv(65536)
-                if b" /healthz " in request:  # healthy to the health checks
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                else:
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2 nothing like HTTP\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
+    sock = _raw_server(not_http)
     try:
         gateway = make_gateway(schedule=[f"127.0.0.1:{sock.getsockname()[1]}"])
         resp = requests.get(gateway.url + "/api/dynamic-slots/hospitals", timeout=10)
