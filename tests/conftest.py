@@ -152,8 +152,14 @@ def clear_login_counters(redis_url: str) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Whole-stack tests carry the `e2e` marker: those in tests/e2e and any test that uses the
-    running system (`stack`), so `pytest -m "not e2e"` is the fast loop."""
+    """Tests over real HTTP through a gateway carry the `e2e` marker: those in tests/e2e and
+    tests/gateway (a real Caddy) and any test that uses the running system (`stack`), so
+    `pytest -m "not e2e"` is the fast loop."""
     for item in items:
-        if "/tests/e2e/" in str(item.path) or "stack" in getattr(item, "fixturenames", ()):
+        path = str(item.path)
+        if (
+            "/tests/e2e/" in path
+            or "/tests/gateway/" in path
+            or "stack" in getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.e2e)
