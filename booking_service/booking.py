@@ -225,7 +225,7 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
     strands a booking that was checked against the configuration it replaced.
     """
     try:
-        published = ctx.reader.published_and_counts(schedule.hospital_id, []).published
+        published = ctx.reader.published(schedule.hospital_id)
     except redis.RedisError as exc:
         _abandon(ctx, oid, REJECTED, now, release=False)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc

@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import redis
 from pymongo.errors import PyMongoError
@@ -15,7 +15,7 @@ from pymongo.errors import PyMongoError
 from shared import versions
 from shared.auth import Principal
 from shared.capacity_reads import CapacityReader, Snapshot
-from shared.configurations import Configuration, ConfigurationCache
+from shared.configurations import ConfigurationCache
 from shared.errors import (
     EditConflict,
     HospitalExists,
@@ -25,7 +25,7 @@ from shared.errors import (
     ScheduleConflict,
     ServiceUnavailable,
 )
-from shared.slots import Day
+from shared.slots import Day, Schedule
 from shared.versions import Published
 
 from .conflicts import ConflictChecker, diff_documents
@@ -46,10 +46,10 @@ class Context:
     conflicts: ConflictChecker
 
 
-def _read(ctx: Context, hospital_id: str, dates: list[date]) -> Snapshot:
-    """The published version and the counts of `dates`; while Redis is down, the
+def _read(ctx: Context, hospital_id: str, days: list[Day]) -> Snapshot:
+    """The published version and the counts of `days`; while Redis is down, the
     configuration comes from MongoDB and the counts are unknown."""
-    texts = [d.isoformat() for d in dates]
+    texts = [day.iso for day in days]
     try:
         return ctx.reader.published_and_counts(hospital_id, texts)
     except redis.RedisError:
@@ -57,36 +57,35 @@ def _read(ctx: Context, hospital_id: str, dates: list[date]) -> Snapshot:
 
 
 def _days(
-    ctx: Context, hospital_id: str, plan: Callable[[Configuration], list[date]], now: datetime
+    ctx: Context, hospital_id: str, plan: Callable[[Schedule], list[Day]]
 ) -> list[tuple[Day, Mapping[str, int] | None]]:
-    """The days `plan` picks from the current configuration, with their counts: one Redis
-    round trip while this process's copy is current (the dates are planned from it first)."""
+    """The days `plan` expands from the current schedule, with their counts: one Redis round
+    trip while this process's copy is current (the days are planned from it first)."""
     cached = ctx.configurations.cached(hospital_id)
-    dates = plan(cached) if cached is not None else []
-    snapshot = _read(ctx, hospital_id, dates)
+    days = plan(cached.schedule) if cached is not None else []
+    snapshot = _read(ctx, hospital_id, days)
     current = ctx.configurations.current(hospital_id, snapshot.published)
     if current is not cached:
-        fresh = plan(current)
-        if fresh != dates:
-            dates, snapshot = fresh, _read(ctx, hospital_id, fresh)
-    days = current.schedule.expand(dates, now)
+        fresh = plan(current.schedule)
+        if [d.iso for d in fresh] != [d.iso for d in days]:
+            snapshot = _read(ctx, hospital_id, fresh)
+        days = fresh
     return [(day, snapshot.counts[day.iso]) for day in days]
 
 
 def day(ctx: Context, hospital_id: str, when: date, now: datetime):
     """One date of a hospital with its counts: the `available` answer."""
-    ((planned, counts),) = _days(ctx, hospital_id, lambda _config: [when], now)
+    ((planned, counts),) = _days(ctx, hospital_id, lambda schedule: [schedule.day(when, now)])
     return planned, counts
 
 
 def calendar(ctx: Context, hospital_id: str, start: date | None, count: int, now: datetime):
     """`count` dates from `start` (default: today in the hospital's zone) with their counts."""
 
-    def plan(config: Configuration) -> list[date]:
-        first = start or config.schedule.today(now)
-        return [first + timedelta(days=i) for i in range(count)]
+    def plan(schedule: Schedule) -> list[Day]:
+        return schedule.days(start or schedule.today(now), count, now)
 
-    return _days(ctx, hospital_id, plan, now)
+    return _days(ctx, hospital_id, plan)
 
 
 def get_hospital(ctx: Context, hospital_id: str) -> dict:

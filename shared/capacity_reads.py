@@ -114,3 +114,8 @@ class CapacityReader:
             # (a value is a number, so the marker can only be a field)
             counts[day] = DayCounts(flat) if complete is not None or _READY in flat else None
         return Snapshot(Published.from_raw(version_raw), counts)
+
+    def published(self, hospital_id: str) -> Published:
+        """Only the published version (a booking's second look, after its write-ahead
+        record): one GET."""
+        return Published.from_raw(self.client.get(keys.schedule_version_key(hospital_id)))

@@ -45,3 +45,13 @@ def test_the_script_survives_redis_forgetting_it(client):
     client.set(keys.schedule_version_key(hid), 3)
     client.script_flush()
     assert reader.published_and_counts(hid, []).published.version == 3
+
+
+def test_the_version_alone(client):
+    reader = CapacityReader(client)
+    hid = f"h-{uuid.uuid4().hex[:8]}"
+    assert reader.published(hid).missing
+    client.set(keys.schedule_version_key(hid), 4)
+    assert reader.published(hid).version == 4
+    client.set(keys.schedule_version_key(hid), EDITING)
+    assert reader.published(hid).version is None and not reader.published(hid).missing

@@ -238,6 +238,9 @@ class FakeReader:
             raw = str(raw).encode()
         return Snapshot(Published.from_raw(raw), counts)
 
+    def published(self, hospital_id: str) -> Published:
+        return self.published_and_counts(hospital_id, []).published
+
 
 class FakeCounters:
     """RedisCounters in memory (windows never end unless a test ends them)."""
