@@ -113,3 +113,20 @@ def test_an_idempotent_retry_replays(app, client):
     again = client.post("/api/appointments", json=body(), headers=headers)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json == first.json
+
+
+def test_cold_answers_are_written_as_the_hot_ones(app, client):
+    """@blp.response answers (flask-smorest's jsonify) and json_answer: the same compact
+    UTF-8 JSON, keys in the document's order, no trailing newline."""
+    import orjson
+
+    account = {
+        "name": "Nadia",
+        "email": "c@x.io",
+        "phone": "+8801700000009",
+        "password": "long-one",
+    }
+    made = client.post("/api/auth/register", json=account)
+    assert made.status_code == 201
+    assert made.data == orjson.dumps(made.json) and not made.data.endswith(b"\n")
+    assert list(made.json) == ["user_id", "email", "role", "name", "phone"]
