@@ -43,7 +43,6 @@ from shared.errors import (
     SlotNotFound,
 )
 from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Day, Schedule, iso_utc, parse_date
-from shared.versions import Published
 
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from .limits import Limiter
@@ -101,10 +100,7 @@ def day_counts(
     """Each date as the schedule has it, with its counts (None: unknown while Redis is down or
     rebuilding): the availability answers."""
     texts = [d.isoformat() for d in dates]
-    try:
-        snapshot = ctx.reader.published_and_counts(hospital_id, texts)
-    except redis.RedisError:
-        snapshot = Snapshot(Published.unknown(), dict.fromkeys(texts))
+    snapshot = ctx.reader.for_answer(hospital_id, texts)
     schedule = ctx.configurations.current(hospital_id, snapshot.published).schedule
     days = schedule.expand(dates, now)
     return [(day, snapshot.counts[text]) for day, text in zip(days, texts, strict=True)]

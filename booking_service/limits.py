@@ -19,13 +19,17 @@ def subject(text: str) -> str:
     return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
 
 
+def _source(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
+
+
 class RedisCounters:
     """Fixed-window counters in Redis: a hit counts and starts the window in one script."""
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        source = resources.files(__package__).joinpath("lua", "count_hit.lua").read_text("utf-8")
-        self._hit = client.register_script(source)
+        self._hit = client.register_script(_source("count_hit.lua"))
+        self._take_back = client.register_script(_source("take_back.lua"))
 
     def hit(self, key: str, window: int) -> int:
         """Count one hit; the count in the window, this one included."""
@@ -37,8 +41,8 @@ class RedisCounters:
         return ttl if ttl > 0 else None
 
     def take_back(self, key: str) -> None:
-        """Undo one hit."""
-        self.client.decr(key)
+        """Undo one hit (nothing once its window has ended)."""
+        self._take_back(keys=[key])
 
 
 class Limiter:
@@ -47,9 +51,6 @@ class Limiter:
     def __init__(self, counters: RedisCounters, cfg: Config):
         self.counters = counters
         self.cfg = cfg
-
-    def _hit(self, key: str, window: int) -> int:
-        return self.counters.hit(key, window)
 
     @staticmethod
     def _refuse(wait: int, message: str) -> RateLimited:
@@ -61,7 +62,7 @@ class Limiter:
         """Count one attempt and refuse it past `limit` in the window (counted first, so
         concurrent attempts can never all pass a check made before any was counted)."""
         try:
-            count = self._hit(key, window)
+            count = self.counters.hit(key, window)
         except redis.RedisError:
             return
         if count > limit:

@@ -26,7 +26,6 @@ from shared.errors import (
     ServiceUnavailable,
 )
 from shared.slots import Day, Schedule
-from shared.versions import Published
 
 from .conflicts import ConflictChecker, diff_documents
 from .repository import HospitalRepository
@@ -49,11 +48,7 @@ class Context:
 def _read(ctx: Context, hospital_id: str, days: list[Day]) -> Snapshot:
     """The published version and the counts of `days`; while Redis is down, the
     configuration comes from MongoDB and the counts are unknown."""
-    texts = [day.iso for day in days]
-    try:
-        return ctx.reader.published_and_counts(hospital_id, texts)
-    except redis.RedisError:
-        return Snapshot(Published.unknown(), dict.fromkeys(texts))
+    return ctx.reader.for_answer(hospital_id, [day.iso for day in days])
 
 
 def _days(

@@ -115,6 +115,14 @@ class CapacityReader:
             counts[day] = DayCounts(flat) if complete is not None or _READY in flat else None
         return Snapshot(Published.from_raw(version_raw), counts)
 
+    def for_answer(self, hospital_id: str, dates: list[str]) -> Snapshot:
+        """As `published_and_counts`, for read answers: while Redis cannot answer, nothing is
+        known (the configuration then comes from its source, the counts are unknown)."""
+        try:
+            return self.published_and_counts(hospital_id, dates)
+        except redis.RedisError:
+            return Snapshot(Published.unknown(), dict.fromkeys(dates))
+
     def published(self, hospital_id: str) -> Published:
         """Only the published version (a booking's second look, after its write-ahead
         record): one GET."""

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import HospitalNotFound
+from .errors import HospitalNotFound, ServiceUnavailable
 from .ids import is_id
 from .slots import Schedule, compile_schedule
 from .versions import Published
@@ -62,7 +62,13 @@ class ConfigurationCache:
         doc = self._load(hospital_id) if is_id(hospital_id) else None
         if doc is None:
             raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
-        entry = Configuration(doc, compile_schedule(doc))
+        try:
+            entry = Configuration(doc, compile_schedule(doc))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.error(
+                "the source answered for %r with a document that is not a hospital's", hospital_id
+            )
+            raise ServiceUnavailable("The hospital's configuration could not be read") from exc
         if entry.schedule.hospital_id != hospital_id:
             log.error(
                 "asked for hospital %r, the source answered %r",

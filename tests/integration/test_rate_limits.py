@@ -58,3 +58,20 @@ def test_failed_logins_per_account_are_limited(client):
     assert int(answers[-1].headers["Retry-After"]) >= 1
     other = http.post("/api/auth/login", json={"email": "x" + email, "password": "wrong-pass"})
     assert other.status_code == 401  # another account is not affected
+
+
+def test_a_count_is_taken_back_only_while_its_window_lasts(redis_url):
+    import redis
+
+    from booking_service.limits import RedisCounters
+
+    client = redis.Redis.from_url(redis_url)
+    counters = RedisCounters(client)
+    key = f"rl:unit:{uuid.uuid4().hex}"
+    assert counters.hit(key, 60) == 1
+    counters.take_back(key)
+    assert int(client.get(key)) == 0 and 0 < client.ttl(key) <= 60
+    client.delete(key)  # the window ended
+    counters.take_back(key)
+    assert client.get(key) is None  # no negative count without a window
+    client.close()

@@ -137,7 +137,7 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
     from booking_service.schedule_client import ScheduleSource
     from schedule_service.seed import GOMOTI
     from shared.configurations import ConfigurationCache
-    from shared.errors import HospitalNotFound
+    from shared.errors import HospitalNotFound, ServiceUnavailable
     from shared.versions import Published
 
     seen: list[str] = []
@@ -145,7 +145,8 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
     class Impostor(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             seen.append(self.path)
-            body = json.dumps(dict(GOMOTI, version=1)).encode()
+            doc = {"status": "ok"} if self.path.endswith("/healthz") else dict(GOMOTI, version=1)
+            body = json.dumps(doc).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -169,9 +170,12 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
             cache.current("banani", unknown)  # answered with Gomoti: refused
         with pytest.raises(HospitalNotFound):
             cache.current("gomoti/../gomoti", unknown)  # never sent at all
+        with pytest.raises(ServiceUnavailable):
+            cache.current("healthz", unknown)  # a document that is not a hospital: no 500
         assert seen == [
             "/api/dynamic-slots/hospitals/gomoti",
             "/api/dynamic-slots/hospitals/banani",
+            "/api/dynamic-slots/hospitals/healthz",
         ]
         assert set(cache._entries) == {"gomoti"}
     finally:

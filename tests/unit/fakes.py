@@ -241,6 +241,9 @@ class FakeReader:
     def published(self, hospital_id: str) -> Published:
         return self.published_and_counts(hospital_id, []).published
 
+    def for_answer(self, hospital_id: str, dates: list[str]) -> Snapshot:
+        return self.published_and_counts(hospital_id, dates)
+
 
 class FakeCounters:
     """RedisCounters in memory (windows never end unless a test ends them)."""

@@ -356,3 +356,31 @@ def test_failed_logins_are_counted_before_the_check_and_successes_taken_back(set
     with pytest.raises(RateLimited):
         ctx.limiter.begin_login("a@example.com", "1.2.3.4")
     ctx.limiter.begin_login("b@example.com", "1.2.3.4")  # another account is not limited
+
+
+def test_active_lists_pending_and_confirmed_for_an_edits_conflict_check(setup):
+    ctx, _ = setup
+    booking.book(ctx, PATIENT, request(phone="+8801711111111"), NOW)
+    oid = ObjectId()
+    ctx.appointments.insert_pending(
+        {
+            "_id": oid,
+            "hospital_id": "h1",
+            "date": "2026-11-28",
+            "slot_start": "18:00",
+            "slot": {"start": "18:00"},
+            "status": PENDING,
+            "dup_guard": "d",
+            "serial_guard": f"p:{oid}",
+            "serial": None,
+            "patient": {},
+            "booked_by": "p9",
+            "created_at": NOW,
+            "updated_ms": 0,
+        }
+    )
+    page = {"page": 1, "per_page": 50, "hospital_id": "h1"}
+    active = booking.list_appointments(ctx, ADMIN, {**page, "status": "active"})
+    assert sorted(a["status"] for a in active["appointments"]) == [CONFIRMED, PENDING]
+    visible = booking.list_appointments(ctx, ADMIN, page)
+    assert [a["status"] for a in visible["appointments"]] == [CONFIRMED]
