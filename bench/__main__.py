@@ -3,6 +3,7 @@ compare with a trivial Flask app, check that no slot is overbooked, and record t
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -19,15 +20,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
 
 from devstack.servers import ServiceProcess
 from devstack.stack import Stack
+from schedule_service.seed import GOMOTI
 
 HOSPITAL = "gomoti"
+# The per-doctor rows: a copy of gomoti whose one doctor works gomoti's own slots, so that a
+# doctor's row does the work of the hospital-level row plus the doctor's lookup.
+DOCTOR_HOSPITAL = "bench-doctors"
+DOCTOR = "doc"
+DOCTOR_SUFFIX = " (doctor)"
+DOCTOR_WITHIN = 0.90  # a per-doctor read row's req/s >= 0.90 x the hospital-level row's
+BOOKING_ROW = "appointments POST"
+ROW_WIDTH = 30  # "availability/bulk(60) (doctor)"
 ADMIN_EMAIL = "portal@drhelal.com"
 ADMIN_PASSWORD = "123456"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -87,6 +97,8 @@ class Spec:
     body: str | None = None
     slots: list[tuple[str, str]] | None = None
     tag: int = 0  # one digit that keeps the phones of different booking runs apart
+    hospital: str = HOSPITAL  # bookings: the hospital and doctor they go to
+    practitioner: str | None = None
 
 
 @dataclass
@@ -106,12 +118,31 @@ class Result:
         return dict(self.__dict__)
 
 
-def booking_body(slot: tuple[str, str], idx: int, tag: int, salt: int) -> str:
-    """A booking of a phone unique to (run salt, tag, idx) into `slot`."""
+def doctor_query(practitioner: str | None) -> dict[str, str]:
+    """The query (or body) fields that ask for one doctor; none for the hospital itself."""
+    return {"practitioner_id": practitioner} if practitioner else {}
+
+
+def booking_head(hospital: str, practitioner: str | None) -> str:
+    """The start of a booking's JSON body (shared by both engines): who it is booked with."""
+    head = {"hospital_id": hospital, **doctor_query(practitioner)}
+    return json.dumps(head, separators=(",", ":"))[:-1] + ","
+
+
+def booking_body(
+    slot: tuple[str, str],
+    idx: int,
+    tag: int,
+    salt: int,
+    hospital: str = HOSPITAL,
+    practitioner: str | None = None,
+) -> str:
+    """A booking of a phone unique to (run salt, tag, idx) into `slot` of the hospital (or of
+    its doctor `practitioner`)."""
     day, start = slot
     phone = f"+8801{salt:02d}{tag}{idx:07d}"
-    return (
-        f'{{"hospital_id":"{HOSPITAL}","date":"{day}","slot":"{start}",'
+    return booking_head(hospital, practitioner) + (
+        f'"date":"{day}","slot":"{start}",'
         f'"patient":{{"name":"Bench Patient {idx}","phone":"{phone}"}},"reason":"bench"}}'
     )
 
@@ -125,6 +156,7 @@ local spec_headers = %(headers)s
 local slots = %(slots)s
 local tag = %(tag)d
 local salt = %(salt)d
+local booking_head = %(booking_head)s
 local threads = {}
 
 wrk.method = spec_method
@@ -144,8 +176,8 @@ if slots then
     local idx = counter * nthreads + tid
     counter = counter + 1
     local s = slots[(idx %% #slots) + 1]
-    local body = string.format(
-      '{"hospital_id":"%(hospital)s","date":"%%s","slot":"%%s",' ..
+    local body = booking_head .. string.format(
+      '"date":"%%s","slot":"%%s",' ..
       '"patient":{"name":"Bench Patient %%d","phone":"+8801%%02d%%d%%07d"},"reason":"bench"}',
       s[1], s[2], idx, salt, tag, idx)
     return wrk.format(nil, nil, nil, body)
@@ -193,7 +225,7 @@ def lua_script(spec: Spec, settings: Settings, salt: int) -> str:
         "tag": spec.tag,
         "salt": salt,
         "nthreads": max(1, min(settings.load_threads, settings.connections)),
-        "hospital": HOSPITAL,
+        "booking_head": lua_str(booking_head(spec.hospital, spec.practitioner)),
     }
 
 
@@ -258,7 +290,8 @@ def _py_worker(args: tuple) -> dict:
             body = spec.body
             if spec.slots:
                 idx = i * total_conns + conn_id
-                body = booking_body(spec.slots[idx % len(spec.slots)], idx, spec.tag, salt)
+                slot = spec.slots[idx % len(spec.slots)]
+                body = booking_body(slot, idx, spec.tag, salt, spec.hospital, spec.practitioner)
             i += 1
             t0 = time.perf_counter()
             try:
@@ -402,19 +435,44 @@ def admin_token(base: str) -> str:
     return r.json()["access_token"]
 
 
-def plan(stack: Stack) -> dict:
-    """Dates and slots for the rows, from the hospital's own configuration and calendar."""
+def create_doctor_hospital(base: str, token: str) -> str:
+    """Create `bench-doctors` (admin): gomoti's document with one doctor, "doc", who works
+    the hospital's weekly schedule. Already there (409 hospital_exists) is fine."""
+    hospital = copy.deepcopy(GOMOTI)
+    hospital.update(
+        hospital_id=DOCTOR_HOSPITAL,
+        hospital_name="Bench Doctors",
+        practitioners={DOCTOR: {"name": "Dr. Bench"}},
+    )
+    r = requests.post(
+        f"{base}/api/dynamic-slots/hospitals",
+        json=hospital,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if r.status_code == 409 and r.json().get("error") == "hospital_exists":
+        return "already there"
+    if r.status_code != 201:
+        raise RuntimeError(f"creating {DOCTOR_HOSPITAL} failed: {r.status_code} {r.text}")
+    return "created"
+
+
+def plan(stack: Stack, hospital_id: str = HOSPITAL, practitioner: str | None = None) -> dict:
+    """Dates and slots for the rows of a hospital (or of its doctor `practitioner`), from the
+    hospital's own configuration and the (doctor's) calendar."""
     hospital = requests.get(
-        f"{stack.schedule_url}/api/dynamic-slots/hospitals/{HOSPITAL}", timeout=10
+        f"{stack.schedule_url}/api/dynamic-slots/hospitals/{hospital_id}", timeout=10
     ).json()
     today = datetime.now(ZoneInfo(hospital["timezone"])).date()
     window = int(hospital["advance_booking_days"])
     saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
     calendar = requests.get(
-        f"{stack.schedule_url}/api/dynamic-slots/calendar/{HOSPITAL}",
-        params={"days": window + 1, "start": today.isoformat()},
+        f"{stack.schedule_url}/api/dynamic-slots/calendar/{hospital_id}",
+        params={"days": window + 1, "start": today.isoformat(), **doctor_query(practitioner)},
         timeout=30,
-    ).json()
+    )
+    calendar.raise_for_status()
+    calendar = calendar.json()
     # Not today: a slot could pass mid-run and turn bookings into 422 slot_in_past.
     slots = [
         (day["date"], s["start"])
@@ -427,6 +485,9 @@ def plan(stack: Stack) -> dict:
         (day["date"], s["start"]): s["capacity"] for day in calendar["days"] for s in day["slots"]
     }
     return {
+        "hospital": hospital_id,
+        "practitioner": practitioner,
+        "suffix": DOCTOR_SUFFIX if practitioner else "",
         "today": today,
         "saturday": saturday,
         "slots": slots,
@@ -435,29 +496,41 @@ def plan(stack: Stack) -> dict:
     }
 
 
-def read_specs(p: dict) -> list[tuple[Spec, str, str]]:
-    """(spec, gateway-or-direct service) for the read rows."""
-    cal = f"/api/dynamic-slots/calendar/{HOSPITAL}?start={p['today'].isoformat()}&days="
-    bulk = json.dumps({"hospital_id": HOSPITAL, "dates": p["bulk_dates"]}, separators=(",", ":"))
+def read_specs(p: dict) -> list[tuple[Spec, str]]:
+    """(spec, gateway-or-direct service) for the read rows of the plan's hospital (or of its
+    doctor: the same requests with `practitioner_id`, rows named "... (doctor)")."""
+    hospital, doctor, suffix = p["hospital"], doctor_query(p["practitioner"]), p["suffix"]
+    query = "?" + urlencode(doctor) if doctor else ""
+    available = f"/api/dynamic-slots/available/{hospital}/{p['saturday']}{query}"
+    cal_query = urlencode({"start": p["today"].isoformat(), **doctor})
+    cal = f"/api/dynamic-slots/calendar/{hospital}?{cal_query}&days="
+    bulk = json.dumps(
+        {"hospital_id": hospital, **doctor, "dates": p["bulk_dates"]}, separators=(",", ":")
+    )
     json_headers = {"Content-Type": "application/json"}
     return [
+        (Spec("available" + suffix, "GET", available), "schedule"),
+        (Spec("calendar?days=1" + suffix, "GET", cal + "1"), "schedule"),
+        (Spec("calendar?days=7" + suffix, "GET", cal + "7"), "schedule"),
+        (Spec("calendar?days=60" + suffix, "GET", cal + "60"), "schedule"),
         (
-            Spec("available", "GET", f"/api/dynamic-slots/available/{HOSPITAL}/{p['saturday']}"),
-            "schedule",
-        ),
-        (Spec("calendar?days=1", "GET", cal + "1"), "schedule"),
-        (Spec("calendar?days=7", "GET", cal + "7"), "schedule"),
-        (Spec("calendar?days=60", "GET", cal + "60"), "schedule"),
-        (
-            Spec("availability/bulk(60)", "POST", "/api/availability/bulk", json_headers, bulk),
+            Spec(
+                "availability/bulk(60)" + suffix,
+                "POST",
+                "/api/availability/bulk",
+                json_headers,
+                bulk,
+            ),
             "booking",
         ),
     ]
 
 
 def check_capacity(stack: Stack, token: str, p: dict) -> dict:
-    """Per slot of every booked date: confirmed appointments vs capacity and availability."""
+    """Per slot of every booked date of the plan's hospital (or of its doctor, whose places
+    are counted apart): confirmed appointments vs capacity and availability."""
     auth = {"Authorization": f"Bearer {token}"}
+    hospital, doctor = p["hospital"], doctor_query(p["practitioner"])
     dates = sorted({d for d, _ in p["slots"]})
     overbooked, mismatched, dup_serials = [], [], []
     confirmed_total = 0
@@ -470,7 +543,13 @@ def check_capacity(stack: Stack, token: str, p: dict) -> dict:
         while True:
             r = requests.get(
                 f"{stack.booking_url}/api/appointments",
-                params={"hospital_id": HOSPITAL, "date": day, "per_page": 500, "page": page},
+                params={
+                    "hospital_id": hospital,
+                    **doctor,
+                    "date": day,
+                    "per_page": 500,
+                    "page": page,
+                },
                 headers=auth,
                 timeout=30,
             )
@@ -487,7 +566,7 @@ def check_capacity(stack: Stack, token: str, p: dict) -> dict:
                 break
             page += 1
         avail = requests.get(
-            f"{stack.booking_url}/api/availability/{HOSPITAL}/{day}", timeout=10
+            f"{stack.booking_url}/api/availability/{hospital}/{day}", params=doctor, timeout=10
         ).json()
         for start in sorted(set(per_slot) | set(avail.get("slots", {}))):
             count = per_slot[start]
@@ -543,13 +622,14 @@ def cancel_all(base: str, token: str, ids: list[str]) -> int:
         return sum(pool.map(cancel, ids))
 
 
-def booking_pattern(slots: list[tuple[str, str]], tag: int) -> list[tuple[str, str]]:
+def booking_pattern(slots: list[tuple[str, str]], turn: int) -> list[tuple[str, str]]:
     """The slots that successive bookings go to, round robin: spread over every slot, with a
-    burst of 16 bookings into one of three "hot" slots (different per row) after every 96,
-    so that some slots fill up under concurrent bookings and refuse the rest (409)."""
+    burst of 16 bookings into one of three "hot" slots (different per row: `turn` 1 or 2 of
+    the plan's booking rows) after every 96, so that some slots fill up under concurrent
+    bookings and refuse the rest (409)."""
     if len(slots) < 12:
         return list(slots)
-    hot = slots[3 * (tag - 1) : 3 * tag]
+    hot = slots[3 * (turn - 1) : 3 * turn]
     spread = slots[6:]
     out: list[tuple[str, str]] = []
     bursts = 0
@@ -601,12 +681,34 @@ def fmt_statuses(r: Result) -> str:
     return " ".join(parts) or "-"
 
 
+def doctor_ratios(results: list[Result]) -> list[dict]:
+    """Each per-doctor row's req/s over that of its hospital-level row (same target)."""
+    rps = {(r.row, r.target): r.rps for r in results}
+    out = []
+    for r in results:
+        if not r.row.endswith(DOCTOR_SUFFIX):
+            continue
+        base = r.row.removesuffix(DOCTOR_SUFFIX)
+        hospital_rps = rps.get((base, r.target), 0.0)
+        out.append(
+            {
+                "row": r.row,
+                "target": r.target,
+                "rps": round(r.rps, 1),
+                "hospital_rps": round(hospital_rps, 1),
+                "ratio": round(r.rps / hospital_rps, 3) if hospital_rps else 0.0,
+                "read": not r.row.startswith(BOOKING_ROW),
+            }
+        )
+    return out
+
+
 def report(results: list[Result], prev: dict | None) -> tuple[list[str], list[dict]]:
     trivial = ceiling(results)
     prev_rows = (prev or {}).get("rows", {})
     lines = []
     head = (
-        f"{'row':<24} {'target':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'row':<{ROW_WIDTH}} {'target':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'x trivial':>9} {'prev x':>7} {'2xx':>7} non-2xx"
     )
     lines += [head, "-" * len(head)]
@@ -615,10 +717,10 @@ def report(results: list[Result], prev: dict | None) -> tuple[list[str], list[di
         prev_ratio = prev_rows.get(key(r), {}).get("ratio")
         ok = sum(n for c, n in r.statuses.items() if c.startswith("2"))
         ok_text = str(ok) if r.statuses else str(r.requests - r.non_2xx)
+        prev_text = "-" if prev_ratio is None else f"{prev_ratio:.3f}"
         lines.append(
-            f"{r.row:<24} {r.target:<8} {r.rps:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{ratio:>9.3f} {'-' if prev_ratio is None else f'{prev_ratio:.3f}':>7} "
-            f"{ok_text:>7} {fmt_statuses(r)}"
+            f"{r.row:<{ROW_WIDTH}} {r.target:<8} {r.rps:>8.1f} {r.p50_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f} {ratio:>9.3f} {prev_text:>7} {ok_text:>7} {fmt_statuses(r)}"
         )
     by = {(r.row, r.target): r.rps / trivial if trivial else 0.0 for r in results}
     targets = []
@@ -635,6 +737,15 @@ def report(results: list[Result], prev: dict | None) -> tuple[list[str], list[di
             "met": rel >= 0.5,
         }
     )
+    for d in doctor_ratios(results):
+        if d["read"]:
+            targets.append(
+                {
+                    "target": f"{d['row']} within 10% of hospital-level ({d['target']})",
+                    "value": d["ratio"],
+                    "met": d["ratio"] >= DOCTOR_WITHIN,
+                }
+            )
     return lines, targets
 
 
@@ -674,8 +785,11 @@ def run(settings: Settings, workdir: Path) -> int:
         trivial.start()
         try:
             print(f"bench: stack up (gateway {stack.gateway_url})", flush=True)
-            p = plan(stack)
             token = admin_token(stack.gateway_url)
+            made = create_doctor_hospital(stack.gateway_url, token)
+            print(f"bench: hospital {DOCTOR_HOSPITAL} with doctor {DOCTOR!r}: {made}", flush=True)
+            p = plan(stack)
+            p_doctor = plan(stack, DOCTOR_HOSPITAL, DOCTOR)
             direct = {"schedule": stack.schedule_url, "booking": stack.booking_url}
 
             def row(
@@ -684,13 +798,13 @@ def run(settings: Settings, workdir: Path) -> int:
                 r = measure(base, target, spec, settings, salt, workdir, warmup, seconds)
                 results.append(r)
                 print(
-                    f"  {r.row:<24} {r.target:<8} {r.rps:>8.1f} req/s  p50 {r.p50_ms:.2f} ms  "
-                    f"p99 {r.p99_ms:.2f} ms  non-2xx {fmt_statuses(r)}",
+                    f"  {r.row:<{ROW_WIDTH}} {r.target:<8} {r.rps:>8.1f} req/s  "
+                    f"p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  non-2xx {fmt_statuses(r)}",
                     flush=True,
                 )
 
             row(trivial.url, "direct", Spec("trivial /ping", "GET", "/ping"))
-            for spec, service in read_specs(p):
+            for spec, service in read_specs(p) + read_specs(p_doctor):
                 row(stack.gateway_url, "gateway", spec)
                 row(direct[service], "direct", spec)
             book_headers = {
@@ -698,38 +812,48 @@ def run(settings: Settings, workdir: Path) -> int:
                 "Authorization": f"Bearer {token}",
             }
             row(trivial.url, "direct", Spec("trivial /ping (again)", "GET", "/ping"))
-            print(
-                f"bench: booking into {len(p['slots'])} slots on "
-                f"{len({d for d, _ in p['slots']})} dates",
-                flush=True,
-            )
-            for tag, (base, target) in enumerate(
-                ((stack.gateway_url, "gateway"), (stack.booking_url, "direct")), start=1
-            ):
-                if not p["slots"]:
-                    print("bench: no bookable slot left; booking rows skipped")
-                    break
-                spec = Spec(
-                    "appointments POST",
-                    "POST",
-                    "/api/appointments",
-                    book_headers,
-                    slots=booking_pattern(p["slots"], tag),
-                    tag=tag,
+
+            def bookings(p: dict, first_tag: int) -> None:
+                """The plan's booking rows, via the gateway then directly (phone tags
+                `first_tag` and the next), each followed by a capacity check."""
+                name = BOOKING_ROW + p["suffix"]
+                print(
+                    f"bench: {name}: booking into {len(p['slots'])} slots on "
+                    f"{len({d for d, _ in p['slots']})} dates",
+                    flush=True,
                 )
-                # No warm-up: every booking counts toward the capacity check below.
-                row(base, target, spec, warmup=False, seconds=settings.booking_seconds)
-                time.sleep(0.5)  # in-flight bookings cut off by the load tool finish
-                check = check_capacity(stack, token, p)
-                check["after"] = f"bookings via {target}"
-                checks.append(check)
-                print(f"  capacity check after bookings via {target}: {verdict(check)}")
-                if tag == 1:
-                    # Free the places again so the direct row also books mostly into room.
-                    t0 = time.monotonic()
-                    n = cancel_all(stack.booking_url, token, check.pop("confirmed_ids"))
-                    print(f"  cancelled {n} appointments in {time.monotonic() - t0:.1f}s")
-                check.pop("confirmed_ids", None)
+                for turn, (base, target) in enumerate(
+                    ((stack.gateway_url, "gateway"), (stack.booking_url, "direct")), start=1
+                ):
+                    if not p["slots"]:
+                        print(f"bench: no bookable slot left; {name} rows skipped")
+                        break
+                    spec = Spec(
+                        name,
+                        "POST",
+                        "/api/appointments",
+                        book_headers,
+                        slots=booking_pattern(p["slots"], turn),
+                        tag=first_tag + turn - 1,
+                        hospital=p["hospital"],
+                        practitioner=p["practitioner"],
+                    )
+                    # No warm-up: every booking counts toward the capacity check below.
+                    row(base, target, spec, warmup=False, seconds=settings.booking_seconds)
+                    time.sleep(0.5)  # in-flight bookings cut off by the load tool finish
+                    check = check_capacity(stack, token, p)
+                    check["after"] = f"bookings{p['suffix']} via {target}"
+                    checks.append(check)
+                    print(f"  capacity check after {check['after']}: {verdict(check)}")
+                    if turn == 1:
+                        # Free the places again so the direct row also books mostly into room.
+                        t0 = time.monotonic()
+                        n = cancel_all(stack.booking_url, token, check.pop("confirmed_ids"))
+                        print(f"  cancelled {n} appointments in {time.monotonic() - t0:.1f}s")
+                    check.pop("confirmed_ids", None)
+
+            bookings(p, 1)
+            bookings(p_doctor, 3)  # other phones than gomoti's rows (tags 1 and 2)
             dead = stack.dead_processes()
         finally:
             trivial.stop()
@@ -753,10 +877,20 @@ def run(settings: Settings, workdir: Path) -> int:
     for t in targets:
         print(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.3f}")
     print()
+    doctors = doctor_ratios(results)
+    if doctors:
+        print("per-doctor rows / hospital-level rows (same target):")
+    for d in doctors:
+        print(
+            f"  {d['row']:<{ROW_WIDTH}} {d['target']:<8} {d['rps']:>8.1f} / "
+            f"{d['hospital_rps']:>8.1f} req/s = {d['ratio']:.3f}"
+        )
+    if doctors:
+        print()
     for r in results:
-        if r.row == "appointments POST":
+        if r.row.startswith(BOOKING_ROW):
             created, full = r.statuses.get("201", 0), r.statuses.get("409", 0)
-            print(f"bookings via {r.target}: {created} x 201, {full} x 409 seen by the load tool")
+            print(f"{r.row} via {r.target}: {created} x 201, {full} x 409 seen by the load tool")
             if full > 0.25 * max(1, r.requests):
                 print(
                     "  warning: over a quarter refused as full: the slots ran out, so this "
@@ -811,6 +945,7 @@ def run(settings: Settings, workdir: Path) -> int:
         "settings": settings.__dict__,
         "results": [r.as_dict() for r in results],
         "targets": targets,
+        "doctor_ratios": doctors,
         "capacity_checks": checks,
         "dead_processes": dead,
     }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,11 +23,12 @@ import redis
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from shared.answers import CountedDays
 from shared.auth import Principal
 from shared.capacity_reads import CapacityReader, Snapshot
 from shared.clock import utcnow
 from shared.config import Config
-from shared.configurations import ConfigurationCache
+from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     AppointmentInPast,
     AppointmentNotFound,
@@ -36,13 +36,14 @@ from shared.errors import (
     HospitalClosed,
     InvalidDate,
     OutsideBookingWindow,
+    PractitionerInactive,
     ScheduleChanged,
     ServiceUnavailable,
     SlotFull,
     SlotInPast,
     SlotNotFound,
 )
-from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Day, Schedule, iso_utc, parse_date
+from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
 
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from .limits import Limiter
@@ -80,30 +81,40 @@ class Context:
     limiter: Limiter
 
 
-def _snapshot(ctx: Context, hospital_id: str, dates: list[str]) -> Snapshot:
+def _snapshot(
+    ctx: Context, hospital_id: str, dates: list[str], practitioner_id: str | None = None
+) -> Snapshot:
     """The published version and the counts; 503 when Redis cannot answer (bookings need it)."""
     try:
-        return ctx.reader.published_and_counts(hospital_id, dates)
+        return ctx.reader.published_and_counts(hospital_id, dates, practitioner_id)
     except redis.RedisError as exc:
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
 
 
-def current_schedule(ctx: Context, hospital_id: str) -> Schedule:
-    """The hospital's current schedule (for the reconciler)."""
+def current_configuration(ctx: Context, hospital_id: str) -> Configuration:
+    """The hospital's current configuration (for the reconciler)."""
     snapshot = _snapshot(ctx, hospital_id, [])
-    return ctx.configurations.current(hospital_id, snapshot.published).schedule
+    return ctx.configurations.current(hospital_id, snapshot.published)
 
 
 def day_counts(
-    ctx: Context, hospital_id: str, dates: list[date], now: datetime
-) -> list[tuple[Day, Mapping[str, int] | None]]:
-    """Each date as the schedule has it, with its counts (None: unknown while Redis is down or
-    rebuilding): the availability answers."""
+    ctx: Context,
+    hospital_id: str,
+    dates: list[date],
+    now: datetime,
+    practitioner_id: str | None = None,
+    appointment_type: str | None = None,
+) -> CountedDays:
+    """The availability answers: each date of the hospital's own schedule, or of a doctor's,
+    with its counts."""
     texts = [d.isoformat() for d in dates]
-    snapshot = ctx.reader.for_answer(hospital_id, texts)
-    schedule = ctx.configurations.current(hospital_id, snapshot.published).schedule
-    days = schedule.expand(dates, now)
-    return [(day, snapshot.counts[text]) for day, text in zip(days, texts, strict=True)]
+    snapshot = ctx.reader.for_answer(hospital_id, texts, practitioner_id)
+    configuration = ctx.configurations.current(hospital_id, snapshot.published)
+    days = configuration.schedule_for(practitioner_id).expand(dates, now)
+    return CountedDays(
+        [(day, snapshot.counts[text]) for day, text in zip(days, texts, strict=True)],
+        configuration.units_asked(appointment_type),
+    )
 
 
 def records_ttl(schedule: Schedule, day: date, now: datetime) -> int:
@@ -120,9 +131,12 @@ def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime
             f"{schedule.advance_booking_days} days ahead)"
         )
     if planned.status == CLOSED:
-        raise HospitalClosed(
-            f"The hospital is closed on {day.isoformat()}", closed_reason=planned.reason
+        who = (
+            "The hospital is closed"
+            if schedule.practitioner_id is None
+            else f"{schedule.practitioner_id} does not see patients"
         )
+        raise HospitalClosed(f"{who} on {day.isoformat()}", closed_reason=planned.reason)
     slot = planned.slot(slot_start)
     if slot is None:
         raise SlotNotFound(f"There is no {slot_start} slot on {day.isoformat()}")
@@ -134,15 +148,25 @@ def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime
 def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     """Book a place; returns the appointment as the API shows it."""
     hospital_id, day_text, slot_start = body["hospital_id"], body["date"], body["slot"]
+    practitioner_id = body.get("practitioner_id")
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot = _snapshot(ctx, hospital_id, [day_text])
-    schedule = ctx.configurations.current(hospital_id, snapshot.published).schedule
+    snapshot = _snapshot(ctx, hospital_id, [day_text], practitioner_id)
+    configuration = ctx.configurations.current(hospital_id, snapshot.published)
+    schedule = configuration.schedule
+    practitioner = None
+    if practitioner_id is not None:
+        practitioner = configuration.practitioner(practitioner_id)
+        if not practitioner.active:
+            raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
+        schedule = practitioner.schedule
+    kind = configuration.appointment_type(body.get("appointment_type"))
+    units = kind.units if kind is not None else 1
     counts = snapshot.counts[day_text]
     slot = check_bookable(schedule, day, slot_start, now)
     full_message = f"The {slot_start} slot on {day_text} is full"
-    if counts is not None and counts.get(slot_start, 0) >= slot.capacity:
+    if counts is not None and counts.get(slot_start, 0) + units > slot.capacity:
         raise SlotFull(full_message)
 
     oid = ObjectId()
@@ -157,18 +181,25 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         "reason": body.get("reason"),
         "booked_by": who.user_id,
         "status": PENDING,
-        "dup_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"]),
+        "dup_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"], practitioner_id),
         "serial_guard": f"p:{oid}",
         "created_at": now,
         "updated_ms": epoch_ms(now),
         "starts_at": schedule.starts_at(day, slot_start),
+        "units": units,
     }
+    if practitioner is not None:
+        doc["practitioner_id"] = practitioner_id
+        doc["practitioner"] = {"practitioner_id": practitioner_id, "name": practitioner.name}
+    if kind is not None:
+        doc["appointment_type"] = kind.code
     try:
         ctx.appointments.insert_pending(doc)
     except DuplicateKeyError as exc:
+        with_whom = f" with {practitioner.name}" if practitioner is not None else ""
         raise DuplicateBooking(
-            f"{body['patient']['phone']} already holds an appointment at {hospital_id} "
-            f"on {day_text}"
+            f"{body['patient']['phone']} already holds an appointment at {hospital_id}"
+            f"{with_whom} on {day_text}"
         ) from exc
     except PyMongoError as exc:
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
@@ -176,14 +207,13 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     _check_still_current(ctx, schedule, oid, now)
     appointment_id = str(oid)
     ttl = records_ttl(schedule, day, now)
+    place = (hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl)
     try:
-        outcome, value = ctx.capacity.reserve(
-            hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
-        )
+        outcome, value = ctx.capacity.reserve(*place, units=units, practitioner_id=practitioner_id)
         if outcome == NOT_READY:
             rebuild_day(ctx, schedule, hospital_id, day)
             outcome, value = ctx.capacity.reserve(
-                hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl
+                *place, units=units, practitioner_id=practitioner_id
             )
     except (redis.RedisError, PyMongoError) as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
@@ -198,14 +228,17 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     serial = value
     try:
         confirmed = ctx.appointments.confirm(
-            oid, serial, serial_guard(hospital_id, day_text, slot_start, serial), now
+            oid,
+            serial,
+            serial_guard(hospital_id, day_text, slot_start, serial, practitioner_id),
+            now,
         )
     except PyMongoError as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
     if confirmed is None:
         # The reconciler gave this place back while we were slow: never confirm it now.
-        _release(ctx, hospital_id, day_text, slot_start, appointment_id)
+        _release(ctx, doc)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
     return public(confirmed)
 
@@ -232,11 +265,18 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
         )
 
 
-def _release(ctx: Context, hospital_id: str, day: str, slot: str, appointment_id: str) -> None:
+def _release(ctx: Context, doc: dict) -> None:
+    """Give an appointment's places back (best effort: the reconciler repeats lost ones)."""
     try:
-        ctx.capacity.release(hospital_id, day, slot, appointment_id)
+        ctx.capacity.release(
+            doc["hospital_id"],
+            doc["date"],
+            doc["slot_start"],
+            str(doc["_id"]),
+            doc.get("practitioner_id"),
+        )
     except redis.RedisError:
-        log.warning("release of %s failed; the reconciler frees it", appointment_id)
+        log.warning("release of %s failed; the reconciler frees it", doc["_id"])
 
 
 def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
@@ -248,37 +288,41 @@ def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release
         log.warning("could not close pending appointment %s; the reconciler will", oid)
         return
     if doc is not None and release:
-        _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(oid))
+        _release(ctx, doc)
 
 
 def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -> bool:
-    """Rebuild one hospital-day's Redis records from MongoDB (no-op when already built)."""
+    """Rebuild one hospital-day's Redis records from MongoDB (no-op when already built): the
+    hospital's own, or the doctor's whose schedule `schedule` is."""
     day_text = day.isoformat()
+    practitioner_id = schedule.practitioner_id
     by_slot: dict[str, SlotRecords] = {}
     capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
-    docs = ctx.appointments.active_on(hospital_id, day_text)
     grouped: dict[str, list[dict]] = defaultdict(list)
-    for doc in docs:
-        grouped[doc["slot_start"]].append(doc)
+    for doc in ctx.appointments.active_on(hospital_id, day_text):
+        if doc.get("practitioner_id") == practitioner_id:
+            grouped[doc["slot_start"]].append(doc)
     for start in set(capacities) | set(grouped):
         slot_docs = grouped.get(start, [])
         held = [
-            (str(d["_id"]), int(d["serial"]))
+            (str(d["_id"]), int(d["serial"]), d.get("units", 1))
             for d in slot_docs
             if d["status"] == CONFIRMED and d.get("serial")
         ]
         pending = [
-            str(d["_id"])
+            (str(d["_id"]), d.get("units", 1))
             for d in sorted(
                 (d for d in slot_docs if d["status"] == PENDING), key=lambda d: d["created_at"]
             )
         ]
-        by_slot[start] = SlotRecords(start, capacities.get(start, len(held)), held, pending)
+        capacity = capacities.get(start, sum(units for _, _, units in held))
+        by_slot[start] = SlotRecords(start, capacity, held, pending)
     return ctx.capacity.rebuild(
         hospital_id,
         day_text,
         sorted(by_slot.values(), key=lambda s: s.slot),
         records_ttl(schedule, day, utcnow()),
+        practitioner_id,
     )
 
 
@@ -300,8 +344,9 @@ def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
     status (`active`: pending or confirmed, what an edit's conflict check must see)."""
     filters: dict = {}
     if who.is_admin:
-        if "hospital_id" in query:
-            filters["hospital_id"] = query["hospital_id"]
+        for name in ("hospital_id", "practitioner_id"):
+            if name in query:
+                filters[name] = query[name]
         for name in ("date", "date_from", "date_to"):
             if name in query and parse_date(query[name]) is None:
                 raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
@@ -347,7 +392,7 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         raise ServiceUnavailable("Cancelling is unavailable: the database is down") from exc
     if closed is None:  # a concurrent cancel won
         return public(ctx.appointments.get(doc["_id"]))
-    _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], appointment_id)
+    _release(ctx, doc)
     return public(closed)
 
 
@@ -357,6 +402,6 @@ def abandon_stale(ctx: Context, before: datetime, now: datetime) -> int:
     for doc in ctx.appointments.stale_pending(before):
         closed = ctx.appointments.close(doc["_id"], PENDING, ABANDONED, now)
         if closed is not None:
-            _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(doc["_id"]))
+            _release(ctx, doc)
             count += 1
     return count

@@ -1,7 +1,9 @@
 """The capacity records in Redis: the atomic gate every booking passes, one script a decision.
 
-A slot's places are a Redis hash, appointment id -> serial (`keys.holds_key`); the day's
-counts hash mirrors their sizes for the readers (shared/capacity_reads.py). Each decision
+A slot's places are a Redis hash, appointment id -> serial (and units, when an appointment
+takes more than one: `keys.holds_key`); the day's counts hash mirrors the units each slot
+holds for the readers (shared/capacity_reads.py). The hospital's own slots and each doctor's
+have records of their own (`practitioner_id`), under the same hash tag. Each decision
 is one Lua script (`lua/`, loaded with redis-py's `register_script`), and every key a script
 touches shares the hash tag `{hospital:date}`, so it runs on one Redis Cluster slot.
 """
@@ -30,8 +32,8 @@ class SlotRecords:
 
     slot: str
     capacity: int
-    held: list[tuple[str, int]]
-    pending: list[str]
+    held: list[tuple[str, int, int]]  # (appointment id, serial, units), confirmed
+    pending: list[tuple[str, int]]  # (appointment id, units), oldest first
 
 
 class CapacityRecords:
@@ -45,40 +47,70 @@ class CapacityRecords:
         self._finish_rebuild = client.register_script(_source("finish_rebuild.lua"))
 
     def reserve(
-        self, hospital_id: str, day: str, slot: str, appointment_id: str, capacity: int, ttl: int
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        appointment_id: str,
+        capacity: int,
+        ttl: int,
+        *,
+        units: int = 1,
+        practitioner_id: str | None = None,
     ) -> tuple[int, int]:
-        """(HELD, serial), (FULL, booked) or (NOT_READY, 0): the day must be rebuilt first."""
+        """Take `units` of the slot's capacity, all or none: (HELD, serial), (FULL, units
+        booked) or (NOT_READY, 0): the day must be rebuilt first."""
         outcome, value = self._reserve(
-            keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
-            args=[slot, appointment_id, capacity, ttl],
+            keys=[
+                keys.counts_key(hospital_id, day, practitioner_id),
+                keys.holds_key(hospital_id, day, slot, practitioner_id),
+            ],
+            args=[slot, appointment_id, capacity, ttl, units],
         )
         return int(outcome), int(value)
 
-    def release(self, hospital_id: str, day: str, slot: str, appointment_id: str) -> bool:
-        """Give the place of `appointment_id` back; True when it held one."""
+    def release(
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        appointment_id: str,
+        practitioner_id: str | None = None,
+    ) -> bool:
+        """Give the places of `appointment_id` back; True when it held some."""
         return bool(
             self._release(
-                keys=[keys.counts_key(hospital_id, day), keys.holds_key(hospital_id, day, slot)],
+                keys=[
+                    keys.counts_key(hospital_id, day, practitioner_id),
+                    keys.holds_key(hospital_id, day, slot, practitioner_id),
+                ],
                 args=[slot, appointment_id],
             )
         )
 
-    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int) -> bool:
+    def rebuild(
+        self,
+        hospital_id: str,
+        day: str,
+        slots: list[SlotRecords],
+        ttl: int,
+        practitioner_id: str | None = None,
+    ) -> bool:
         """Build a day's records from MongoDB's truth unless built already; True if built."""
         spec = [
             {
                 "slot": s.slot,
                 "capacity": s.capacity,
                 "held": [list(p) for p in s.held],
-                "pending": list(s.pending),
+                "pending": [list(p) for p in s.pending],
             }
             for s in slots
         ]
         # cjson decodes an empty list as an object; it is only iterated, so that is fine.
         return bool(
             self._rebuild(
-                keys=[keys.counts_key(hospital_id, day)]
-                + [keys.holds_key(hospital_id, day, s.slot) for s in slots],
+                keys=[keys.counts_key(hospital_id, day, practitioner_id)]
+                + [keys.holds_key(hospital_id, day, s.slot, practitioner_id) for s in slots],
                 args=[ttl, json.dumps(spec)],
             )
         )

@@ -2,7 +2,8 @@
 
 Each booking-service process runs one reconciler thread; a Redis lock lets one of them
 work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
-- rebuilds every day that has appointments after Redis lost its data (the complete-records
+- rebuilds every day (the hospital's own records and each doctor's) that has appointments
+  after Redis lost its data (the complete-records
   marker gone), then sets the marker, so the counts shown converge to MongoDB's;
 - abandons pending appointments older than PENDING_TIMEOUT_SECONDS (their process died
   between writing and confirming) and gives their places back, exactly once;
@@ -24,7 +25,7 @@ from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date
 
-from .booking import Context, _release, abandon_stale, current_schedule, rebuild_day
+from .booking import Context, _release, abandon_stale, current_configuration, rebuild_day
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "cap:reconciler:lock"
@@ -37,11 +38,13 @@ def rebuild_all(ctx: Context) -> int:
     now = utcnow()
     since = (now - timedelta(days=2)).date().isoformat()
     built = 0
-    for hospital_id, day_text in ctx.appointments.active_days(since):
+    for hospital_id, practitioner_id, day_text in ctx.appointments.active_days(since):
         try:
-            schedule = current_schedule(ctx, hospital_id)
+            schedule = current_configuration(ctx, hospital_id).schedule_for(practitioner_id)
         except DomainError:
-            log.warning("cannot rebuild %s %s: no schedule", hospital_id, day_text)
+            log.warning(
+                "cannot rebuild %s %s %s: no schedule", hospital_id, practitioner_id, day_text
+            )
             continue
         built += rebuild_day(ctx, schedule, hospital_id, parse_date(day_text))
     ctx.capacity.finish_full_rebuild(token)
@@ -60,7 +63,7 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
         log.warning("abandoned %d stale pending appointment(s)", abandoned)
     since = last_sweep - timedelta(seconds=ctx.config.reconcile_interval_seconds * 2 + 5)
     for doc in ctx.appointments.closed_since(since):
-        _release(ctx, doc["hospital_id"], doc["date"], doc["slot_start"], str(doc["_id"]))
+        _release(ctx, doc)
     return now
 
 

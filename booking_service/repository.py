@@ -2,9 +2,11 @@
 
 MongoDB is the source of truth. Two unique indexes are the last guard, built so that
 both MongoDB and the nx-27017 wire server honour them (no partial indexes):
-- `dup_guard`: "hospital|date|phone-digits" while an appointment is pending or confirmed,
-  "x:<id>" after, so one phone holds one active appointment per hospital and date;
-- `serial_guard`: "hospital|date|slot|serial" while confirmed, "x:<id>" otherwise.
+- `dup_guard`: "hospital|date|phone-digits" (and "|doctor" for a doctor's appointment) while
+  an appointment is pending or confirmed, "x:<id>" after, so one phone holds one active
+  appointment per hospital, doctor (or none) and date;
+- `serial_guard`: "hospital|date|slot|serial" (and "|doctor") while confirmed, "x:<id>"
+  otherwise.
 """
 
 from __future__ import annotations
@@ -52,15 +54,20 @@ def ensure_indexes(db: Database) -> None:
     db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
 
 
-def dup_guard(hospital_id: str, day: str, phone: str) -> str:
-    """The value that keeps one active appointment per phone, hospital and date (the phone in
-    its canonical form, checked by the schema; `+8801712...` and `8801712...` are one phone)."""
-    return f"{hospital_id}|{day}|{phone_digits(phone)}"
+def dup_guard(hospital_id: str, day: str, phone: str, practitioner_id: str | None = None) -> str:
+    """The value that keeps one active appointment per phone, hospital, doctor (or none) and
+    date (the phone in its canonical form, checked by the schema; `+8801712...` and
+    `8801712...` are one phone)."""
+    guard = f"{hospital_id}|{day}|{phone_digits(phone)}"
+    return guard if practitioner_id is None else f"{guard}|{practitioner_id}"
 
 
-def serial_guard(hospital_id: str, day: str, slot: str, serial: int) -> str:
+def serial_guard(
+    hospital_id: str, day: str, slot: str, serial: int, practitioner_id: str | None = None
+) -> str:
     """The value that keeps serials unique among a slot's confirmed appointments."""
-    return f"{hospital_id}|{day}|{slot}|{serial}"
+    guard = f"{hospital_id}|{day}|{slot}|{serial}"
+    return guard if practitioner_id is None else f"{guard}|{practitioner_id}"
 
 
 def to_object_id(appointment_id: str) -> ObjectId | None:
@@ -89,6 +96,11 @@ def public(doc: dict) -> dict:
     }
     if doc.get("cancelled_at"):
         out["cancelled_at"] = doc["cancelled_at"]
+    if doc.get("practitioner"):
+        out["practitioner"] = doc["practitioner"]
+    if doc.get("appointment_type"):
+        out["appointment_type"] = doc["appointment_type"]
+        out["units"] = doc.get("units", 1)
     return out
 
 
@@ -146,19 +158,27 @@ class AppointmentRepository:
         return list(
             self.col.find(
                 {"hospital_id": hospital_id, "date": day, "status": {"$in": list(ACTIVE)}},
-                {"slot_start": 1, "serial": 1, "status": 1, "created_at": 1},
+                {
+                    "slot_start": 1,
+                    "serial": 1,
+                    "status": 1,
+                    "created_at": 1,
+                    "units": 1,
+                    "practitioner_id": 1,
+                },
             )
         )
 
-    def active_days(self, since: str) -> list[tuple[str, str]]:
-        """(hospital_id, date) pairs with active appointments from `since` on."""
+    def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
+        """(hospital_id, practitioner_id or None, date) with active appointments from `since`
+        on: each names one set of capacity records."""
         seen = set()
         for doc in self.col.find(
             {"date": {"$gte": since}, "status": {"$in": list(ACTIVE)}},
-            {"hospital_id": 1, "date": 1},
+            {"hospital_id": 1, "date": 1, "practitioner_id": 1},
         ):
-            seen.add((doc["hospital_id"], doc["date"]))
-        return sorted(seen)
+            seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))
+        return sorted(seen, key=lambda t: (t[0], t[1] or "", t[2]))
 
     def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
         """Pending appointments older than `before`: their process died or stalled."""
@@ -172,7 +192,7 @@ class AppointmentRepository:
                     "status": {"$in": [CANCELLED, ABANDONED, REJECTED]},
                     "updated_ms": {"$gte": epoch_ms(since)},
                 },
-                {"hospital_id": 1, "date": 1, "slot_start": 1},
+                {"hospital_id": 1, "date": 1, "slot_start": 1, "practitioner_id": 1},
             ).limit(limit)
         )
 

@@ -23,6 +23,20 @@ class AppointmentCreateSchema(StrictSchema):
     slot = WallTime(required=True, metadata={"example": "17:00"})
     patient = fields.Nested(PatientSchema, required=True)
     reason = Text(allow_none=True, validate=validate.Length(max=500))
+    practitioner_id = Identifier(metadata={"description": "book with this doctor"})
+    appointment_type = Identifier(
+        metadata={
+            "description": "a code of the hospital's appointment_types (default: its "
+            "default_appointment_type; without types, one unit)"
+        }
+    )
+
+
+class PractitionerRefSchema(Schema):
+    """The doctor an appointment is with."""
+
+    practitioner_id = fields.Str(required=True)
+    name = fields.Str(required=True)
 
 
 class AppointmentSchema(Schema):
@@ -39,6 +53,9 @@ class AppointmentSchema(Schema):
     booked_by = fields.Str(required=True)
     created_at = fields.Str(required=True)
     cancelled_at = fields.Str()
+    practitioner = fields.Nested(PractitionerRefSchema)
+    appointment_type = fields.Str()
+    units = fields.Int()
 
 
 class AppointmentListArgsSchema(StrictSchema):
@@ -46,6 +63,7 @@ class AppointmentListArgsSchema(StrictSchema):
     pending or confirmed (what an edit's conflict check must see)."""
 
     hospital_id = Identifier()
+    practitioner_id = Identifier()
     date = fields.Str()
     date_from = fields.Str()
     date_to = fields.Str()
@@ -67,6 +85,7 @@ class AvailabilitySchema(DayCountsSchema):
     """The lightweight answer for one date."""
 
     hospital_id = fields.Str(required=True)
+    practitioner_id = fields.Str()
     date = fields.Str(required=True)
 
 
@@ -91,12 +110,15 @@ class BulkRequestSchema(StrictSchema):
 
     hospital_id = Identifier(required=True)
     dates = DateList(required=True)
+    practitioner_id = Identifier()
+    appointment_type = Identifier()
 
 
 class BulkSchema(Schema):
     """Counts of many dates."""
 
     hospital_id = fields.Str(required=True)
+    practitioner_id = fields.Str()
     dates = fields.Dict(keys=fields.Str(), values=fields.Nested(DayCountsSchema), required=True)
 
 

@@ -10,11 +10,11 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from shared import metrics
-from shared.answers import counts_document
+from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import DomainError, InvalidDate
-from shared.schemas import ApiErrorSchema
+from shared.schemas import ReadArgsSchema
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
@@ -67,9 +67,7 @@ def _ctx() -> booking.Context:
 class Register(MethodView):
     @auth_blp.arguments(RegisterSchema())
     @auth_blp.response(201, UserSchema)
-    @auth_blp.alt_response(400, schema=ApiErrorSchema)
-    @auth_blp.alt_response(409, schema=ApiErrorSchema)
-    @auth_blp.alt_response(429, schema=ApiErrorSchema)
+    @auth_blp.error_answers(400, 409, 429)
     def post(self, body):
         """Create a patient account (limited per client address)."""
         ctx = _ctx()
@@ -81,9 +79,7 @@ class Register(MethodView):
 class Login(MethodView):
     @auth_blp.arguments(LoginSchema())
     @auth_blp.response(200, TokenSchema)
-    @auth_blp.alt_response(400, schema=ApiErrorSchema)
-    @auth_blp.alt_response(401, schema=ApiErrorSchema)
-    @auth_blp.alt_response(429, schema=ApiErrorSchema)
+    @auth_blp.error_answers(400, 401, 429)
     def post(self, body):
         """Exchange email and password for a bearer token."""
         ctx = _ctx()
@@ -99,13 +95,7 @@ class Appointments(MethodView):
     @require_auth()
     @appointments_blp.arguments(AppointmentCreateSchema())
     @appointments_blp.response(201, AppointmentSchema)
-    @appointments_blp.alt_response(400, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(409, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(422, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(429, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(503, schema=ApiErrorSchema)
+    @appointments_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Book a place in a slot (patient for self or family; admin for anyone)."""
         outcome: str | None = "internal_error"
@@ -143,8 +133,7 @@ class Appointments(MethodView):
     @require_auth()
     @appointments_blp.arguments(AppointmentListArgsSchema(), location="query")
     @appointments_blp.response(200, AppointmentListSchema)
-    @appointments_blp.alt_response(400, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
+    @appointments_blp.error_answers(400, 401)
     def get(self, args):
         """Appointments: a patient's own; an admin's, filtered by hospital, date, status."""
         return booking.list_appointments(_ctx(), current_principal(), args)
@@ -154,17 +143,14 @@ class Appointments(MethodView):
 class AppointmentById(MethodView):
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
-    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
+    @appointments_blp.error_answers(401, 404)
     def get(self, appointment_id):
         """One appointment (someone else's is 404)."""
         return public(booking.find_visible(_ctx(), current_principal(), appointment_id))
 
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
-    @appointments_blp.alt_response(401, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(404, schema=ApiErrorSchema)
-    @appointments_blp.alt_response(422, schema=ApiErrorSchema)
+    @appointments_blp.error_answers(401, 404, 422)
     def delete(self, appointment_id):
         """Cancel (idempotent): the place is free at once."""
         return booking.cancel(_ctx(), current_principal(), appointment_id, utcnow())
@@ -172,17 +158,25 @@ class AppointmentById(MethodView):
 
 @availability_blp.route("/<hospital_id:hospital_id>/<day>")
 class Availability(MethodView):
+    @availability_blp.arguments(ReadArgsSchema(), location="query")
     @availability_blp.response(200, AvailabilitySchema)
-    @availability_blp.alt_response(400, schema=ApiErrorSchema)
-    @availability_blp.alt_response(404, schema=ApiErrorSchema)
-    def get(self, hospital_id, day):
-        """Counts of one date."""
+    @availability_blp.error_answers(400, 404, 422)
+    def get(self, args, hospital_id, day):
+        """Counts of one date (a doctor's with `practitioner_id`)."""
         parsed = parse_date(day)
         if parsed is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
-        ((planned, counts),) = booking.day_counts(_ctx(), hospital_id, [parsed], utcnow())
+        practitioner_id = args.get("practitioner_id")
+        counted = booking.day_counts(
+            _ctx(), hospital_id, [parsed], utcnow(), practitioner_id, args.get("appointment_type")
+        )
+        ((planned, counts),) = counted.days
         return json_answer(
-            {"hospital_id": hospital_id, "date": day, **counts_document(planned, counts)}
+            {
+                **about(hospital_id, practitioner_id),
+                "date": day,
+                **counts_document(planned, counts, counted.units),
+            }
         )
 
 
@@ -190,10 +184,10 @@ class Availability(MethodView):
 class BulkAvailability(MethodView):
     @availability_blp.arguments(BulkRequestSchema())
     @availability_blp.response(200, BulkSchema)
-    @availability_blp.alt_response(400, schema=ApiErrorSchema)
-    @availability_blp.alt_response(404, schema=ApiErrorSchema)
+    @availability_blp.error_answers(400, 404, 422)
     def post(self, body):
-        """Counts of 1..92 dates at once (repeats answered once)."""
+        """Counts of 1..92 dates at once (repeats answered once; a doctor's with
+        `practitioner_id`)."""
         dates = list(dict.fromkeys(body["dates"]))
         parsed = [parse_date(d) for d in dates]
         bad = [d for d, p in zip(dates, parsed, strict=True) if p is None]
@@ -202,11 +196,16 @@ class BulkAvailability(MethodView):
                 f"Not dates YYYY-MM-DD: {', '.join(map(repr, bad[:5]))}",
                 errors={"dates": [f"{d!r} is not a date" for d in bad[:20]]},
             )
-        hospital_id = body["hospital_id"]
-        days = booking.day_counts(_ctx(), hospital_id, parsed, utcnow())
+        hospital_id, practitioner_id = body["hospital_id"], body.get("practitioner_id")
+        counted = booking.day_counts(
+            _ctx(), hospital_id, parsed, utcnow(), practitioner_id, body.get("appointment_type")
+        )
         return json_answer(
             {
-                "hospital_id": hospital_id,
-                "dates": {day.iso: counts_document(day, counts) for day, counts in days},
+                **about(hospital_id, practitioner_id),
+                "dates": {
+                    day.iso: counts_document(day, counts, counted.units)
+                    for day, counts in counted.days
+                },
             }
         )

@@ -1,4 +1,4 @@
-"""Seed data, idempotent: the Gomoti configuration and the admin account.
+"""Seed data, idempotent: the seed hospitals (schedule_service/seed.py) and the admin account.
 
 `python -m devstack.seed` with the services' environment (MONGO_URL, ADMIN_EMAIL, ...).
 Production refuses the default admin password and token secret (Config check).
@@ -12,7 +12,7 @@ from booking_service.accounts import ensure_admin
 from booking_service.repository import UserRepository
 from booking_service.repository import ensure_indexes as ensure_booking_indexes
 from schedule_service.repository import ensure_indexes as ensure_schedule_indexes
-from schedule_service.seed import seed_hospitals
+from schedule_service.seed import SEEDED, seed_hospitals
 from shared.clients import make_mongo
 from shared.clock import utcnow
 from shared.config import Config
@@ -27,8 +27,9 @@ def seed(cfg: Config) -> dict:
         ensure_schedule_indexes(db)
         ensure_booking_indexes(db)
         now = utcnow()
+        created = seed_hospitals(db, now)
         return {
-            "hospital_gomoti": seed_hospitals(db, now),
+            **{f"hospital_{h['hospital_id']}": h["hospital_id"] in created for h in SEEDED},
             "admin_user": ensure_admin(UserRepository(db), cfg, now),
         }
     finally:

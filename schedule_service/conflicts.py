@@ -6,10 +6,17 @@ from datetime import datetime, timedelta
 
 import requests
 
+from shared.configurations import Configuration
 from shared.errors import ServiceUnavailable
-from shared.slots import compile_schedule
 
-FIELDS = ("hospital_name", "timezone", "max_appointments_per_slot", "advance_booking_days")
+FIELDS = (
+    "hospital_name",
+    "timezone",
+    "max_appointments_per_slot",
+    "advance_booking_days",
+    "default_appointment_type",
+)
+SECTIONS = ("schedule", "date_overrides", "practitioners", "appointment_types")
 
 
 def diff_documents(old: dict, new: dict) -> list[dict]:
@@ -18,7 +25,7 @@ def diff_documents(old: dict, new: dict) -> list[dict]:
     for field in FIELDS:
         if old.get(field) != new.get(field):
             changes.append({"field": field, "from": old.get(field), "to": new.get(field)})
-    for section in ("schedule", "date_overrides"):
+    for section in SECTIONS:
         before, after = old.get(section) or {}, new.get(section) or {}
         for key in sorted(set(before) | set(after)):
             if before.get(key) != after.get(key):
@@ -28,18 +35,26 @@ def diff_documents(old: dict, new: dict) -> list[dict]:
     return changes
 
 
-def removed_slots(old: dict, new: dict, now: datetime) -> dict[str, set[str]]:
-    """Dates from today on whose slots the edit removes (or whose day it closes)."""
-    before, after = compile_schedule(old), compile_schedule(new)
-    today = before.today(now)
-    horizon = max(before.advance_booking_days, after.advance_booking_days)
-    removed: dict[str, set[str]] = {}
-    for offset in range(horizon + 1):
-        day = today + timedelta(days=offset)
-        kept = {s.start for s in after.configured_slots(day)}
-        gone = {s.start for s in before.configured_slots(day)} - kept
-        if gone:
-            removed[day.isoformat()] = gone
+def removed_slots(old: dict, new: dict, now: datetime) -> dict[tuple[str | None, str], set[str]]:
+    """The slots the edit removes (or whose day it closes) from today on, by (doctor or None
+    for the hospital's own, date): a doctor the edit removes loses every slot."""
+    before, after = Configuration.compile(old), Configuration.compile(new)
+    today = before.schedule.today(now)
+    horizon = max(before.schedule.advance_booking_days, after.schedule.advance_booking_days)
+    removed: dict[tuple[str | None, str], set[str]] = {}
+    for practitioner_id in [None, *sorted(before.practitioners)]:
+        was = before.schedule_for(practitioner_id)
+        kept_by = (
+            after.schedule_for(practitioner_id)
+            if practitioner_id is None or practitioner_id in after.practitioners
+            else None
+        )
+        for offset in range(horizon + 1):
+            day = today + timedelta(days=offset)
+            kept = {s.start for s in kept_by.configured_slots(day)} if kept_by else set()
+            gone = {s.start for s in was.configured_slots(day)} - kept
+            if gone:
+                removed[(practitioner_id, day.isoformat())] = gone
     return removed
 
 
@@ -56,7 +71,7 @@ class ConflictChecker:
         removed = removed_slots(old, new, now)
         if not removed:
             return []
-        dates = sorted(removed)
+        dates = sorted(day for _, day in removed)
         found = []
         page = 1
         while True:
@@ -87,7 +102,8 @@ class ConflictChecker:
             for appt in body["appointments"]:
                 if appt["hospital_id"] != old["hospital_id"]:
                     continue  # never another hospital's, whatever the answer holds
-                if appt["slot"]["start"] in removed.get(appt["date"], ()):
+                doctor = (appt.get("practitioner") or {}).get("practitioner_id")
+                if appt["slot"]["start"] in removed.get((doctor, appt["date"]), ()):
                     found.append(
                         {
                             k: appt[k]
@@ -98,7 +114,9 @@ class ConflictChecker:
                                 "serial",
                                 "patient",
                                 "status",
+                                "practitioner",
                             )
+                            if k in appt
                         }
                     )
             if page * body.get("per_page", 500) >= body.get("total", 0):

@@ -9,7 +9,9 @@ from pymongo.database import Database
 
 from shared.slots import iso_utc
 
-PUBLIC_EXCLUDE = {"_id": 0, "created_at": 0}
+# Parts of a configuration that may be absent (a v1 hospital has none of them): an edit
+# that leaves one out removes it.
+OPTIONAL_FIELDS = ("practitioners", "appointment_types", "default_appointment_type")
 
 
 def ensure_indexes(db: Database) -> None:
@@ -65,9 +67,13 @@ class HospitalRepository:
         """Replace the configuration if it is still at `expected_version`; None otherwise."""
         # An ISO string, not a datetime: nx-27017 stores `$set` datetimes as strings.
         record = dict(doc, version=expected_version + 1, updated_at=iso_utc(now))
+        update: dict = {"$set": record}
+        absent = {name: "" for name in OPTIONAL_FIELDS if name not in doc}
+        if absent:
+            update["$unset"] = absent
         result = self.col.find_one_and_update(
             {"_id": doc["hospital_id"], "version": expected_version},
-            {"$set": record},
+            update,
             return_document=ReturnDocument.AFTER,
         )
         return _public(result)

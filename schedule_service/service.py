@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -13,14 +13,16 @@ import redis
 from pymongo.errors import PyMongoError
 
 from shared import versions
+from shared.answers import CountedDays
 from shared.auth import Principal
 from shared.capacity_reads import CapacityReader, Snapshot
-from shared.configurations import ConfigurationCache
+from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     EditConflict,
     HospitalExists,
     HospitalNotFound,
     InvalidSchedule,
+    PractitionerNotFound,
     PreconditionFailed,
     ScheduleConflict,
     ServiceUnavailable,
@@ -29,7 +31,7 @@ from shared.slots import Day, Schedule
 
 from .conflicts import ConflictChecker, diff_documents
 from .repository import HospitalRepository
-from .validation import validate_hospital
+from .validation import validate_hospital, validate_practitioner
 
 log = logging.getLogger(__name__)
 
@@ -45,42 +47,75 @@ class Context:
     conflicts: ConflictChecker
 
 
-def _read(ctx: Context, hospital_id: str, days: list[Day]) -> Snapshot:
+@dataclass(frozen=True)
+class Asked:
+    """What a read asks about: the hospital, its own schedule or a doctor's, and the
+    appointment type whose fit each slot reports (None: none)."""
+
+    hospital_id: str
+    practitioner_id: str | None = None
+    appointment_type: str | None = None
+
+
+def _read(ctx: Context, asked: Asked, days: list[Day]) -> Snapshot:
     """The published version and the counts of `days`; while Redis is down, the
     configuration comes from MongoDB and the counts are unknown."""
-    return ctx.reader.for_answer(hospital_id, [day.iso for day in days])
+    return ctx.reader.for_answer(
+        asked.hospital_id, [day.iso for day in days], asked.practitioner_id
+    )
 
 
-def _days(
-    ctx: Context, hospital_id: str, plan: Callable[[Schedule], list[Day]]
-) -> list[tuple[Day, Mapping[str, int] | None]]:
-    """The days `plan` expands from the current schedule, with their counts: one Redis round
-    trip while this process's copy is current (the days are planned from it first)."""
-    cached = ctx.configurations.cached(hospital_id)
-    days = plan(cached.schedule) if cached is not None else []
-    snapshot = _read(ctx, hospital_id, days)
-    current = ctx.configurations.current(hospital_id, snapshot.published)
+def _planned(
+    configuration: Configuration | None, asked: Asked, plan: Callable[[Schedule], list[Day]]
+) -> list[Day]:
+    if configuration is None or (
+        asked.practitioner_id is not None
+        and asked.practitioner_id not in configuration.practitioners
+    ):
+        return []
+    return plan(configuration.schedule_for(asked.practitioner_id))
+
+
+def _days(ctx: Context, asked: Asked, plan: Callable[[Schedule], list[Day]]) -> CountedDays:
+    """The days `plan` expands from the current schedule (the hospital's, or the doctor's),
+    with their counts: one Redis round trip while this process's copy is current (the days
+    are planned from it first)."""
+    cached = ctx.configurations.cached(asked.hospital_id)
+    days = _planned(cached, asked, plan)
+    snapshot = _read(ctx, asked, days)
+    current = ctx.configurations.current(asked.hospital_id, snapshot.published)
+    schedule = current.schedule_for(asked.practitioner_id)  # 404 for an unknown doctor
     if current is not cached:
-        fresh = plan(current.schedule)
+        fresh = plan(schedule)
         if [d.iso for d in fresh] != [d.iso for d in days]:
-            snapshot = _read(ctx, hospital_id, fresh)
+            snapshot = _read(ctx, asked, fresh)
         days = fresh
-    return [(day, snapshot.counts[day.iso]) for day in days]
+    return CountedDays(
+        [(day, snapshot.counts[day.iso]) for day in days],
+        current.units_asked(asked.appointment_type),
+    )
 
 
-def day(ctx: Context, hospital_id: str, when: date, now: datetime):
-    """One date of a hospital with its counts: the `available` answer."""
-    ((planned, counts),) = _days(ctx, hospital_id, lambda schedule: [schedule.day(when, now)])
-    return planned, counts
+def day(ctx: Context, asked: Asked, when: date, now: datetime) -> CountedDays:
+    """One date with its counts: the `available` answer."""
+    return _days(ctx, asked, lambda schedule: [schedule.day(when, now)])
 
 
-def calendar(ctx: Context, hospital_id: str, start: date | None, count: int, now: datetime):
+def calendar(
+    ctx: Context, asked: Asked, start: date | None, count: int, now: datetime
+) -> CountedDays:
     """`count` dates from `start` (default: today in the hospital's zone) with their counts."""
 
     def plan(schedule: Schedule) -> list[Day]:
         return schedule.days(start or schedule.today(now), count, now)
 
-    return _days(ctx, hospital_id, plan)
+    return _days(ctx, asked, plan)
+
+
+def practitioners(ctx: Context, hospital_id: str) -> list[dict]:
+    """A hospital's doctors, by id."""
+    current = ctx.configurations.current(hospital_id, _read(ctx, Asked(hospital_id), []).published)
+    return [current.practitioners[pid].summary() for pid in sorted(current.practitioners)]
 
 
 def get_hospital(ctx: Context, hospital_id: str) -> dict:
@@ -95,7 +130,7 @@ def current_hospital(ctx: Context, hospital_id: str) -> dict:
     """The current configuration, from this process's cache while the published version
     matches; a version key Redis lost is restored, so the booking service's revalidation
     through this endpoint brings it back."""
-    return ctx.configurations.current(hospital_id, _read(ctx, hospital_id, []).published).doc
+    return ctx.configurations.current(hospital_id, _read(ctx, Asked(hospital_id), []).published).doc
 
 
 def _validated(body: dict, hospital_id: str | None) -> dict:
@@ -161,26 +196,8 @@ def _one_edit_at_a_time(func):
     return locked
 
 
-@_one_edit_at_a_time
-def replace_hospital(
-    ctx: Context,
-    hospital_id: str,
-    body: dict,
-    who: Principal,
-    now: datetime,
-    *,
-    if_match: str | None,
-    force: bool,
-    authorization: str,
-) -> tuple[dict, list[dict]]:
-    """Replace a configuration; returns it and the appointments it strands (when forced).
-
-    Order (see shared.versions and booking_service.booking._check_still_current): the
-    hospital's edit lock, then the fence (version key `editing`), then the look for active
-    appointments in removed slots, then the write, then the new version. A booking checked
-    against the old configuration is either seen by the look (the edit is refused) or reads
-    the fence after writing its record and is refused itself.
-    """
+def _current_matching(ctx: Context, hospital_id: str, if_match: str | None) -> dict:
+    """The stored configuration, when `If-Match` (if sent) names its ETag; else 412."""
     current = get_hospital(ctx, hospital_id)
     etag = f'"{hospital_id}-v{current["version"]}"'
     if (
@@ -192,11 +209,83 @@ def replace_hospital(
             f"The configuration changed (now version {current['version']}); reload and retry",
             current_version=current["version"],
         )
-    doc = _validated(body, hospital_id)
+    return current
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """Who edits, when, and how: what every admin edit carries besides its subject."""
+
+    who: Principal
+    now: datetime
+    if_match: str | None  # the ETag the admin last read, if sent
+    force: bool  # apply even if it strands active appointments
+    authorization: str  # the admin's own bearer token, for the conflict check
+
+
+@_one_edit_at_a_time
+def replace_hospital(
+    ctx: Context, hospital_id: str, body: dict, edit: EditRequest
+) -> tuple[dict, list[dict]]:
+    """Replace a configuration; returns it and the appointments it strands (when forced)."""
+    current = _current_matching(ctx, hospital_id, edit.if_match)
+    return _apply(ctx, current, _validated(body, hospital_id), edit, "replace")
+
+
+def _editable(current: dict) -> dict:
+    """A stored configuration as an admin would send it (without version and timestamp)."""
+    return {k: v for k, v in current.items() if k not in ("version", "updated_at")}
+
+
+@_one_edit_at_a_time
+def put_practitioner(
+    ctx: Context, hospital_id: str, practitioner_id: str, body: dict, edit: EditRequest
+) -> tuple[dict, list[dict]]:
+    """Create or replace one doctor of a hospital: an edit of the hospital's configuration
+    (its version, ETag, validation, conflict check and audit)."""
+    current = _current_matching(ctx, hospital_id, edit.if_match)
+    practitioner, errors = validate_practitioner(body, practitioner_id)
+    if errors:
+        raise InvalidSchedule(f"The practitioner has {len(errors)} problem(s)", errors=errors)
+    doc = _editable(current)
+    doc["practitioners"] = {**(current.get("practitioners") or {}), practitioner_id: practitioner}
+    return _apply(ctx, current, _validated(doc, hospital_id), edit, "practitioner_put")
+
+
+@_one_edit_at_a_time
+def delete_practitioner(
+    ctx: Context, hospital_id: str, practitioner_id: str, edit: EditRequest
+) -> tuple[dict, list[dict]]:
+    """Remove one doctor of a hospital (refused while it strands active appointments,
+    unless forced)."""
+    current = _current_matching(ctx, hospital_id, edit.if_match)
+    remaining = dict(current.get("practitioners") or {})
+    if remaining.pop(practitioner_id, None) is None:
+        raise PractitionerNotFound(f"No practitioner {practitioner_id!r} at {hospital_id}")
+    doc = _editable(current)
+    doc.pop("practitioners", None)
+    if remaining:
+        doc["practitioners"] = remaining
+    return _apply(ctx, current, _validated(doc, hospital_id), edit, "practitioner_delete")
+
+
+def _apply(
+    ctx: Context, current: dict, doc: dict, edit: EditRequest, action: str
+) -> tuple[dict, list[dict]]:
+    """Write a validated configuration in place of `current`; returns it and the
+    appointments it strands (when forced).
+
+    Order (see shared.versions and booking_service.booking._check_still_current): the
+    hospital's edit lock (taken by the caller), then the fence (version key `editing`), then
+    the look for active appointments in removed slots, then the write, then the new version.
+    A booking checked against the old configuration is either seen by the look (the edit is
+    refused) or reads the fence after writing its record and is refused itself.
+    """
+    hospital_id = current["hospital_id"]
     _mark_editing(ctx, hospital_id)
     try:
-        stranded = ctx.conflicts.stranded(current, doc, now, authorization)
-        if stranded and not force:
+        stranded = ctx.conflicts.stranded(current, doc, edit.now, edit.authorization)
+        if stranded and not edit.force:
             raise ScheduleConflict(
                 f"The change removes or closes slots holding {len(stranded)} active "
                 'appointment(s); send "force": true to apply it anyway',
@@ -206,7 +295,7 @@ def replace_hospital(
         _publish(ctx, hospital_id, current["version"])  # lift the fence: nothing changed
         raise
     try:
-        updated = ctx.repo.replace(doc, current["version"], now)
+        updated = ctx.repo.replace(doc, current["version"], edit.now)
     except PyMongoError:
         # Written or not, MongoDB knows: publish what it holds, or leave the fence to expire
         # (meanwhile every reader goes to MongoDB).
@@ -222,10 +311,10 @@ def replace_hospital(
         {
             "hospital_id": hospital_id,
             "version": updated["version"],
-            "changed_by": who.email or who.user_id,
-            "changed_by_id": who.user_id,
-            "changed_at": now,
-            "action": "replace",
+            "changed_by": edit.who.email or edit.who.user_id,
+            "changed_by_id": edit.who.user_id,
+            "changed_at": edit.now,
+            "action": action,
             "forced": bool(stranded),
             "changes": diff_documents(current, doc),
         }

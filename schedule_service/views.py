@@ -7,12 +7,12 @@ import hashlib
 from flask import current_app, request
 from flask.views import MethodView
 
-from shared.answers import day_document
+from shared.answers import about, day_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays
 from shared.ids import ascii_uint
-from shared.schemas import ApiErrorSchema
+from shared.schemas import ReadArgsSchema
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
@@ -21,11 +21,14 @@ from .schemas import (
     AvailableSchema,
     CalendarQueryArgsSchema,
     CalendarSchema,
+    ForceArgsSchema,
     HistorySchema,
     HospitalEditSchema,
     HospitalListSchema,
     HospitalSchema,
     HospitalWriteSchema,
+    PractitionerListSchema,
+    PractitionerWriteSchema,
 )
 
 blp = SlotbookBlueprint(
@@ -80,11 +83,7 @@ class Hospitals(MethodView):
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
     @blp.response(201, HospitalSchema)
-    @blp.alt_response(401, schema=ApiErrorSchema)
-    @blp.alt_response(403, schema=ApiErrorSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(409, schema=ApiErrorSchema)
-    @blp.alt_response(422, schema=ApiErrorSchema)
+    @blp.error_answers(401, 403, 400, 409, 422)
     def post(self, body):
         """Create a hospital (admin)."""
         body.pop("force", None)
@@ -95,7 +94,7 @@ class Hospitals(MethodView):
 @blp.route("/hospitals/<hospital_id:hospital_id>")
 class HospitalById(MethodView):
     @blp.response(200, HospitalSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.error_answers(404)
     def get(self, hospital_id):
         """One hospital's configuration, with its ETag."""
         hospital = service.current_hospital(_ctx(), hospital_id)
@@ -105,37 +104,75 @@ class HospitalById(MethodView):
     @require_auth("admin")
     @blp.arguments(HospitalWriteSchema())
     @blp.response(200, HospitalEditSchema)
-    @blp.alt_response(401, schema=ApiErrorSchema)
-    @blp.alt_response(403, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(409, schema=ApiErrorSchema)
-    @blp.alt_response(412, schema=ApiErrorSchema)
-    @blp.alt_response(422, schema=ApiErrorSchema)
+    @blp.error_answers(401, 403, 404, 400, 409, 412, 422)
     def put(self, body, hospital_id):
         """Replace a hospital's configuration (admin; If-Match guards lost updates)."""
         force = body.pop("force", False)
-        hospital, stranded = service.replace_hospital(
-            _ctx(),
-            hospital_id,
-            body,
-            current_principal(),
-            utcnow(),
-            if_match=request.headers.get("If-Match"),
-            force=force,
-            authorization=request.headers.get("Authorization", ""),
+        return _edited(service.replace_hospital(_ctx(), hospital_id, body, _edit_request(force)))
+
+
+def _edit_request(force: bool) -> service.EditRequest:
+    """What every admin edit passes to the service besides its subject."""
+    return service.EditRequest(
+        who=current_principal(),
+        now=utcnow(),
+        if_match=request.headers.get("If-Match"),
+        force=force,
+        authorization=request.headers.get("Authorization", ""),
+    )
+
+
+def _edited(outcome: tuple[dict, list[dict]]):
+    """An edit's answer: the hospital as it now is (with the appointments a forced edit
+    stranded) and its new ETag."""
+    hospital, stranded = outcome
+    answer = dict(hospital, stranded_appointments=stranded) if stranded else hospital
+    return answer, {"ETag": _etag_of(hospital)}
+
+
+@blp.route("/hospitals/<hospital_id:hospital_id>/practitioners")
+class Practitioners(MethodView):
+    @blp.response(200, PractitionerListSchema)
+    @blp.error_answers(404)
+    def get(self, hospital_id):
+        """A hospital's doctors."""
+        return {"practitioners": service.practitioners(_ctx(), hospital_id)}
+
+
+@blp.route("/hospitals/<hospital_id:hospital_id>/practitioners/<practitioner_id:practitioner_id>")
+class PractitionerById(MethodView):
+    @require_auth("admin")
+    @blp.arguments(PractitionerWriteSchema())
+    @blp.response(200, HospitalEditSchema)
+    @blp.error_answers(400, 401, 403, 404, 409, 412, 422)
+    def put(self, body, hospital_id, practitioner_id):
+        """Create or replace one doctor (admin; bumps the hospital's version; If-Match with
+        the hospital's ETag)."""
+        force = body.pop("force", False)
+        return _edited(
+            service.put_practitioner(
+                _ctx(), hospital_id, practitioner_id, body, _edit_request(force)
+            )
         )
-        answer = dict(hospital, stranded_appointments=stranded) if stranded else hospital
-        return answer, {"ETag": _etag_of(hospital)}
+
+    @require_auth("admin")
+    @blp.arguments(ForceArgsSchema(), location="query")
+    @blp.response(200, HospitalEditSchema)
+    @blp.error_answers(400, 401, 403, 404, 409, 412)
+    def delete(self, args, hospital_id, practitioner_id):
+        """Remove one doctor (admin; `?force=true` even if it strands appointments)."""
+        return _edited(
+            service.delete_practitioner(
+                _ctx(), hospital_id, practitioner_id, _edit_request(args["force"])
+            )
+        )
 
 
 @blp.route("/hospitals/<hospital_id:hospital_id>/history")
 class HospitalHistory(MethodView):
     @require_auth("admin")
     @blp.response(200, HistorySchema)
-    @blp.alt_response(401, schema=ApiErrorSchema)
-    @blp.alt_response(403, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.error_answers(401, 403, 404)
     def get(self, hospital_id):
         """Every change of a hospital's configuration, newest first (admin)."""
         service.get_hospital(_ctx(), hospital_id)
@@ -144,27 +181,37 @@ class HospitalHistory(MethodView):
 
 @blp.route("/available/<hospital_id:hospital_id>/<day>")
 class Available(MethodView):
+    @blp.arguments(ReadArgsSchema(), location="query")
     @blp.response(200, AvailableSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    def get(self, hospital_id, day):
-        """The slots of one date with their counts."""
+    @blp.error_answers(400, 404, 422)
+    def get(self, args, hospital_id, day):
+        """The slots of one date with their counts (a doctor's with `practitioner_id`)."""
         date = parse_date(day)
         if date is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
-        now = utcnow()
-        planned, counts = service.day(_ctx(), hospital_id, date, now)
-        return json_answer({"hospital_id": hospital_id, **day_document(planned, counts)})
+        asked = _asked(hospital_id, args)
+        counted = service.day(_ctx(), asked, date, utcnow())
+        ((planned, counts),) = counted.days
+        return json_answer(
+            {
+                **about(hospital_id, asked.practitioner_id),
+                **day_document(planned, counts, counted.units),
+            }
+        )
+
+
+def _asked(hospital_id: str, args: dict) -> service.Asked:
+    return service.Asked(hospital_id, args.get("practitioner_id"), args.get("appointment_type"))
 
 
 @blp.route("/calendar/<hospital_id:hospital_id>")
 class Calendar(MethodView):
     @blp.arguments(CalendarQueryArgsSchema(), location="query")
     @blp.response(200, CalendarSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.error_answers(400, 404, 422)
     def get(self, args, hospital_id):
-        """A run of dates (1..92, default 7) from `start` (default today)."""
+        """A run of dates (1..92, default 7) from `start` (default today); a doctor's with
+        `practitioner_id`."""
         count = ascii_uint(args.get("days", "7"))
         if count is None or not 1 <= count <= MAX_CALENDAR_DAYS:
             raise InvalidDays(f"days must be an integer from 1 to {MAX_CALENDAR_DAYS}")
@@ -173,13 +220,12 @@ class Calendar(MethodView):
             start = parse_date(args["start"])
             if start is None:
                 raise InvalidDate(f"{args['start']!r} is not a date YYYY-MM-DD")
-        now = utcnow()
-
-        days = service.calendar(_ctx(), hospital_id, start, count, now)
+        asked = _asked(hospital_id, args)
+        counted = service.calendar(_ctx(), asked, start, count, utcnow())
         return json_answer(
             {
-                "hospital_id": hospital_id,
-                "start": days[0][0].iso,
-                "days": [day_document(day, counts) for day, counts in days],
+                **about(hospital_id, asked.practitioner_id),
+                "start": counted.days[0][0].iso,
+                "days": [day_document(day, counts, counted.units) for day, counts in counted.days],
             }
         )

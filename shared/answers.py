@@ -8,9 +8,29 @@ lightweight `availability` answers show it. shared.web.json_answer writes them (
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .capacity_reads import DayCounts
 from .slots import OPEN, Day
+
+
+@dataclass(frozen=True)
+class CountedDays:
+    """Dates as a schedule has them, each with its counts (None: unknown while Redis is down
+    or rebuilding); `units`: what the appointment type a read asks about takes (None: it asks
+    about none)."""
+
+    days: list[tuple[Day, Mapping[str, int] | None]]
+    units: int | None = None
+
+
+def about(hospital_id: str, practitioner_id: str | None) -> dict:
+    """The head of a read answer: the hospital, and the doctor when one was asked for (a v1
+    request's answer is v1's, byte for byte)."""
+    if practitioner_id is None:
+        return {"hospital_id": hospital_id}
+    return {"hospital_id": hospital_id, "practitioner_id": practitioner_id}
+
 
 LIVE = "live"
 UNKNOWN = "unknown"
@@ -23,31 +43,37 @@ _DOCUMENTS: dict[tuple, dict] = {}
 _MAX_DOCUMENTS = 8192
 
 
-def _cached(kind: str, day: Day, counts, build) -> dict:
+def _cached(kind: str, day: Day, counts, units: int | None, build) -> dict:
     if counts is not None and type(counts) is not DayCounts:
-        return build(day, counts)
-    key = (kind, day.key, counts)
+        return build(day, counts, units)
+    key = (kind, day.key, counts, units)
     document = _DOCUMENTS.get(key)
     if document is None:
         if len(_DOCUMENTS) >= _MAX_DOCUMENTS:
             _DOCUMENTS.clear()
-        document = _DOCUMENTS[key] = build(day, counts)
+        document = _DOCUMENTS[key] = build(day, counts, units)
     return document
 
 
-def day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
-    """A day with its slots and counts (`counts` None: unknown while Redis is unavailable).
+def day_document(day: Day, counts: Mapping[str, int] | None, units: int | None = None) -> dict:
+    """A day with its slots and counts (`counts` None: unknown while Redis is unavailable);
+    with `units` (an appointment type asked about), each slot says whether it `fits`.
     The document is shared: the caller writes it, never changes it."""
-    return _cached("day", day, counts, _day_document)
+    return _cached("day", day, counts, units, _day_document)
 
 
-def counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
+def counts_document(day: Day, counts: Mapping[str, int] | None, units: int | None = None) -> dict:
     """A day's counts only: `{"slots": {"17:00": {capacity, booked, available}}, ...}`.
     The document is shared: the caller writes it, never changes it."""
-    return _cached("counts", day, counts, _counts_document)
+    return _cached("counts", day, counts, units, _counts_document)
 
 
-def _day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
+def _fits(available: int | None, units: int) -> bool | None:
+    """Whether `units` fit in what a slot has left (None: unknown)."""
+    return None if available is None else available >= units
+
+
+def _day_document(day: Day, counts: Mapping[str, int] | None, units: int | None) -> dict:
     known = counts is not None
     slots = []
     total_capacity = total_booked = total_available = 0
@@ -63,17 +89,18 @@ def _day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
         else:
             booked = available = None
             bookable = not started
-        slots.append(
-            {
-                "start": slot.start,
-                "end": slot.end,
-                "display": slot.display,
-                "capacity": capacity,
-                "booked": booked,
-                "available": available,
-                "bookable": bookable,
-            }
-        )
+        answer = {
+            "start": slot.start,
+            "end": slot.end,
+            "display": slot.display,
+            "capacity": capacity,
+            "booked": booked,
+            "available": available,
+            "bookable": bookable,
+        }
+        if units is not None:
+            answer["fits"] = bookable and _fits(available, units)
+        slots.append(answer)
     document = {
         "date": day.iso,
         "weekday": day.weekday,
@@ -89,7 +116,7 @@ def _day_document(day: Day, counts: Mapping[str, int] | None) -> dict:
     return document
 
 
-def _counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
+def _counts_document(day: Day, counts: Mapping[str, int] | None, units: int | None) -> dict:
     known = counts is not None
     slots: dict[str, dict] = {}
     total = 0
@@ -106,6 +133,8 @@ def _counts_document(day: Day, counts: Mapping[str, int] | None) -> dict:
                 "booked": booked,
                 "available": available,
             }
+            if units is not None:
+                slots[slot.start]["fits"] = _fits(available, units)
     document = {
         "slots": slots,
         "total_booked": total if known else None,

@@ -84,15 +84,18 @@ class CapacityReader:
         source = resources.files(__package__).joinpath("lua", "read_days.lua").read_text("utf-8")
         self._read_days = None if is_cluster(client) else client.register_script(source)
 
-    def published_and_counts(self, hospital_id: str, dates: list[str]) -> Snapshot:
+    def published_and_counts(
+        self, hospital_id: str, dates: list[str], practitioner_id: str | None = None
+    ) -> Snapshot:
         """The hospital's published version and the counts of `dates`; RedisError when Redis
         cannot answer (the caller decides what that means for its answer).
 
         A day's counts are known when the complete-records marker is present (every day was
-        rebuilt since Redis last lost its data) or the day itself was rebuilt.
+        rebuilt since Redis last lost its data) or the day itself was rebuilt. The counts are
+        the hospital's own (`practitioner_id` None) or the doctor's.
         """
         head = [keys.schedule_version_key(hospital_id), keys.RECORDS_COMPLETE_KEY]
-        day_keys = [keys.counts_key(hospital_id, day) for day in dates]
+        day_keys = [keys.counts_key(hospital_id, day, practitioner_id) for day in dates]
         if self._read_days is None:
             # On a cluster the days live on different slots: a pipeline, one round trip per
             # node.
@@ -115,11 +118,13 @@ class CapacityReader:
             counts[day] = DayCounts(flat) if complete is not None or _READY in flat else None
         return Snapshot(Published.from_raw(version_raw), counts)
 
-    def for_answer(self, hospital_id: str, dates: list[str]) -> Snapshot:
+    def for_answer(
+        self, hospital_id: str, dates: list[str], practitioner_id: str | None = None
+    ) -> Snapshot:
         """As `published_and_counts`, for read answers: while Redis cannot answer, nothing is
         known (the configuration then comes from its source, the counts are unknown)."""
         try:
-            return self.published_and_counts(hospital_id, dates)
+            return self.published_and_counts(hospital_id, dates, practitioner_id)
         except redis.RedisError:
             return Snapshot(Published.unknown(), dict.fromkeys(dates))
 

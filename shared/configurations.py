@@ -12,11 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .errors import HospitalNotFound, ServiceUnavailable
+from .errors import (
+    AppointmentTypeNotFound,
+    HospitalNotFound,
+    PractitionerNotFound,
+    ServiceUnavailable,
+)
 from .ids import is_id
-from .slots import Schedule, compile_schedule
+from .slots import (
+    AppointmentType,
+    Practitioner,
+    Schedule,
+    compile_appointment_types,
+    compile_practitioner,
+    compile_schedule,
+)
 from .versions import Published
 
 log = logging.getLogger(__name__)
@@ -24,15 +36,62 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Configuration:
-    """A hospital's configuration document and its compiled schedule."""
+    """A hospital's configuration document, compiled: its schedule, its doctors' schedules,
+    its appointment types."""
 
     doc: dict
     schedule: Schedule
+    practitioners: dict[str, Practitioner] = field(default_factory=dict)
+    appointment_types: dict[str, AppointmentType] = field(default_factory=dict)
+
+    @classmethod
+    def compile(cls, doc: dict) -> Configuration:
+        """Compile a (valid) Hospital document."""
+        schedule = compile_schedule(doc)
+        practitioners = {
+            pid: compile_practitioner(doc, schedule, pid, raw)
+            for pid, raw in (doc.get("practitioners") or {}).items()
+        }
+        return cls(doc, schedule, practitioners, compile_appointment_types(doc))
 
     @property
     def version(self) -> int:
         """The configuration's version."""
         return self.schedule.version
+
+    def practitioner(self, practitioner_id: str) -> Practitioner:
+        """A doctor of the hospital; PractitionerNotFound when there is none."""
+        found = self.practitioners.get(practitioner_id)
+        if found is None:
+            raise PractitionerNotFound(
+                f"No practitioner {practitioner_id!r} at {self.schedule.hospital_id}"
+            )
+        return found
+
+    def schedule_for(self, practitioner_id: str | None) -> Schedule:
+        """The doctor's schedule, or the hospital's own when `practitioner_id` is None."""
+        if practitioner_id is None:
+            return self.schedule
+        return self.practitioner(practitioner_id).schedule
+
+    def units_asked(self, code: str | None) -> int | None:
+        """The units of the appointment type a read asks about (`?appointment_type=`), None
+        when it asks about none; AppointmentTypeNotFound for an unknown one."""
+        return None if code is None else self.appointment_type(code).units
+
+    def appointment_type(self, code: str | None) -> AppointmentType | None:
+        """The type `code` names, the hospital's default when None (None when it has none:
+        a booking is then one unit); AppointmentTypeNotFound for an unknown code."""
+        if code is None:
+            code = self.doc.get("default_appointment_type")
+            if code is None:
+                return None
+        found = self.appointment_types.get(code)
+        if found is None:
+            raise AppointmentTypeNotFound(
+                f"No appointment type {code!r} at {self.schedule.hospital_id}"
+            )
+        return found
 
 
 class ConfigurationCache:
@@ -63,7 +122,7 @@ class ConfigurationCache:
         if doc is None:
             raise HospitalNotFound(f"No hospital with id {hospital_id!r}")
         try:
-            entry = Configuration(doc, compile_schedule(doc))
+            entry = Configuration.compile(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.error(
                 "the source answered for %r with a document that is not a hospital's", hospital_id

@@ -76,6 +76,21 @@ class AppointmentNotFound(DomainError):
     reason = "appointment_not_found"
 
 
+class PractitionerNotFound(DomainError):
+    status = 404
+    reason = "practitioner_not_found"
+
+
+class PractitionerInactive(DomainError):
+    status = 422
+    reason = "practitioner_inactive"
+
+
+class AppointmentTypeNotFound(DomainError):
+    status = 422
+    reason = "appointment_type_not_found"
+
+
 class SlotFull(DomainError):
     status = 409
     reason = "slot_full"

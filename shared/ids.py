@@ -177,6 +177,14 @@ class HospitalIdConverter(_CheckedConverter):
     matcher = _ID
 
 
+class PractitionerIdConverter(_CheckedConverter):
+    """`<practitioner_id:practitioner_id>`."""
+
+    reason = "practitioner_not_found"
+    label = "practitioner"
+    matcher = _ID
+
+
 class AppointmentIdConverter(_CheckedConverter):
     """`<appointment_id:appointment_id>`."""
 
@@ -190,8 +198,9 @@ def register_converters(app, api) -> None:
     """Make the converters known to Flask's router and to the OpenAPI document."""
     app.url_map.converters["hospital_id"] = HospitalIdConverter
     app.url_map.converters["appointment_id"] = AppointmentIdConverter
+    app.url_map.converters["practitioner_id"] = PractitionerIdConverter
     if api is not None:
-        for converter in (HospitalIdConverter, AppointmentIdConverter):
+        for converter in (HospitalIdConverter, AppointmentIdConverter, PractitionerIdConverter):
             api.register_converter(converter, _param_schema)
 
 

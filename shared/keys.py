@@ -24,15 +24,21 @@ def day_tag(hospital_id: str, day: str) -> str:
     return f"{{{hospital_id}:{day}}}"
 
 
-def counts_key(hospital_id: str, day: str) -> str:
-    """Hash: slot start -> number of places held, plus `_ready`."""
+def counts_key(hospital_id: str, day: str, practitioner_id: str | None = None) -> str:
+    """Hash: slot start -> units held, plus `_ready`: the hospital's own records, or a
+    doctor's (same hash tag: a hospital-day stays on one cluster slot)."""
     # day_tag written out: a calendar builds 60 of these per request.
-    return f"cap:{{{hospital_id}:{day}}}:counts"
+    if practitioner_id is None:
+        return f"cap:{{{hospital_id}:{day}}}:counts"
+    return f"cap:{{{hospital_id}:{day}}}:p:{practitioner_id}:counts"
 
 
-def holds_key(hospital_id: str, day: str, slot: str) -> str:
-    """Hash: appointment id -> serial, one field per place held in the slot."""
-    return f"cap:{day_tag(hospital_id, day)}:holds:{slot}"
+def holds_key(hospital_id: str, day: str, slot: str, practitioner_id: str | None = None) -> str:
+    """Hash: appointment id -> its serial (`serial`, or `serial:units` when it takes more than
+    one unit), one field per appointment holding a place in the slot."""
+    if practitioner_id is None:
+        return f"cap:{day_tag(hospital_id, day)}:holds:{slot}"
+    return f"cap:{day_tag(hospital_id, day)}:p:{practitioner_id}:holds:{slot}"
 
 
 def schedule_version_key(hospital_id: str) -> str:

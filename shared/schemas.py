@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, RAISE, Schema, fields
+from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields
+
+from .ids import Identifier
 
 
 class StrictSchema(Schema):
@@ -40,6 +42,10 @@ class SlotCountsSchema(Schema):
     capacity = fields.Int(required=True)
     booked = fields.Int(required=True, allow_none=True)
     available = fields.Int(required=True, allow_none=True)
+    fits = fields.Bool(
+        allow_none=True,
+        metadata={"description": "with ?appointment_type=: whether its units fit"},
+    )
 
 
 class DayCountsSchema(Schema):
@@ -50,3 +56,15 @@ class DayCountsSchema(Schema):
     status = fields.Str()
     reason = fields.Str()
     counts = fields.Str(metadata={"description": "live, or unknown"})
+
+
+class ReadArgsSchema(Schema):
+    """Optional query of the read answers (other parameters are ignored, as in v1)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    practitioner_id = Identifier(metadata={"description": "a doctor's slots and counts"})
+    appointment_type = Identifier(
+        metadata={"description": 'adds "fits" to each slot: whether this type\'s units fit'}
+    )

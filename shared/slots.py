@@ -156,6 +156,8 @@ class Schedule:
     advance_booking_days: int
     weekdays: dict[int, tuple[Slot, ...]]
     overrides: dict[date, tuple[bool, str | None, tuple[Slot, ...]]]
+    # None: the hospital's own schedule; else the doctor's whose schedule this is.
+    practitioner_id: str | None = None
     # The dates of the booking window as they are before their first slot starts, by date
     # ordinal, built on first use: a pure function of (this configuration version, date).
     # (A calendar then looks its dates up instead of converting `now` and building a Day each.)
@@ -264,41 +266,143 @@ def _expire_at(tz: ZoneInfo, day: date) -> int:
     return int(end.timestamp())
 
 
-def _compile_slots(raw: list[dict], default_capacity: int) -> tuple[Slot, ...]:
+def _compile_day(raw: dict | None, default_capacity: int, forced: int | None) -> tuple[Slot, ...]:
+    """A day's slots: those listed and those its sessions generate, in order of start.
+    `forced`: a capacity that replaces every slot's (a doctor's own, over the hospital's hours)."""
+    raw = raw or {}
     slots = [
         Slot(
             start=s["start"],
             end=s["end"],
             display=s.get("display") or display_text(s["start"], s["end"]),
-            capacity=int(s.get("capacity") or default_capacity),
+            capacity=int(forced or s.get("capacity") or default_capacity),
         )
-        for s in raw or ()
+        for s in raw.get("slots") or ()
     ]
+    for session in raw.get("sessions") or ():
+        capacity = int(forced or session.get("capacity") or default_capacity)
+        slots.extend(
+            Slot(start, end, display_text(start, end), capacity)
+            for start, end in session_slots(session)
+        )
     return tuple(sorted(slots, key=lambda s: s.start))
 
 
-def compile_schedule(hospital: dict) -> Schedule:
-    """Compile a (valid) Hospital document into a Schedule."""
-    default_capacity = int(hospital.get("max_appointments_per_slot") or 1)
-    weekdays = {
-        int(key): _compile_slots(value.get("slots", []), default_capacity)
-        for key, value in (hospital.get("schedule") or {}).items()
-    }
-    overrides = {}
-    for key, value in (hospital.get("date_overrides") or {}).items():
+def session_slots(session: dict) -> list[tuple[str, str]]:
+    """The (start, end) wall times a session generates: consecutive slots of `slot_minutes`
+    from `start`, as many as fit before (or exactly at) `end`."""
+    step = int(session["slot_minutes"])
+    first, last = minutes(session["start"]), minutes(session["end"])
+    return [(_hhmm(at), _hhmm(at + step)) for at in range(first, last - step + 1, step)]
+
+
+def _hhmm(total: int) -> str:
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+Override = tuple[bool, str | None, tuple[Slot, ...]]
+
+
+def _compile_weekdays(raw: dict | None, capacity: int, forced: int | None = None):
+    return {int(key): _compile_day(value, capacity, forced) for key, value in (raw or {}).items()}
+
+
+def _compile_overrides(raw: dict | None, capacity: int, forced: int | None = None):
+    overrides: dict[date, Override] = {}
+    for key, value in (raw or {}).items():
         overrides[date.fromisoformat(key)] = (
             bool(value.get("closed")),
             value.get("reason"),
-            _compile_slots(value.get("slots", []), default_capacity),
+            _compile_day(value, capacity, forced),
         )
+    return overrides
+
+
+def compile_schedule(hospital: dict) -> Schedule:
+    """Compile a (valid) Hospital document into the hospital's own Schedule."""
+    capacity = int(hospital.get("max_appointments_per_slot") or 1)
     return Schedule(
         hospital_id=hospital["hospital_id"],
         tz=ZoneInfo(hospital.get("timezone") or "UTC"),
         version=int(hospital.get("version") or 0),
         advance_booking_days=int(hospital.get("advance_booking_days", 0)),
-        weekdays=weekdays,
-        overrides=overrides,
+        weekdays=_compile_weekdays(hospital.get("schedule"), capacity),
+        overrides=_compile_overrides(hospital.get("date_overrides"), capacity),
     )
+
+
+@dataclass(frozen=True)
+class Practitioner:
+    """A doctor of a hospital, with the schedule they work."""
+
+    practitioner_id: str
+    name: str
+    specialty: str | None
+    active: bool
+    schedule: Schedule
+
+    def summary(self) -> dict:
+        """The doctor as the practitioners list shows them."""
+        return {
+            "practitioner_id": self.practitioner_id,
+            "name": self.name,
+            "specialty": self.specialty,
+            "active": self.active,
+        }
+
+
+def compile_practitioner(hospital: dict, hospital_schedule: Schedule, pid: str, raw: dict):
+    """A doctor's Schedule, inherited from the hospital's (API.md, "Doctors"):
+    - with a `schedule` of their own, the doctor works it, at their own
+      `max_appointments_per_slot` (else the hospital's) where a slot names no capacity;
+    - without one, the doctor works the hospital's weekly schedule and its date overrides,
+      each slot at the doctor's `max_appointments_per_slot` when given, else as the
+      hospital's slot (its own capacity or the hospital's);
+    - the doctor's own date overrides replace those days; the hospital's closed dates close
+      every doctor, whatever the doctor's overrides say (the building is shut).
+    """
+    hospital_capacity = int(hospital.get("max_appointments_per_slot") or 1)
+    own = raw.get("max_appointments_per_slot")
+    if "schedule" in raw:
+        capacity = int(own or hospital_capacity)
+        weekdays = _compile_weekdays(raw["schedule"], capacity)
+        overrides = {}
+    else:
+        capacity = hospital_capacity
+        weekdays = _compile_weekdays(hospital.get("schedule"), capacity, own)
+        overrides = _compile_overrides(hospital.get("date_overrides"), capacity, own)
+    overrides.update(_compile_overrides(raw.get("date_overrides"), capacity))
+    overrides.update(
+        (day, override) for day, override in hospital_schedule.overrides.items() if override[0]
+    )
+    schedule = replace(
+        hospital_schedule, weekdays=weekdays, overrides=overrides, practitioner_id=pid
+    )
+    return Practitioner(
+        practitioner_id=pid,
+        name=raw.get("name") or pid,
+        specialty=raw.get("specialty"),
+        active=bool(raw.get("active", True)),
+        schedule=schedule,
+    )
+
+
+@dataclass(frozen=True)
+class AppointmentType:
+    """A kind of visit and how many units of a slot's capacity it takes."""
+
+    code: str
+    name: str
+    units: int
+    minutes: int | None
+
+
+def compile_appointment_types(hospital: dict) -> dict[str, AppointmentType]:
+    """A hospital's appointment types by code."""
+    return {
+        code: AppointmentType(code, raw.get("name") or code, int(raw["units"]), raw.get("minutes"))
+        for code, raw in (hospital.get("appointment_types") or {}).items()
+    }
 
 
 def iso_utc(moment: datetime) -> str:

@@ -31,6 +31,17 @@ class SlotbookBlueprint(Blueprint):
 
     ARGUMENTS_PARSER = StrictParser()
 
+    def error_answers(self, *statuses: int) -> Callable:
+        """Document the errors an operation answers, each in the one error shape:
+        flask-smorest's `alt_response` for each status."""
+
+        def decorate(func: Callable) -> Callable:
+            for status in reversed(statuses):
+                func = self.alt_response(status, schema=ApiErrorSchema)(func)
+            return func
+
+        return decorate
+
 
 def no_store(response: Response) -> Response:
     """Mark an answer that carries a token or personal data: no cache may keep it."""

@@ -1,9 +1,14 @@
--- Give a place back. Idempotent: a place is released at most once.
+-- Give an appointment's places back. Idempotent: a place is released at most once.
 -- KEYS[1] the day's counts hash, KEYS[2] the slot's holds hash
 -- ARGV[1] slot start, ARGV[2] appointment id
--- Returns 1 when a place was released, 0 when the id held none.
-if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], redis.call('HLEN', KEYS[2]))
-  return 1
+-- Returns 1 when places were released, 0 when the id held none.
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then
+  return 0
 end
-return 0
+local booked = 0
+for _, value in ipairs(redis.call('HVALS', KEYS[2])) do
+  local units = string.match(value, ':(%d+)$')
+  booked = booked + (units and tonumber(units) or 1)
+end
+redis.call('HSET', KEYS[1], ARGV[1], booked)
+return 1

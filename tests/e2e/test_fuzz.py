@@ -54,6 +54,8 @@ SCHEDULE_PATHS = {
     "/api/dynamic-slots/hospitals": {"get", "post"},
     "/api/dynamic-slots/hospitals/{hospital_id}": {"get", "put"},
     "/api/dynamic-slots/hospitals/{hospital_id}/history": {"get"},
+    "/api/dynamic-slots/hospitals/{hospital_id}/practitioners": {"get"},
+    "/api/dynamic-slots/hospitals/{hospital_id}/practitioners/{practitioner_id}": {"put", "delete"},
     "/api/dynamic-slots/available/{hospital_id}/{day}": {"get"},
     "/api/dynamic-slots/calendar/{hospital_id}": {"get"},
 }

@@ -220,7 +220,8 @@ def templates(hid: str, day: str) -> dict[str, dict]:
     patient_body = booking(hid, day, "09:00")
     return {
         "appointments": patient_body,
-        "bulk": {"hospital_id": hid, "dates": [day, day]},
+        "bulk": {"hospital_id": hid, "dates": [day, day], "practitioner_id": "doc"},
+        "appointments_doctor": dict(patient_body, practitioner_id="doc", appointment_type="new"),
         "register": {
             "name": "Fuzz",
             "email": f"f-{uuid.uuid4().hex[:8]}@example.com",
@@ -229,17 +230,43 @@ def templates(hid: str, day: str) -> dict[str, dict]:
         },
         "login": {"email": "nobody@example.com", "password": "long-enough"},
         "hospital": hospital_doc(),
-        "replace": dict(hospital_doc(hid), force=False),
+        "replace": dict(
+            hospital_doc(
+                hid,
+                practitioners={"doc": DOCTOR},
+                appointment_types={"new": {"name": "New", "units": 2, "minutes": 10}},
+                default_appointment_type="new",
+            ),
+            force=False,
+        ),
+        "practitioner": dict(DOCTOR, force=False),
     }
+
+
+DOCTOR = {
+    "name": "Dr. Fuzz",
+    "specialty": "Medicine",
+    "active": True,
+    "schedule": {
+        "2": {
+            "sessions": [{"start": "09:00", "end": "10:00", "slot_minutes": 20, "capacity": 2}],
+            "slots": [{"start": "11:00", "end": "12:00"}],
+        }
+    },
+    "date_overrides": {"2030-01-01": {"closed": True, "reason": "Holiday"}},
+    "max_appointments_per_slot": 3,
+}
 
 
 BODY_ENDPOINTS = {
     "appointments": ("POST", "/api/appointments"),
+    "appointments_doctor": ("POST", "/api/appointments"),
     "bulk": ("POST", "/api/availability/bulk"),
     "register": ("POST", "/api/auth/register"),
     "login": ("POST", "/api/auth/login"),
     "hospital": ("POST", "/api/dynamic-slots/hospitals"),
     "replace": ("PUT", "/api/dynamic-slots/hospitals/{hid}"),
+    "practitioner": ("PUT", "/api/dynamic-slots/hospitals/{hid}/practitioners/doc"),
 }
 
 
@@ -280,7 +307,7 @@ def test_hostile_values_in_every_body_field(admin, patient, target, clear_login_
     method, path = BODY_ENDPOINTS[endpoint]
     template = templates(target, str(next_weekday(2)))[endpoint]
     where_to = paths_of(template)
-    api = patient if endpoint == "appointments" else admin
+    api = patient if endpoint.startswith("appointments") else admin
 
     @FUZZ
     @given(
@@ -305,6 +332,12 @@ GET_PATHS = [
     "/api/dynamic-slots/calendar/{a}?days={b}&start={c}",
     "/api/dynamic-slots/hospitals/{a}",
     "/api/dynamic-slots/hospitals/{a}/history",
+    "/api/dynamic-slots/hospitals/{a}/practitioners",
+    "/api/dynamic-slots/hospitals/{a}/practitioners/{b}?force={c}",
+    "/api/dynamic-slots/available/{a}/{b}?practitioner_id={c}&appointment_type={b}",
+    "/api/dynamic-slots/calendar/{a}?practitioner_id={b}&appointment_type={c}",
+    "/api/availability/{a}/{b}?practitioner_id={c}&appointment_type={c}",
+    "/api/appointments?practitioner_id={a}&hospital_id={b}",
     "/api/availability/{a}/{b}",
     "/api/appointments?hospital_id={a}&date={b}&status={c}&page={b}",
     "/api/appointments?date_from={a}&date_to={b}&per_page={c}",
@@ -320,7 +353,9 @@ def test_hostile_values_in_every_path_and_query_parameter(admin, template):
     @FUZZ
     @given(a=text, b=text, c=text, method=st.sampled_from(["GET", "DELETE"]))
     def check(a, b, c, method):
-        if method == "DELETE" and not template.startswith("/api/appointments/"):
+        if method == "DELETE" and not template.startswith(
+            ("/api/appointments/", "/api/dynamic-slots/hospitals/{a}/practitioners/")
+        ):
             method = "GET"
         url = template.format(a=path_part(a), b=path_part(b), c=path_part(c))
         resp = admin.session.request(

@@ -113,13 +113,14 @@ class FakeAppointments:
             and d["status"] in (PENDING, CONFIRMED)
         ]
 
-    def active_days(self, since: str) -> list[tuple[str, str]]:
+    def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
         return sorted(
             {
-                (d["hospital_id"], d["date"])
+                (d["hospital_id"], d.get("practitioner_id"), d["date"])
                 for d in self.docs.values()
                 if d["date"] >= since and d["status"] in (PENDING, CONFIRMED)
-            }
+            },
+            key=lambda t: (t[0], t[1] or "", t[2]),
         )
 
     def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
@@ -148,52 +149,71 @@ class FakeAppointments:
 
 
 class FakeCapacity:
-    """CapacityRecords in memory: a slot's places, appointment id -> serial."""
+    """CapacityRecords in memory: a slot's places, appointment id -> (serial, units), per
+    hospital, doctor (or None) and date."""
 
     def __init__(self):
-        self.holds: dict[tuple[str, str, str], dict[str, int]] = {}
-        self.ready: set[tuple[str, str]] = set()
+        self.holds: dict[tuple, dict[str, tuple[int, int]]] = {}
+        self.ready: set[tuple] = set()
         self.complete = True
         self.leader: str | None = None
         self.fail_next_reserve = False
 
-    def counts(self, hospital_id: str, day: str) -> dict[str, int]:
+    def counts(self, hospital_id: str, day: str, practitioner_id=None) -> dict[str, int]:
+        """Units held per slot."""
         return {
-            slot: len(held)
-            for (hid, d, slot), held in self.holds.items()
-            if (hid, d) == (hospital_id, day) and held
+            slot: sum(units for _, units in held.values())
+            for (hid, pid, d, slot), held in self.holds.items()
+            if (hid, pid, d) == (hospital_id, practitioner_id, day) and held
         }
 
-    def reserve(self, hospital_id, day, slot, appointment_id, capacity, ttl) -> tuple[int, int]:
-        if (hospital_id, day) not in self.ready:
+    def reserve(
+        self,
+        hospital_id,
+        day,
+        slot,
+        appointment_id,
+        capacity,
+        ttl,
+        *,
+        units=1,
+        practitioner_id=None,
+    ) -> tuple[int, int]:
+        if (hospital_id, practitioner_id, day) not in self.ready:
             return NOT_READY, 0
-        held = self.holds.setdefault((hospital_id, day, slot), {})
+        held = self.holds.setdefault((hospital_id, practitioner_id, day, slot), {})
         if appointment_id in held:
-            return HELD, held[appointment_id]
-        if len(held) >= capacity:
-            return FULL, len(held)
-        used = set(held.values())
+            return HELD, held[appointment_id][0]
+        booked = sum(u for _, u in held.values())
+        if booked + units > capacity:
+            return FULL, booked
+        used = {serial for serial, _ in held.values()}
         serial = next(n for n in range(1, capacity + 2) if n not in used)
-        held[appointment_id] = serial
+        held[appointment_id] = (serial, units)
         return HELD, serial
 
-    def release(self, hospital_id, day, slot, appointment_id) -> bool:
-        return self.holds.get((hospital_id, day, slot), {}).pop(appointment_id, None) is not None
+    def release(self, hospital_id, day, slot, appointment_id, practitioner_id=None) -> bool:
+        held = self.holds.get((hospital_id, practitioner_id, day, slot), {})
+        return held.pop(appointment_id, None) is not None
 
-    def rebuild(self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int) -> bool:
-        if (hospital_id, day) in self.ready:
+    def rebuild(
+        self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int, practitioner_id=None
+    ) -> bool:
+        if (hospital_id, practitioner_id, day) in self.ready:
             return False
         for records in slots:
-            held = dict(records.held)
-            used = set(held.values())
-            for appointment_id in records.pending:
-                if len(held) >= records.capacity:
-                    break
+            held = {oid: (serial, units) for oid, serial, units in records.held}
+            booked = sum(units for _, units in held.values())
+            used = {serial for serial, _ in held.values()}
+            for appointment_id, units in records.pending:
+                if booked + units > records.capacity:
+                    continue
                 serial = next(n for n in range(1, records.capacity + 2) if n not in used)
-                held[appointment_id] = serial
+                held[appointment_id] = (serial, units)
                 used.add(serial)
-            self.holds[(hospital_id, day, records.slot)] = held
-        self.ready.add((hospital_id, day))
+                booked += units
+            self.holds[(hospital_id, practitioner_id, day, records.slot)] = held
+        self.ready.add((hospital_id, practitioner_id, day))
         return True
 
     def lose_everything(self) -> None:
@@ -226,11 +246,15 @@ class FakeReader:
         self.capacity = capacity
         self.versions: dict[str, object] = {}  # hospital -> version, EDITING, or absent
 
-    def published_and_counts(self, hospital_id: str, dates: list[str]) -> Snapshot:
+    def published_and_counts(
+        self, hospital_id: str, dates: list[str], practitioner_id=None
+    ) -> Snapshot:
         counts = {}
         for day in dates:
-            if (hospital_id, day) in self.capacity.ready or self.capacity.complete:
-                counts[day] = self.capacity.counts(hospital_id, day) or NOTHING_BOOKED
+            if (hospital_id, practitioner_id, day) in self.capacity.ready or self.capacity.complete:
+                counts[day] = (
+                    self.capacity.counts(hospital_id, day, practitioner_id) or NOTHING_BOOKED
+                )
             else:
                 counts[day] = None
         raw = self.versions.get(hospital_id)
@@ -241,8 +265,8 @@ class FakeReader:
     def published(self, hospital_id: str) -> Published:
         return self.published_and_counts(hospital_id, []).published
 
-    def for_answer(self, hospital_id: str, dates: list[str]) -> Snapshot:
-        return self.published_and_counts(hospital_id, dates)
+    def for_answer(self, hospital_id: str, dates: list[str], practitioner_id=None) -> Snapshot:
+        return self.published_and_counts(hospital_id, dates, practitioner_id)
 
 
 class FakeCounters:

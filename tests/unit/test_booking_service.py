@@ -64,7 +64,7 @@ def hospital(**changes) -> dict:
 def setup():
     ctx, schedules = fake_context()
     schedules.publish(hospital())
-    ctx.capacity.ready.add(("h1", SAT.isoformat()))
+    ctx.capacity.ready.add(("h1", None, SAT.isoformat()))
     return ctx, schedules
 
 
@@ -106,7 +106,7 @@ def test_the_gate_refuses_what_the_counts_did_not_show(setup, monkeypatch):
     booking.book(ctx, PATIENT, request(phone="+8801711111111"), NOW)
     stale = ctx.reader.published_and_counts("h1", ["2026-11-28"])
     booking.book(ctx, PATIENT, request(phone="+8801722222222"), NOW)
-    monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates: stale)
+    monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
     with pytest.raises(SlotFull):
         booking.book(ctx, PATIENT, request(phone="+8801733333333"), NOW)
     rejected = [d for d in ctx.appointments.docs.values() if d["status"] == REJECTED]
@@ -133,7 +133,7 @@ def test_the_schedule_decides_what_can_be_booked(setup, day, slot, error):
 
 def test_today_a_slot_not_started_can_be_booked(setup):
     ctx, _ = setup
-    ctx.capacity.ready.add(("h1", "2026-11-24"))
+    ctx.capacity.ready.add(("h1", None, "2026-11-24"))
     assert booking.book(ctx, PATIENT, request(day=date(2026, 11, 24), slot="11:00"), NOW)
 
 
@@ -161,8 +161,8 @@ def test_a_day_redis_lost_is_rebuilt_from_the_appointments_first(setup):
     with pytest.raises(SlotFull):
         for phone in ("+8801722222222", "+8801733333333"):
             booking.book(ctx, PATIENT, request(phone=phone), NOW)
-    held = ctx.capacity.holds[("h1", "2026-11-28", "17:00")]
-    assert held[kept["appointment_id"]] == 1 and len(held) == 2
+    held = ctx.capacity.holds[("h1", None, "2026-11-28", "17:00")]
+    assert held[kept["appointment_id"]] == (1, 1) and len(held) == 2
 
 
 def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
@@ -279,7 +279,9 @@ def test_the_reconciler_rebuilds_every_day_after_redis_lost_its_data(setup, monk
     monkeypatch.setattr(reconciler, "utcnow", lambda: NOW)
     reconciler.reconcile_once(ctx, NOW - timedelta(minutes=1))
     assert ctx.capacity.records_complete()
-    assert ctx.capacity.holds[("h1", "2026-11-28", "17:00")] == {made["appointment_id"]: 1}
+    assert ctx.capacity.holds[("h1", None, "2026-11-28", "17:00")] == {
+        made["appointment_id"]: (1, 1)
+    }
 
 
 def test_the_reconciler_releases_a_lost_release(setup, monkeypatch):

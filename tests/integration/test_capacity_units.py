@@ -1,0 +1,128 @@
+"""The Lua gate (booking_service/capacity.py) against a real Redis: units taken all or none,
+per-doctor records under the hospital-day's hash tag, releases and rebuilds with units."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+import redis
+
+from booking_service.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
+from shared import keys
+from shared.capacity_reads import CapacityReader
+
+DAY = "2030-01-05"
+
+
+@pytest.fixture
+def client(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def hid():
+    return f"h-{uuid.uuid4().hex[:8]}"
+
+
+def built(records: CapacityRecords, hid: str, pid: str | None, capacity: int = 5) -> None:
+    assert records.rebuild(hid, DAY, [SlotRecords("17:00", capacity, [], [])], 3600, pid)
+
+
+def counts(client, hid: str, pid: str | None = None) -> dict:
+    return dict(CapacityReader(client).published_and_counts(hid, [DAY], pid).counts[DAY])
+
+
+def test_a_doctors_keys_share_the_hospital_days_hash_tag(hid):
+    tag = keys.day_tag(hid, DAY)
+    for key in (
+        keys.counts_key(hid, DAY, "helal"),
+        keys.holds_key(hid, DAY, "17:00", "helal"),
+        keys.counts_key(hid, DAY),
+        keys.holds_key(hid, DAY, "17:00"),
+    ):
+        assert tag in key and key.index(tag) == key.index("{")
+    assert keys.counts_key(hid, DAY, "helal") != keys.counts_key(hid, DAY)
+
+
+def test_units_are_taken_all_or_none_and_released_whole(client, hid):
+    records = CapacityRecords(client)
+    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (
+        NOT_READY,
+        0,
+    )
+    built(records, hid, "d")
+    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "b", 5, 60, units=2, practitioner_id="d") == (HELD, 2)
+    # one unit is left: two do not fit, one does
+    assert records.reserve(hid, DAY, "17:00", "c", 5, 60, units=2, practitioner_id="d") == (FULL, 4)
+    assert records.reserve(hid, DAY, "17:00", "e", 5, 60, units=1, practitioner_id="d") == (HELD, 3)
+    assert counts(client, hid, "d") == {"17:00": 5}
+    # a retry of a held id answers its serial and takes nothing more
+    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
+    assert records.release(hid, DAY, "17:00", "a", "d") is True
+    assert records.release(hid, DAY, "17:00", "a", "d") is False
+    assert counts(client, hid, "d") == {"17:00": 3}
+    # the smallest free serial goes to the next
+    assert records.reserve(hid, DAY, "17:00", "f", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
+    # the hospital's own records never saw any of it
+    assert not client.exists(keys.counts_key(hid, DAY))
+
+
+def test_a_rebuild_keeps_serials_and_units_and_fits_pending_oldest_first(client, hid):
+    records = CapacityRecords(client)
+    slot = SlotRecords(
+        "17:00",
+        5,
+        held=[("x", 2, 2), ("y", 4, 1)],
+        pending=[("p1", 3), ("p2", 2), ("p3", 1)],
+    )
+    assert records.rebuild(hid, DAY, [slot], 3600, "rina")
+    holds = client.hgetall(keys.holds_key(hid, DAY, "17:00", "rina"))
+    # 3 units held; p1 (3) does not fit, p2 (2) does with the smallest free serial
+    assert {k.decode(): v.decode() for k, v in holds.items()} == {
+        "x": "2:2",
+        "y": "4",
+        "p2": "1:2",
+    }
+    assert counts(client, hid, "rina") == {"17:00": 5}
+    assert records.rebuild(hid, DAY, [slot], 3600, "rina") is False  # already built
+
+
+def test_v1_records_of_one_unit_read_as_before(client, hid):
+    """A holds hash written before units existed (serials only) is read the same way."""
+    records = CapacityRecords(client)
+    built(records, hid, None, capacity=3)
+    client.hset(keys.holds_key(hid, DAY, "17:00"), mapping={"old1": 1, "old2": 2})
+    assert records.reserve(hid, DAY, "17:00", "n", 3, 60) == (HELD, 3)
+    assert records.reserve(hid, DAY, "17:00", "m", 3, 60) == (FULL, 3)
+    assert records.release(hid, DAY, "17:00", "old1")
+    assert counts(client, hid) == {"17:00": 2}
+
+
+def test_concurrent_mixed_units_never_exceed_capacity(client, hid):
+    records = CapacityRecords(client)
+    built(records, hid, "helal", capacity=10)
+    outcomes: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def book(i: int) -> None:
+        units = 2 if i % 3 == 0 else 1
+        outcome, value = records.reserve(
+            hid, DAY, "17:00", f"id{i}", 10, 60, units=units, practitioner_id="helal"
+        )
+        with lock:
+            outcomes.append((outcome, value, units))
+
+    threads = [threading.Thread(target=book, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [(serial, units) for outcome, serial, units in outcomes if outcome == HELD]
+    assert sum(units for _, units in taken) <= 10
+    assert len({serial for serial, _ in taken}) == len(taken)  # never shared
+    assert counts(client, hid, "helal") == {"17:00": sum(units for _, units in taken)}
