@@ -46,14 +46,17 @@ def public_user(doc: dict) -> dict:
     }
 
 
-def register(users: UserRepository, cfg: Config, body: dict, now: datetime) -> dict:
-    """Create a patient account; 409 email_taken."""
+def register(
+    users: UserRepository, cfg: Config, body: dict, now: datetime, role: str = "patient"
+) -> dict:
+    """Create an account (a patient's; staff and admins are created by an admin);
+    409 email_taken."""
     doc = {
         "_id": ObjectId(),
         "email": body["email"].strip().lower(),
         "name": body["name"].strip(),
         "phone": body["phone"],
-        "role": "patient",
+        "role": role,
         "password_hash": hash_password(body["password"], cfg.bcrypt_rounds),
         "created_at": now,
     }

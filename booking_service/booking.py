@@ -35,6 +35,7 @@ from shared.errors import (
     DuplicateBooking,
     HospitalClosed,
     InvalidDate,
+    InvalidTransition,
     OutsideBookingWindow,
     PractitionerInactive,
     ScheduleChanged,
@@ -43,6 +44,7 @@ from shared.errors import (
     SlotInPast,
     SlotNotFound,
 )
+from shared.events import LiveEvents
 from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
 
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
@@ -53,7 +55,9 @@ from .repository import (
     CANCELLED,
     CONFIRMED,
     PENDING,
+    PLACED,
     REJECTED,
+    VISIBLE,
     AppointmentRepository,
     IdempotencyRepository,
     UserRepository,
@@ -79,6 +83,7 @@ class Context:
     users: UserRepository
     idempotency: IdempotencyRepository
     limiter: Limiter
+    events: LiveEvents
 
 
 def _snapshot(
@@ -240,6 +245,7 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         # The reconciler gave this place back while we were slow: never confirm it now.
         _release(ctx, doc)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
+    ctx.events.availability(hospital_id, day_text, practitioner_id)
     return public(confirmed)
 
 
@@ -268,7 +274,7 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
 def _release(ctx: Context, doc: dict) -> None:
     """Give an appointment's places back (best effort: the reconciler repeats lost ones)."""
     try:
-        ctx.capacity.release(
+        released = ctx.capacity.release(
             doc["hospital_id"],
             doc["date"],
             doc["slot_start"],
@@ -277,6 +283,9 @@ def _release(ctx: Context, doc: dict) -> None:
         )
     except redis.RedisError:
         log.warning("release of %s failed; the reconciler frees it", doc["_id"])
+        return
+    if released:
+        ctx.events.availability(doc["hospital_id"], doc["date"], doc.get("practitioner_id"))
 
 
 def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
@@ -307,7 +316,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
         held = [
             (str(d["_id"]), int(d["serial"]), d.get("units", 1))
             for d in slot_docs
-            if d["status"] == CONFIRMED and d.get("serial")
+            if d["status"] in PLACED and d.get("serial")
         ]
         pending = [
             (str(d["_id"]), d.get("units", 1))
@@ -317,13 +326,16 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
         ]
         capacity = capacities.get(start, sum(units for _, _, units in held))
         by_slot[start] = SlotRecords(start, capacity, held, pending)
-    return ctx.capacity.rebuild(
+    built = ctx.capacity.rebuild(
         hospital_id,
         day_text,
         sorted(by_slot.values(), key=lambda s: s.slot),
         records_ttl(schedule, day, utcnow()),
         practitioner_id,
     )
+    if built:
+        ctx.events.availability(hospital_id, day_text, practitioner_id)
+    return built
 
 
 def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:
@@ -332,8 +344,8 @@ def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:
     doc = ctx.appointments.get(oid) if oid is not None else None
     if (
         doc is None
-        or doc["status"] not in (CONFIRMED, CANCELLED)
-        or (not who.is_admin and doc["booked_by"] != who.user_id)
+        or doc["status"] not in VISIBLE
+        or (not who.at_desk and doc["booked_by"] != who.user_id)
     ):
         raise AppointmentNotFound(f"No appointment {appointment_id!r}")
     return doc
@@ -343,7 +355,7 @@ def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
     """A page of appointments: a patient's own; an admin's, filtered by hospital, dates,
     status (`active`: pending or confirmed, what an edit's conflict check must see)."""
     filters: dict = {}
-    if who.is_admin:
+    if who.at_desk:
         for name in ("hospital_id", "practitioner_id"):
             if name in query:
                 filters[name] = query[name]
@@ -377,6 +389,10 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
     doc = find_visible(ctx, who, appointment_id)
     if doc["status"] == CANCELLED:
         return public(doc)
+    if doc["status"] != CONFIRMED:
+        raise InvalidTransition(
+            f"Only a confirmed appointment can be cancelled (it is {doc['status']})"
+        )
     if doc["starts_at"] <= now:
         raise AppointmentInPast("A past appointment cannot be cancelled")
     try:

@@ -12,6 +12,7 @@ from pymongo.database import Database
 from shared.capacity_reads import CapacityReader
 from shared.config import Config
 from shared.configurations import ConfigurationCache
+from shared.events import LiveEvents
 
 from .booking import Context
 from .capacity import CapacityRecords
@@ -36,4 +37,5 @@ def bootstrap(cfg: Config, db: Database, client) -> Context:
         users=UserRepository(db),
         idempotency=IdempotencyRepository(db),
         limiter=Limiter(RedisCounters(client), cfg),
+        events=LiveEvents(client),
     )

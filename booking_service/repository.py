@@ -25,8 +25,15 @@ from shared.slots import iso_utc
 
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
-ACTIVE = (PENDING, CONFIRMED)
-VISIBLE = (CONFIRMED, CANCELLED)
+# The visit, on the appointment's own date (API.md, "Day of the visit").
+CHECKED_IN, IN_CONSULTATION = "checked_in", "in_consultation"
+COMPLETED, NO_SHOW = "completed", "no_show"
+VISIT = (CHECKED_IN, IN_CONSULTATION, COMPLETED, NO_SHOW)
+# Confirmed, or on its way through the visit: the appointment has its place and serial.
+PLACED = (CONFIRMED, *VISIT)
+# Holding a place (pending: written ahead of its reservation).
+ACTIVE = (PENDING, *PLACED)
+VISIBLE = (CANCELLED, *PLACED)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -80,6 +87,10 @@ def to_object_id(appointment_id: str) -> ObjectId | None:
         return None
 
 
+# When each step happened (ISO 8601 UTC), as the API shows them.
+VISIT_STAMPS = ("cancelled_at", "checked_in_at", "started_at", "completed_at", "no_show_at")
+
+
 def public(doc: dict) -> dict:
     """An appointment as the API shows it."""
     out = {
@@ -94,8 +105,9 @@ def public(doc: dict) -> dict:
         "booked_by": doc["booked_by"],
         "created_at": iso_utc(doc["created_at"]),
     }
-    if doc.get("cancelled_at"):
-        out["cancelled_at"] = doc["cancelled_at"]
+    for stamp in VISIT_STAMPS:
+        if doc.get(stamp):
+            out[stamp] = doc[stamp]
     if doc.get("practitioner"):
         out["practitioner"] = doc["practitioner"]
     if doc.get("appointment_type"):
@@ -147,6 +159,36 @@ class AppointmentRepository:
                 }
             },
             return_document=ReturnDocument.AFTER,
+        )
+
+    def move(
+        self, oid: ObjectId, from_statuses: tuple[str, ...], to_status: str, changes: dict
+    ) -> dict | None:
+        """A visit step: from one of `from_statuses` to `to_status`, atomically (None when the
+        appointment is in none of them: another desk moved it first)."""
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": {"$in": list(from_statuses)}},
+            {"$set": {"status": to_status, **changes}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def on_day(self, hospital_id: str, day: str) -> list[dict]:
+        """The placed appointments of a hospital-day (for its queue), without personal data."""
+        return list(
+            self.col.find(
+                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(PLACED)}},
+                {
+                    "slot_start": 1,
+                    "serial": 1,
+                    "status": 1,
+                    "units": 1,
+                    "appointment_type": 1,
+                    "practitioner_id": 1,
+                    "started_ms": 1,
+                    "started_at": 1,
+                    "completed_at": 1,
+                },
+            )
         )
 
     def get(self, oid: ObjectId) -> dict | None:

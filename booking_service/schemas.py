@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime
 from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
@@ -43,7 +43,19 @@ class AppointmentSchema(Schema):
     """An appointment."""
 
     appointment_id = fields.Str(required=True)
-    status = fields.Str(required=True, metadata={"enum": ["confirmed", "cancelled"]})
+    status = fields.Str(
+        required=True,
+        metadata={
+            "enum": [
+                "confirmed",
+                "cancelled",
+                "checked_in",
+                "in_consultation",
+                "completed",
+                "no_show",
+            ]
+        },
+    )
     hospital_id = fields.Str(required=True)
     date = fields.Str(required=True)
     slot = fields.Nested(SlotConfigSchema, required=True)
@@ -53,6 +65,10 @@ class AppointmentSchema(Schema):
     booked_by = fields.Str(required=True)
     created_at = fields.Str(required=True)
     cancelled_at = fields.Str()
+    checked_in_at = fields.Str()
+    started_at = fields.Str()
+    completed_at = fields.Str()
+    no_show_at = fields.Str()
     practitioner = fields.Nested(PractitionerRefSchema)
     appointment_type = fields.Str()
     units = fields.Int()
@@ -67,7 +83,19 @@ class AppointmentListArgsSchema(StrictSchema):
     date = fields.Str()
     date_from = fields.Str()
     date_to = fields.Str()
-    status = fields.Str(validate=validate.OneOf(["confirmed", "cancelled", "active"]))
+    status = fields.Str(
+        validate=validate.OneOf(
+            [
+                "confirmed",
+                "cancelled",
+                "checked_in",
+                "in_consultation",
+                "completed",
+                "no_show",
+                "active",
+            ]
+        )
+    )
     page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -138,6 +166,16 @@ class LoginSchema(StrictSchema):
     password = fields.Str(required=True, load_only=True, validate=validate.Length(1, 128))
 
 
+class UserCreateSchema(StrictSchema):
+    """A staff or admin account (created by an admin)."""
+
+    name = Text(required=True, validate=validate.Length(1, 100))
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    phone = Phone(required=True)
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(8, 128))
+    role = fields.Str(required=True, validate=validate.OneOf(["staff", "admin"]))
+
+
 class UserSchema(Schema):
     """An account."""
 
@@ -155,3 +193,53 @@ class TokenSchema(Schema):
     token_type = fields.Str(required=True)
     expires_in = fields.Int(required=True)
     user = fields.Nested(UserSchema, required=True)
+
+
+class NowServingSchema(Schema):
+    """The serial most recently called in (null before the first)."""
+
+    slot = fields.Str(required=True)
+    serial = fields.Int(required=True)
+
+
+class QueueSlotSchema(Schema):
+    """One slot of a day's queue."""
+
+    slot = fields.Str(required=True)
+    booked = fields.Int(required=True)
+    checked_in = fields.Int(required=True)
+    in_consultation = fields.Int(required=True)
+    completed = fields.Int(required=True)
+    no_show = fields.Int(required=True)
+    now_serving = fields.Int(required=True, allow_none=True)
+
+
+class QueueSchema(Schema):
+    """A hospital-day's public queue (no names, no phones)."""
+
+    hospital_id = fields.Str(required=True)
+    date = fields.Str(required=True)
+    practitioner_id = fields.Str(required=True, allow_none=True)
+    now_serving = fields.Nested(NowServingSchema, required=True, allow_none=True)
+    slots = fields.List(fields.Nested(QueueSlotSchema), required=True)
+
+
+class QueueArgsSchema(Schema):
+    """The doctor whose queue (none: the hospital's own)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    practitioner_id = Identifier()
+
+
+class PositionSchema(Schema):
+    """Where an appointment is in its queue."""
+
+    appointment_id = fields.Str(required=True)
+    status = fields.Str(required=True)
+    slot = fields.Str(required=True)
+    serial = fields.Int(required=True, allow_none=True)
+    ahead = fields.Int(required=True)
+    now_serving = fields.Nested(NowServingSchema, required=True, allow_none=True)
+    estimated_call_at = fields.Str(required=True, allow_none=True)

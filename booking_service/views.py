@@ -18,7 +18,7 @@ from shared.schemas import ReadArgsSchema
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
-from . import accounts, booking
+from . import accounts, booking, visits
 from .idempotency import run_once
 from .repository import public
 from .schemas import (
@@ -30,8 +30,12 @@ from .schemas import (
     BulkRequestSchema,
     BulkSchema,
     LoginSchema,
+    PositionSchema,
+    QueueArgsSchema,
+    QueueSchema,
     RegisterSchema,
     TokenSchema,
+    UserCreateSchema,
     UserSchema,
 )
 
@@ -43,6 +47,12 @@ appointments_blp = SlotbookBlueprint(
     __name__,
     url_prefix="/api/appointments",
     description="Booking and cancelling appointments",
+)
+queue_blp = SlotbookBlueprint(
+    "queue",
+    __name__,
+    url_prefix="/api/queue",
+    description="The day of the visit: a hospital-day's public queue",
 )
 availability_blp = SlotbookBlueprint(
     "availability",
@@ -73,6 +83,18 @@ class Register(MethodView):
         ctx = _ctx()
         ctx.limiter.check_registration(request.remote_addr or "-")
         return accounts.register(ctx.users, ctx.config, body, utcnow())
+
+
+@auth_blp.route("/users")
+class Users(MethodView):
+    @require_auth("admin")
+    @auth_blp.arguments(UserCreateSchema())
+    @auth_blp.response(201, UserSchema)
+    @auth_blp.error_answers(400, 401, 403, 409)
+    def post(self, body):
+        """Create a staff or admin account (admin)."""
+        role = body.pop("role")
+        return accounts.register(_ctx().users, _ctx().config, body, utcnow(), role=role)
 
 
 @auth_blp.route("/login")
@@ -108,7 +130,7 @@ class Appointments(MethodView):
             def attempt() -> dict:
                 # Counted only when a booking is really attempted: a replay of an answer
                 # already given is not a new attempt, and is answered even past the limit.
-                if not who.is_admin:
+                if not who.at_desk:
                     ctx.limiter.check_booking(who.user_id)
                 return booking.book(ctx, who, body, now)
 
@@ -154,6 +176,39 @@ class AppointmentById(MethodView):
     def delete(self, appointment_id):
         """Cancel (idempotent): the place is free at once."""
         return booking.cancel(_ctx(), current_principal(), appointment_id, utcnow())
+
+
+@appointments_blp.route(
+    "/<appointment_id:appointment_id>/<any('check-in', 'start', 'complete', 'no-show'):step>"
+)
+class VisitStep(MethodView):
+    @require_auth("staff", "admin")
+    @appointments_blp.response(200, AppointmentSchema)
+    @appointments_blp.error_answers(401, 403, 404, 409, 422)
+    def post(self, appointment_id, step):
+        """A visit step (staff or admin, on the appointment's date): check-in, start,
+        complete, no-show."""
+        return visits.visit_step(_ctx(), current_principal(), appointment_id, step, utcnow())
+
+
+@appointments_blp.route("/<appointment_id:appointment_id>/queue")
+class Position(MethodView):
+    @require_auth()
+    @appointments_blp.response(200, PositionSchema)
+    @appointments_blp.error_answers(401, 404)
+    def get(self, appointment_id):
+        """Where the appointment is in its queue, and when it is expected to be called."""
+        return visits.position(_ctx(), current_principal(), appointment_id, utcnow())
+
+
+@queue_blp.route("/<hospital_id:hospital_id>/<day>")
+class Queue(MethodView):
+    @queue_blp.arguments(QueueArgsSchema(), location="query")
+    @queue_blp.response(200, QueueSchema)
+    @queue_blp.error_answers(400, 404)
+    def get(self, args, hospital_id, day):
+        """A hospital-day's queue (a doctor's with `practitioner_id`): public, no names."""
+        return visits.queue(_ctx(), hospital_id, day, args.get("practitioner_id"), utcnow())
 
 
 @availability_blp.route("/<hospital_id:hospital_id>/<day>")

@@ -12,7 +12,7 @@ from datetime import date, datetime
 import redis
 from pymongo.errors import PyMongoError
 
-from shared import versions
+from shared import events, versions
 from shared.answers import CountedDays
 from shared.auth import Principal
 from shared.capacity_reads import CapacityReader, Snapshot
@@ -154,6 +154,7 @@ def _publish(ctx: Context, hospital_id: str, version: int) -> None:
     except redis.RedisError:
         pass  # the sentinel expires and readers restore the version from MongoDB
     ctx.configurations.forget(hospital_id)
+    events.publish_edit(ctx.redis, hospital_id)  # live streams refresh (best effort)
 
 
 def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> dict:

@@ -13,7 +13,9 @@ from .errors import Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
 ISSUER = "slotbook"
-ROLES = ("patient", "admin")
+ROLES = ("patient", "staff", "admin")
+# The front desk's roles: book for anyone, see every appointment, move them through the visit.
+DESK_ROLES = ("staff", "admin")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class Principal:
     def is_admin(self) -> bool:
         """True for the admin role."""
         return self.role == "admin"
+
+    @property
+    def at_desk(self) -> bool:
+        """True for staff and admins: they book for anyone and see every appointment."""
+        return self.role in DESK_ROLES
 
 
 def issue_token(secret: str, ttl: int, user_id: str, email: str, role: str) -> str:

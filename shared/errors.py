@@ -91,6 +91,16 @@ class AppointmentTypeNotFound(DomainError):
     reason = "appointment_type_not_found"
 
 
+class InvalidTransition(DomainError):
+    status = 409
+    reason = "invalid_transition"
+
+
+class NotVisitDay(DomainError):
+    status = 422
+    reason = "not_visit_day"
+
+
 class SlotFull(DomainError):
     status = 409
     reason = "slot_full"

@@ -66,6 +66,10 @@ BOOKING_PATHS = {
     "/api/appointments/{appointment_id}": {"get", "delete"},
     "/api/auth/register": {"post"},
     "/api/auth/login": {"post"},
+    "/api/auth/users": {"post"},
+    "/api/appointments/{appointment_id}/{step}": {"post"},
+    "/api/appointments/{appointment_id}/queue": {"get"},
+    "/api/queue/{hospital_id}/{day}": {"get"},
 }
 GATEWAY_PATHS = {**SCHEDULE_PATHS, **BOOKING_PATHS}
 

@@ -338,6 +338,8 @@ GET_PATHS = [
     "/api/dynamic-slots/calendar/{a}?practitioner_id={b}&appointment_type={c}",
     "/api/availability/{a}/{b}?practitioner_id={c}&appointment_type={c}",
     "/api/appointments?practitioner_id={a}&hospital_id={b}",
+    "/api/queue/{a}/{b}?practitioner_id={c}",
+    "/api/appointments/{a}/queue",
     "/api/availability/{a}/{b}",
     "/api/appointments?hospital_id={a}&date={b}&status={c}&page={b}",
     "/api/appointments?date_from={a}&date_to={b}&per_page={c}",

@@ -20,9 +20,11 @@ from booking_service.capacity import FULL, HELD, NOT_READY, SlotRecords
 from booking_service.limits import Limiter
 from booking_service.repository import (
     ABANDONED,
+    ACTIVE,
     CANCELLED,
     CONFIRMED,
     PENDING,
+    PLACED,
     REJECTED,
     VISIBLE,
     epoch_ms,
@@ -104,13 +106,24 @@ class FakeAppointments:
         doc = self.docs.get(oid)
         return copy.deepcopy(doc) if doc else None
 
+    def move(self, oid, from_statuses, to_status: str, changes: dict) -> dict | None:
+        doc = self.docs.get(oid)
+        if doc is None or doc["status"] not in from_statuses:
+            return None
+        return self._update(oid, doc["status"], {"status": to_status, **changes})
+
+    def on_day(self, hospital_id: str, day: str) -> list[dict]:
+        return [
+            copy.deepcopy(d)
+            for d in self.docs.values()
+            if d["hospital_id"] == hospital_id and d["date"] == day and d["status"] in PLACED
+        ]
+
     def active_on(self, hospital_id: str, day: str) -> list[dict]:
         return [
             copy.deepcopy(d)
             for d in self.docs.values()
-            if d["hospital_id"] == hospital_id
-            and d["date"] == day
-            and d["status"] in (PENDING, CONFIRMED)
+            if d["hospital_id"] == hospital_id and d["date"] == day and d["status"] in ACTIVE
         ]
 
     def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
@@ -118,7 +131,7 @@ class FakeAppointments:
             {
                 (d["hospital_id"], d.get("practitioner_id"), d["date"])
                 for d in self.docs.values()
-                if d["date"] >= since and d["status"] in (PENDING, CONFIRMED)
+                if d["date"] >= since and d["status"] in ACTIVE
             },
             key=lambda t: (t[0], t[1] or "", t[2]),
         )
@@ -269,6 +282,22 @@ class FakeReader:
         return self.published_and_counts(hospital_id, dates, practitioner_id)
 
 
+class FakeEvents:
+    """LiveEvents in memory: the announcements made, in order."""
+
+    def __init__(self):
+        self.sent: list[tuple] = []
+
+    def availability(self, hospital_id: str, day: str, practitioner_id) -> None:
+        self.sent.append(("availability", hospital_id, day, practitioner_id))
+
+    def queue(self, hospital_id: str, day: str, practitioner_id) -> None:
+        self.sent.append(("queue", hospital_id, day, practitioner_id))
+
+    def edit(self, hospital_id: str) -> None:
+        self.sent.append(("edit", hospital_id))
+
+
 class FakeCounters:
     """RedisCounters in memory (windows never end unless a test ends them)."""
 
@@ -374,5 +403,6 @@ def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
         users=FakeUsers(),
         idempotency=FakeIdempotency(),
         limiter=Limiter(FakeCounters(), cfg),
+        events=FakeEvents(),
     )
     return ctx, schedules
