@@ -109,6 +109,11 @@ class ValueKey:
         )
 
 
+# The one instance of each day key (Day.key), bounded.
+_DAY_KEYS: dict[ValueKey, ValueKey] = {}
+_MAX_DAY_KEYS = 8192
+
+
 @dataclass(frozen=True)
 class Day:
     """A date expanded: its status and, when open, its slots with `bookable` flags."""
@@ -128,8 +133,16 @@ class Day:
 
     @cached_property
     def key(self) -> ValueKey:
-        """Everything an answer about this day depends on but its counts."""
-        return ValueKey((self.date, self.status, self.reason, self.slots, self.started))
+        """Everything an answer about this day depends on but its counts: one instance for
+        equal values (so a cache lookup by it is an identity check, not a comparison of every
+        slot, even when two schedules, say a hospital's and a doctor's, have equal days)."""
+        key = ValueKey((self.date, self.status, self.reason, self.slots, self.started))
+        known = _DAY_KEYS.get(key)
+        if known is None:
+            if len(_DAY_KEYS) >= _MAX_DAY_KEYS:
+                _DAY_KEYS.clear()
+            known = _DAY_KEYS[key] = key
+        return known
 
     def slot(self, start: str) -> Slot | None:
         """The slot that starts at `start`, if the day has one."""
