@@ -245,7 +245,6 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         # The reconciler gave this place back while we were slow: never confirm it now.
         _release(ctx, doc)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
-    ctx.events.availability(hospital_id, day_text, practitioner_id)
     return public(confirmed)
 
 
@@ -274,7 +273,7 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
 def _release(ctx: Context, doc: dict) -> None:
     """Give an appointment's places back (best effort: the reconciler repeats lost ones)."""
     try:
-        released = ctx.capacity.release(
+        ctx.capacity.release(
             doc["hospital_id"],
             doc["date"],
             doc["slot_start"],
@@ -283,9 +282,6 @@ def _release(ctx: Context, doc: dict) -> None:
         )
     except redis.RedisError:
         log.warning("release of %s failed; the reconciler frees it", doc["_id"])
-        return
-    if released:
-        ctx.events.availability(doc["hospital_id"], doc["date"], doc.get("practitioner_id"))
 
 
 def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
@@ -326,16 +322,13 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
         ]
         capacity = capacities.get(start, sum(units for _, _, units in held))
         by_slot[start] = SlotRecords(start, capacity, held, pending)
-    built = ctx.capacity.rebuild(
+    return ctx.capacity.rebuild(
         hospital_id,
         day_text,
         sorted(by_slot.values(), key=lambda s: s.slot),
         records_ttl(schedule, day, utcnow()),
         practitioner_id,
     )
-    if built:
-        ctx.events.availability(hospital_id, day_text, practitioner_id)
-    return built
 
 
 def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:

@@ -2,8 +2,10 @@
 
 A slot's places are a Redis hash, appointment id -> serial (and units, when an appointment
 takes more than one: `keys.holds_key`); the day's counts hash mirrors the units each slot
-holds for the readers (shared/capacity_reads.py). The hospital's own slots and each doctor's
-have records of their own (`practitioner_id`), under the same hash tag. Each decision
+holds for the readers (shared/capacity_reads.py). Every script that changes them also appends
+the change to the day's live events stream (shared/events.py), in the same atomic step. The
+hospital's own slots and each doctor's have records of their own (`practitioner_id`), under
+the same hash tag. Each decision
 is one Lua script (`lua/`, loaded with redis-py's `register_script`), and every key a script
 touches shares the hash tag `{hospital:date}`, so it runs on one Redis Cluster slot.
 """
@@ -17,7 +19,7 @@ from importlib import resources
 
 import redis
 
-from shared import keys
+from shared import events, keys
 
 HELD, FULL, NOT_READY = 1, 0, -1
 
@@ -64,8 +66,9 @@ class CapacityRecords:
             keys=[
                 keys.counts_key(hospital_id, day, practitioner_id),
                 keys.holds_key(hospital_id, day, slot, practitioner_id),
+                events.stream_key(hospital_id, day, practitioner_id),
             ],
-            args=[slot, appointment_id, capacity, ttl, units],
+            args=[slot, appointment_id, capacity, ttl, units, events.STREAM_LENGTH],
         )
         return int(outcome), int(value)
 
@@ -83,8 +86,9 @@ class CapacityRecords:
                 keys=[
                     keys.counts_key(hospital_id, day, practitioner_id),
                     keys.holds_key(hospital_id, day, slot, practitioner_id),
+                    events.stream_key(hospital_id, day, practitioner_id),
                 ],
-                args=[slot, appointment_id],
+                args=[slot, appointment_id, events.STREAM_LENGTH],
             )
         )
 
@@ -109,9 +113,12 @@ class CapacityRecords:
         # cjson decodes an empty list as an object; it is only iterated, so that is fine.
         return bool(
             self._rebuild(
-                keys=[keys.counts_key(hospital_id, day, practitioner_id)]
+                keys=[
+                    keys.counts_key(hospital_id, day, practitioner_id),
+                    events.stream_key(hospital_id, day, practitioner_id),
+                ]
                 + [keys.holds_key(hospital_id, day, s.slot, practitioner_id) for s in slots],
-                args=[ttl, json.dumps(spec)],
+                args=[ttl, json.dumps(spec), events.STREAM_LENGTH],
             )
         )
 

@@ -14,7 +14,7 @@ from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import DomainError, InvalidDate
-from shared.schemas import ReadArgsSchema
+from shared.request_parsing import READ_QUERY_DOC, read_query
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
@@ -213,17 +213,17 @@ class Queue(MethodView):
 
 @availability_blp.route("/<hospital_id:hospital_id>/<day>")
 class Availability(MethodView):
-    @availability_blp.arguments(ReadArgsSchema(), location="query")
+    @availability_blp.doc(parameters=READ_QUERY_DOC)
     @availability_blp.response(200, AvailabilitySchema)
     @availability_blp.error_answers(400, 404, 422)
-    def get(self, args, hospital_id, day):
+    def get(self, hospital_id, day):
         """Counts of one date (a doctor's with `practitioner_id`)."""
         parsed = parse_date(day)
         if parsed is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
-        practitioner_id = args.get("practitioner_id")
+        practitioner_id, appointment_type = read_query()
         counted = booking.day_counts(
-            _ctx(), hospital_id, [parsed], utcnow(), practitioner_id, args.get("appointment_type")
+            _ctx(), hospital_id, [parsed], utcnow(), practitioner_id, appointment_type
         )
         ((planned, counts),) = counted.days
         return json_answer(

@@ -12,7 +12,7 @@ from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays
 from shared.ids import ascii_uint
-from shared.schemas import ReadArgsSchema
+from shared.request_parsing import READ_QUERY_DOC, read_query
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
@@ -181,15 +181,15 @@ class HospitalHistory(MethodView):
 
 @blp.route("/available/<hospital_id:hospital_id>/<day>")
 class Available(MethodView):
-    @blp.arguments(ReadArgsSchema(), location="query")
+    @blp.doc(parameters=READ_QUERY_DOC)
     @blp.response(200, AvailableSchema)
     @blp.error_answers(400, 404, 422)
-    def get(self, args, hospital_id, day):
+    def get(self, hospital_id, day):
         """The slots of one date with their counts (a doctor's with `practitioner_id`)."""
         date = parse_date(day)
         if date is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
-        asked = _asked(hospital_id, args)
+        asked = service.Asked(hospital_id, *read_query())
         counted = service.day(_ctx(), asked, date, utcnow())
         ((planned, counts),) = counted.days
         return json_answer(

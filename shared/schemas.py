@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields
-
-from .ids import Identifier
+from marshmallow import INCLUDE, RAISE, Schema, fields
 
 
 class StrictSchema(Schema):
@@ -56,15 +54,3 @@ class DayCountsSchema(Schema):
     status = fields.Str()
     reason = fields.Str()
     counts = fields.Str(metadata={"description": "live, or unknown"})
-
-
-class ReadArgsSchema(Schema):
-    """Optional query of the read answers (other parameters are ignored, as in v1)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    practitioner_id = Identifier(metadata={"description": "a doctor's slots and counts"})
-    appointment_type = Identifier(
-        metadata={"description": 'adds "fits" to each slot: whether this type\'s units fit'}
-    )

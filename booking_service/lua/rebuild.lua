@@ -1,8 +1,10 @@
 -- Rebuild one hospital-day's records (the hospital's own, or one doctor's) from MongoDB's
 -- appointments, unless already built.
--- KEYS[1] the day's counts hash, KEYS[2..n] the holds hash of each slot in ARGV[2]
+-- KEYS[1] the day's counts hash, KEYS[2] the day's live events stream,
+-- KEYS[3..n] the holds hash of each slot in ARGV[2]
 -- ARGV[1] time to live of the records, seconds
--- ARGV[2] JSON list aligned with KEYS[2..]: {"slot": "17:00", "capacity": 15,
+-- ARGV[3] entries the stream keeps
+-- ARGV[2] JSON list aligned with KEYS[3..]: {"slot": "17:00", "capacity": 15,
 --         "held": [[id, serial, units], ...] (confirmed),
 --         "pending": [[id, units], ...] (oldest first)}
 -- Confirmed appointments keep their serials; pending ones get places, oldest first, while
@@ -20,7 +22,7 @@ local function value(serial, units)
   return serial .. ':' .. units
 end
 for i, slot in ipairs(spec) do
-  local key = KEYS[i + 1]
+  local key = KEYS[i + 2]
   redis.call('DEL', key)
   local used = {}
   local booked = 0
@@ -47,4 +49,6 @@ for i, slot in ipairs(spec) do
 end
 redis.call('HSET', KEYS[1], '_ready', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', 'availability')
+redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1

@@ -126,3 +126,26 @@ def test_concurrent_mixed_units_never_exceed_capacity(client, hid):
     assert sum(units for _, units in taken) <= 10
     assert len({serial for serial, _ in taken}) == len(taken)  # never shared
     assert counts(client, hid, "helal") == {"17:00": sum(units for _, units in taken)}
+
+
+def test_each_change_is_announced_on_the_days_stream_in_the_same_step(client, hid):
+    """shared/events.py: the gate's scripts append one `availability` entry per change, and
+    none when nothing changed (a full slot, a place released twice, a day already built)."""
+    from shared import events
+
+    records = CapacityRecords(client)
+    stream = events.stream_key(hid, DAY, "d")
+
+    def announced() -> list[str]:
+        return [fields[b"event"].decode() for _, fields in client.xrange(stream)]
+
+    built(records, hid, "d", capacity=1)
+    assert announced() == ["availability"]
+    assert records.rebuild(hid, DAY, [SlotRecords("17:00", 1, [], [])], 3600, "d") is False
+    assert records.reserve(hid, DAY, "17:00", "a", 1, 60, practitioner_id="d")[0] == HELD
+    assert records.reserve(hid, DAY, "17:00", "b", 1, 60, practitioner_id="d")[0] == FULL
+    assert records.release(hid, DAY, "17:00", "a", "d") is True
+    assert records.release(hid, DAY, "17:00", "a", "d") is False
+    assert announced() == ["availability"] * 3
+    assert 0 < client.ttl(stream) <= 3600
+    assert not client.exists(events.stream_key(hid, DAY))  # the hospital's own: untouched

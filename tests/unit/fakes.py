@@ -161,11 +161,28 @@ class FakeAppointments:
         return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
 
 
+class FakeEvents:
+    """LiveEvents in memory: the announcements made, in order."""
+
+    def __init__(self):
+        self.sent: list[tuple] = []
+
+    def availability(self, hospital_id: str, day: str, practitioner_id) -> None:
+        self.sent.append(("availability", hospital_id, day, practitioner_id))
+
+    def queue(self, hospital_id: str, day: str, practitioner_id) -> None:
+        self.sent.append(("queue", hospital_id, day, practitioner_id))
+
+    def edit(self, hospital_id: str) -> None:
+        self.sent.append(("edit", hospital_id))
+
+
 class FakeCapacity:
     """CapacityRecords in memory: a slot's places, appointment id -> (serial, units), per
     hospital, doctor (or None) and date."""
 
-    def __init__(self):
+    def __init__(self, events: FakeEvents | None = None):
+        self.events = events if events is not None else FakeEvents()
         self.holds: dict[tuple, dict[str, tuple[int, int]]] = {}
         self.ready: set[tuple] = set()
         self.complete = True
@@ -203,11 +220,15 @@ class FakeCapacity:
         used = {serial for serial, _ in held.values()}
         serial = next(n for n in range(1, capacity + 2) if n not in used)
         held[appointment_id] = (serial, units)
+        self.events.availability(hospital_id, day, practitioner_id)  # as the script does
         return HELD, serial
 
     def release(self, hospital_id, day, slot, appointment_id, practitioner_id=None) -> bool:
         held = self.holds.get((hospital_id, practitioner_id, day, slot), {})
-        return held.pop(appointment_id, None) is not None
+        released = held.pop(appointment_id, None) is not None
+        if released:
+            self.events.availability(hospital_id, day, practitioner_id)
+        return released
 
     def rebuild(
         self, hospital_id: str, day: str, slots: list[SlotRecords], ttl: int, practitioner_id=None
@@ -227,6 +248,7 @@ class FakeCapacity:
                 booked += units
             self.holds[(hospital_id, practitioner_id, day, records.slot)] = held
         self.ready.add((hospital_id, practitioner_id, day))
+        self.events.availability(hospital_id, day, practitioner_id)
         return True
 
     def lose_everything(self) -> None:
@@ -280,22 +302,6 @@ class FakeReader:
 
     def for_answer(self, hospital_id: str, dates: list[str], practitioner_id=None) -> Snapshot:
         return self.published_and_counts(hospital_id, dates, practitioner_id)
-
-
-class FakeEvents:
-    """LiveEvents in memory: the announcements made, in order."""
-
-    def __init__(self):
-        self.sent: list[tuple] = []
-
-    def availability(self, hospital_id: str, day: str, practitioner_id) -> None:
-        self.sent.append(("availability", hospital_id, day, practitioner_id))
-
-    def queue(self, hospital_id: str, day: str, practitioner_id) -> None:
-        self.sent.append(("queue", hospital_id, day, practitioner_id))
-
-    def edit(self, hospital_id: str) -> None:
-        self.sent.append(("edit", hospital_id))
 
 
 class FakeCounters:
@@ -391,7 +397,8 @@ class FakeSchedules:
 def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
     """A booking-service Context over fakes, and its schedule source."""
     cfg = config or Config(bcrypt_rounds=4, pending_timeout_seconds=30)
-    capacity = FakeCapacity()
+    events = FakeEvents()
+    capacity = FakeCapacity(events)
     reader = FakeReader(capacity)
     schedules = FakeSchedules(reader)
     ctx = Context(
@@ -403,6 +410,6 @@ def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
         users=FakeUsers(),
         idempotency=FakeIdempotency(),
         limiter=Limiter(FakeCounters(), cfg),
-        events=FakeEvents(),
+        events=events,
     )
     return ctx, schedules
