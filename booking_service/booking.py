@@ -270,8 +270,9 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
         )
 
 
-def _release(ctx: Context, doc: dict) -> None:
-    """Give an appointment's places back (best effort: the reconciler repeats lost ones)."""
+def _release(ctx: Context, doc: dict) -> bool:
+    """Give an appointment's places back (best effort: the reconciler repeats lost ones);
+    True when its places are free now (released, or held no more)."""
     try:
         ctx.capacity.release(
             doc["hospital_id"],
@@ -282,13 +283,17 @@ def _release(ctx: Context, doc: dict) -> None:
         )
     except redis.RedisError:
         log.warning("release of %s failed; the reconciler frees it", doc["_id"])
+        return False
+    return True
 
 
 def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
     """Best effort: close a pending appointment and free its place; the reconciler finishes
     the job when MongoDB or Redis is down right now."""
     try:
-        doc = ctx.appointments.close(oid, PENDING, status, now)
+        # A place never taken needs no release: the reconciler's sweep skips it.
+        extra = {} if release else {"released": True}
+        doc = ctx.appointments.close(oid, PENDING, status, now, **extra)
     except PyMongoError:
         log.warning("could not close pending appointment %s; the reconciler will", oid)
         return

@@ -7,7 +7,8 @@ work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
   marker gone), then sets the marker, so the counts shown converge to MongoDB's;
 - abandons pending appointments older than PENDING_TIMEOUT_SECONDS (their process died
   between writing and confirming) and gives their places back, exactly once;
-- releases the places of appointments closed recently, in case a release was lost.
+- releases the places of appointments closed recently, in case a release was lost, once
+  each (then marked `released`; a place never taken is marked so when it is closed).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
     if abandoned:
         log.warning("abandoned %d stale pending appointment(s)", abandoned)
     since = last_sweep - timedelta(seconds=ctx.config.reconcile_interval_seconds * 2 + 5)
-    for doc in ctx.appointments.closed_since(since):
-        _release(ctx, doc)
+    freed = [doc["_id"] for doc in ctx.appointments.closed_since(since) if _release(ctx, doc)]
+    ctx.appointments.mark_released(freed)
     return now
 
 

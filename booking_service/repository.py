@@ -191,6 +191,11 @@ class AppointmentRepository:
             )
         )
 
+    def mark_released(self, oids: list[ObjectId]) -> None:
+        """Record that these closed appointments' places are free (the sweep skips them)."""
+        if oids:
+            self.col.update_many({"_id": {"$in": oids}}, {"$set": {"released": True}})
+
     def get(self, oid: ObjectId) -> dict | None:
         """One appointment by id."""
         return self.col.find_one({"_id": oid})
@@ -227,12 +232,14 @@ class AppointmentRepository:
         return list(self.col.find({"status": PENDING, "created_at": {"$lt": before}}).limit(limit))
 
     def closed_since(self, since: datetime, limit: int = 5000) -> list[dict]:
-        """Appointments that left the active set since `since` (their places must be free)."""
+        """Appointments that left the active set since `since` and whose places are not known
+        to be free yet (`released`: the reconciler freed them, or they never held one)."""
         return list(
             self.col.find(
                 {
                     "status": {"$in": [CANCELLED, ABANDONED, REJECTED]},
                     "updated_ms": {"$gte": epoch_ms(since)},
+                    "released": {"$ne": True},
                 },
                 {"hospital_id": 1, "date": 1, "slot_start": 1, "practitioner_id": 1},
             ).limit(limit)

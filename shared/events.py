@@ -2,6 +2,10 @@
 by the process that made it, to that day's Redis stream; the live service (live_service/) reads
 the streams and pushes the answers to the clients of `GET /api/live/{hospital}/{date}`.
 
+Counts are changed only by the gate's Lua scripts (booking_service/lua: reserve, release,
+rebuild), and each appends its `availability` entry itself, in the same atomic step as the
+change. Visit steps (MongoDB) and edits are announced from Python, right after they are made.
+
 A stream entry is a marker, `{"event": "availability" | "queue"}`: what changed, not the new
 state. The live service answers each marker with the state it reads after it, one topic at a
 time, so what a client sees never goes back in time, whatever the order in which concurrent
@@ -80,10 +84,6 @@ class LiveEvents:
 
     def __init__(self, client: redis.Redis):
         self.client = client
-
-    def availability(self, hospital_id: str, day: str, practitioner_id: str | None) -> None:
-        """A hospital-day's counts changed (booking, cancel, release, rebuild)."""
-        publish(self.client, hospital_id, day, practitioner_id, AVAILABILITY)
 
     def queue(self, hospital_id: str, day: str, practitioner_id: str | None) -> None:
         """An appointment of the hospital-day moved through its visit."""

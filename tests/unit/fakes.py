@@ -102,6 +102,10 @@ class FakeAppointments:
             },
         )
 
+    def mark_released(self, oids: list) -> None:
+        for oid in oids:
+            self.docs[oid]["released"] = True
+
     def get(self, oid: ObjectId) -> dict | None:
         doc = self.docs.get(oid)
         return copy.deepcopy(doc) if doc else None
@@ -148,6 +152,7 @@ class FakeAppointments:
             for d in self.docs.values()
             if d["status"] in (CANCELLED, ABANDONED, REJECTED)
             and d["updated_ms"] >= epoch_ms(since)
+            and not d.get("released")
         ]
         return copy.deepcopy(closed[:limit])
 

@@ -292,6 +292,24 @@ def test_the_reconciler_releases_a_lost_release(setup, monkeypatch):
     monkeypatch.setattr(reconciler, "utcnow", lambda: NOW)
     reconciler.reconcile_once(ctx, NOW - timedelta(minutes=1))
     assert ctx.capacity.counts("h1", "2026-11-28") == {}
+    # once: the next sweep does not look at it again
+    assert ctx.appointments.get(ObjectId(made["appointment_id"]))["released"] is True
+    assert ctx.appointments.closed_since(NOW - timedelta(minutes=1)) == []
+
+
+def test_a_place_never_taken_is_not_swept(setup, monkeypatch):
+    """A booking the gate refused (full) held no place: it is closed as released, and the
+    reconciler's sweep of closed appointments never looks at it."""
+    ctx, _ = setup
+    stale = ctx.reader.published_and_counts("h1", ["2026-11-28"])  # the slot still empty
+    for phone in ("+8801711111111", "+8801722222222"):
+        booking.book(ctx, PATIENT, request(phone=phone), NOW)
+    monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
+    with pytest.raises(SlotFull):
+        booking.book(ctx, PATIENT, request(phone="+8801733333333"), NOW)
+    rejected = [d for d in ctx.appointments.docs.values() if d["status"] == REJECTED]
+    assert len(rejected) == 1 and rejected[0]["released"] is True
+    assert ctx.appointments.closed_since(NOW - timedelta(minutes=1)) == []
 
 
 # -- idempotency ----------------------------------------------------------------------------
