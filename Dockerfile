@@ -1,4 +1,4 @@
-# Two targets. `app`: one image for the two services (schedule, booking) and the one-shot seed;
+# Two targets. `app`: one image for the services (schedule, booking, live) and the one-shot seed;
 # which process runs is chosen by the command: docker-compose.yml gives each service an explicit
 # gunicorn command; the default CMD serves $APP_MODULE on $PORT. `gateway` (the last stage, so
 # the default of `docker build .`): the official caddy image with gateway/Caddyfile and the
@@ -27,6 +27,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY shared/ shared/
 COPY schedule_service/ schedule_service/
 COPY booking_service/ booking_service/
+COPY live_service/ live_service/
 COPY gateway/ gateway/
 COPY devstack/ devstack/
 RUN pip install --no-deps . \
@@ -42,8 +43,9 @@ USER 10001:10001
 # PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, so /metrics sums every
 # gunicorn worker. /dev/shm is the container's own tmpfs: empty at each container start, as the
 # directory must be (shared/metrics.py creates it).
-# The two services are WSGI apps on gthread workers (GUNICORN_THREADS each), as
-# docker-compose.yml runs them.
+# schedule and booking are WSGI apps on gthread workers (GUNICORN_THREADS each), as
+# docker-compose.yml runs them; live is an aiohttp app (WORKER_CLASS=aiohttp.GunicornWebWorker,
+# APP_MODULE="live_service:create_app()", PORT=8003).
 ENV PORT=8001 \
     APP_MODULE="schedule_service:create_app()" \
     WORKER_CLASS="gthread" \
@@ -51,7 +53,7 @@ ENV PORT=8001 \
     GUNICORN_THREADS=4 \
     PROMETHEUS_MULTIPROC_DIR=/dev/shm/slotbook-metrics \
     GUNICORN_CMD_ARGS="--limit-request-line 8190 --limit-request-fields 32768 --limit-request-field_size 1048576"
-EXPOSE 8001 8002
+EXPOSE 8001 8002 8003
 
 # Shell form so ${PORT} etc. are expanded at run time; exec makes gunicorn PID 1 so that it
 # receives SIGTERM from `docker stop` and shuts down gracefully. Never --preload.

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from bench.streams import measure_streams, raise_open_files_limit
 from devstack.servers import ServiceProcess
 from devstack.stack import Stack
 from schedule_service.seed import GOMOTI
@@ -74,6 +75,9 @@ class Settings:
     )
 
     warmup: float = field(default_factory=lambda: env_float("BENCH_WARMUP", 1.0))
+    # The live streams (bench/streams.py): how many to open, how many to time events on.
+    streams: int = field(default_factory=lambda: env_int("BENCH_STREAMS", 5000))
+    stream_latency: int = field(default_factory=lambda: env_int("BENCH_STREAM_LATENCY", 2000))
     connections: int = field(default_factory=lambda: env_int("BENCH_CONNECTIONS", 16))
     load_threads: int = field(default_factory=lambda: env_int("BENCH_LOAD_THREADS", 2))
     workers: int = field(default_factory=lambda: env_int("BENCH_WORKERS", 2))
@@ -752,6 +756,7 @@ def report(results: list[Result], prev: dict | None) -> tuple[list[str], list[di
 def run(settings: Settings, workdir: Path) -> int:
     salt = int(time.time()) % 100
     extra_env = {"ACCESS_LOG_LEVEL": "WARNING", "BOOKING_LIMIT": "1000000"}
+    raise_open_files_limit()  # inherited by the stack's processes: thousands of streams
     started = datetime.now(UTC)
     load_before = busy_others()
     print(
@@ -780,6 +785,7 @@ def run(settings: Settings, workdir: Path) -> int:
         threads=settings.threads,
     )
     results: list[Result] = []
+    live: dict | None = None
     checks: list[dict] = []
     with stack:
         trivial.start()
@@ -854,6 +860,8 @@ def run(settings: Settings, workdir: Path) -> int:
 
             bookings(p, 1)
             bookings(p_doctor, 3)  # other phones than gomoti's rows (tags 1 and 2)
+            if settings.streams > 0:
+                live = live_streams(stack, token, p_doctor, settings)
             dead = stack.dead_processes()
         finally:
             trivial.stop()
@@ -920,6 +928,18 @@ def run(settings: Settings, workdir: Path) -> int:
             else "FAILED"
         )
     )
+    if live:
+        print(
+            f"live streams: {live['streams_opened']} of {live['streams_asked']} opened in "
+            f"{live['open_seconds']} s, {live['streams_held_after_idle']} still open after "
+            f"{live['idle_seconds']:g} s idle (open files limit {live['open_files_limit']}); "
+            f"a booking's event on {live['latency_streams']} streams ({live['bookings']} "
+            f"bookings): p50 {live['delay_p50_ms']} ms, p99 {live['delay_p99_ms']} ms, max "
+            f"{live['delay_max_ms']} ms, {live['events_missed']} missed"
+        )
+        targets += stream_targets(live, settings)
+        for t in targets[-2:]:
+            print(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
     if dead:
         print(f"warning: processes died during the run: {dead}")
 
@@ -938,6 +958,7 @@ def run(settings: Settings, workdir: Path) -> int:
         "targets": {t["target"]: t["met"] for t in targets},
         "capacity_ok": capacity_ok,
         "load_before": load_before,
+        "live_streams": live,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     latest = {
@@ -954,6 +975,56 @@ def run(settings: Settings, workdir: Path) -> int:
         fh.write(json.dumps(summary, separators=(",", ":")) + "\n")
     print(f"results: {RESULTS_DIR / 'latest.json'}")
     return 0 if capacity_ok else 1
+
+
+def live_streams(stack: Stack, token: str, p: dict, settings: Settings) -> dict:
+    """Streams of the bench hospital's own queue (no row books there) on its first open day
+    after today, then bookings into it, one at a time (bench/streams.py)."""
+    day = min(d for d, _ in p["slots"])
+    slots = [s for d, s in p["slots"] if d == day]
+    bodies = [
+        {
+            "hospital_id": p["hospital"],
+            "date": day,
+            "slot": slots[i % len(slots)],
+            "patient": {"name": "Stream Bench", "phone": f"+88019{i:08d}"},
+        }
+        for i in range(20)
+    ]
+    print(
+        f"bench: live streams: opening {settings.streams}, timing events on "
+        f"{settings.stream_latency}",
+        flush=True,
+    )
+    return measure_streams(
+        stack.gateway_url,
+        token,
+        p["hospital"],
+        day,
+        bodies,
+        total=settings.streams,
+        latency_streams=settings.stream_latency,
+    )
+
+
+def stream_targets(live: dict, settings: Settings) -> list[dict]:
+    """The issue's targets for the live streams."""
+    held = live["streams_held_after_idle"]
+    p99 = live["delay_p99_ms"]
+    return [
+        {
+            "target": f"live streams held >= {settings.streams}",
+            "value": held,
+            "met": held >= settings.streams,
+        },
+        {
+            "target": f"event delay p99 < 1000 ms on {settings.stream_latency} streams",
+            "value": p99,
+            "met": live["latency_streams"] >= settings.stream_latency
+            and live["events_missed"] == 0
+            and p99 < 1000,
+        },
+    ]
 
 
 def _terminate(signum, frame):

@@ -245,6 +245,9 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         # The reconciler gave this place back while we were slow: never confirm it now.
         _release(ctx, doc)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
+    # The queue counts confirmed appointments: announced once this one is (its counts were
+    # announced by the gate's script when the place was taken).
+    ctx.events.queue(hospital_id, day_text, practitioner_id)
     return public(confirmed)
 
 
@@ -407,6 +410,7 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
     if closed is None:  # a concurrent cancel won
         return public(ctx.appointments.get(doc["_id"]))
     _release(ctx, doc)
+    ctx.events.queue(doc["hospital_id"], doc["date"], doc.get("practitioner_id"))
     return public(closed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import time
@@ -11,7 +12,12 @@ from types import FrameType
 
 from devstack.stack import PortBusyError, Stack
 
-PORT_VARIABLES = {"gateway": "GATEWAY_PORT", "schedule": "SCHEDULE_PORT", "booking": "BOOKING_PORT"}
+PORT_VARIABLES = {
+    "gateway": "GATEWAY_PORT",
+    "schedule": "SCHEDULE_PORT",
+    "booking": "BOOKING_PORT",
+    "live": "LIVE_PORT",
+}
 
 
 class _StopRequested(Exception):
@@ -27,6 +33,18 @@ def _int_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         sys.exit(f"devstack: {name}={raw!r} is not an integer")
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files limit (RLIMIT_NOFILE) to its hard limit, so that every
+    child inherits it: the live service holds one file per open stream. Returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # e.g. an unlimited hard limit the kernel refuses
+            return soft
+    return hard
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -47,6 +65,7 @@ def _banner(stack: Stack) -> str:
             f"  admin     {stack.gateway.admin_address}  (Caddy's admin API, reloads)",
             f"  schedule  {'  '.join(stack.replica_urls('schedule'))}",
             f"  booking   {'  '.join(stack.replica_urls('booking'))}",
+            f"  live      {'  '.join(stack.replica_urls('live'))}  (event streams)",
             f"  mongo     {mongo}",
             f"  redis     {redis}",
             f"  data      {stack.data_dir}",
@@ -66,11 +85,14 @@ def main() -> int:
         gateway_port=_int_env("GATEWAY_PORT", 8000),
         schedule_port=_int_env("SCHEDULE_PORT", 8001),
         booking_port=_int_env("BOOKING_PORT", 8002),
+        live_port=_int_env("LIVE_PORT", 8003),
         workers=_int_env("WEB_CONCURRENCY", 2),
         threads=_int_env("GUNICORN_THREADS", 4),
+        live_workers=_int_env("LIVE_WORKERS", 1),
         replicas={
             "schedule": _int_env("SCHEDULE_REPLICAS", 1),
             "booking": _int_env("BOOKING_REPLICAS", 1),
+            "live": _int_env("LIVE_REPLICAS", 1),
         },
         # The services log one JSON line per request themselves; gunicorn's own access
         # log would only repeat it in another format.
@@ -80,7 +102,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        print(f"devstack: starting (data in {stack.data_dir}) ...", flush=True)
+        open_files = raise_open_files_limit()
+        print(
+            f"devstack: starting (data in {stack.data_dir}; open files {open_files}) ...",
+            flush=True,
+        )
         stack.start()
         print(_banner(stack), flush=True)
         while True:

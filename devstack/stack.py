@@ -1,4 +1,5 @@
-"""The whole system (databases, seed, three services) composed for `make run` and e2e tests."""
+"""The whole system (databases, seed, the services, the gateway) composed for `make run` and
+e2e tests."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ from devstack.servers import (
     port_in_use,
 )
 
-# Start order matters: booking calls schedule; the gateway (Caddy) comes last.
+# Start order matters: booking calls schedule, live calls booking; the gateway (Caddy) comes
+# last.
 SERVICE_APPS = {
     "schedule": "schedule_service:create_app()",
     "booking": "booking_service:create_app()",
+    "live": "live_service:create_app()",
 }
+# gunicorn's worker class per service: the live service is an asyncio (aiohttp) app that holds
+# thousands of idle streams; the others are WSGI apps on threads.
+WORKER_CLASSES = {"live": "aiohttp.GunicornWebWorker"}
 SEED_TIMEOUT_SECONDS = 120
 
 
@@ -35,8 +41,9 @@ class PortBusyError(RuntimeError):
 
 
 class Stack(StartStop):
-    """Embedded databases (unless URLs are given), seed data, the two gunicorn services (each
-    as `replicas[name]` processes) and the gateway (Caddy) in front of them."""
+    """Embedded databases (unless URLs are given), seed data, the gunicorn services (each as
+    `replicas[name]` processes: schedule and booking with `workers` x `threads`, live with
+    `live_workers` asyncio workers) and the gateway (Caddy) in front of them."""
 
     def __init__(
         self,
@@ -46,12 +53,14 @@ class Stack(StartStop):
         gateway_port: int | None = None,
         schedule_port: int | None = None,
         booking_port: int | None = None,
+        live_port: int | None = None,
         workers: int = 2,
         threads: int = 4,
         extra_env: dict[str, str] | None = None,
         access_log: bool = False,
         replicas: dict[str, int] | None = None,
         gateway_env: dict[str, str] | None = None,
+        live_workers: int = 1,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.mongo_url = mongo_url
@@ -59,16 +68,24 @@ class Stack(StartStop):
         self.ports = {
             "schedule": schedule_port if schedule_port is not None else free_port(),
             "booking": booking_port if booking_port is not None else free_port(),
+            "live": live_port if live_port is not None else free_port(),
             "gateway": gateway_port if gateway_port is not None else free_port(),
         }
-        self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in SERVICE_APPS}
+        # On a Redis Cluster the live service cannot run (live_service: one XREAD reads a
+        # day's stream and its hospital's edits stream, which a cluster keeps on two slots).
+        cluster = {**os.environ, **(extra_env or {})}.get("REDIS_CLUSTER", "") in ("1", "true")
+        self.apps = {
+            name: spec for name, spec in SERVICE_APPS.items() if not (cluster and name == "live")
+        }
+        self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in self.apps}
         # Replica 1 of a service is on its own port; the others on free ports.
         self.replica_ports = {
             name: [self.ports[name]] + [free_port() for _ in range(self.replicas[name] - 1)]
-            for name in SERVICE_APPS
+            for name in self.apps
         }
         self.workers = workers
         self.threads = threads
+        self.live_workers = live_workers
         self.extra_env = dict(extra_env or {})
         self.gateway_env = dict(gateway_env or {})
         self.access_log = access_log
@@ -88,6 +105,11 @@ class Stack(StartStop):
     def booking_url(self) -> str:
         """Base URL of the booking service."""
         return f"http://127.0.0.1:{self.ports['booking']}"
+
+    @property
+    def live_url(self) -> str:
+        """Base URL of the live service."""
+        return f"http://127.0.0.1:{self.ports['live']}"
 
     @property
     def gateway_url(self) -> str:
@@ -124,7 +146,7 @@ class Stack(StartStop):
                 **self.extra_env,
             }
             self._seed()
-            for name, app_spec in SERVICE_APPS.items():
+            for name, app_spec in self.apps.items():
                 for index, port in enumerate(self.replica_ports[name], start=1):
                     process_name = name if index == 1 else f"{name}-{index}"
                     service = ServiceProcess(
@@ -133,10 +155,11 @@ class Stack(StartStop):
                         self.log_dir,
                         port=port,
                         env=self.env,
-                        workers=self.workers,
+                        workers=self.live_workers if name == "live" else self.workers,
                         threads=self.threads,
                         access_log=self.access_log,
                         metrics_dir=self.data_dir / "metrics" / process_name,
+                        worker_class=WORKER_CLASSES.get(name, "gthread"),
                     )
                     # Registered before start() so a failed start is still cleaned up by stop().
                     self.services[process_name] = service
@@ -151,8 +174,8 @@ class Stack(StartStop):
 
     def gateway_environment(self, upstreams: dict[str, list[str]] | None = None) -> dict:
         """The Caddyfile's variables for a gateway in front of `upstreams` (base URLs per
-        service; default: every replica of this stack)."""
-        urls = upstreams or {name: self.replica_urls(name) for name in SERVICE_APPS}
+        service; default, and for a service it leaves out: every replica of this stack)."""
+        urls = {name: self.replica_urls(name) for name in self.apps} | (upstreams or {})
         settings = {**os.environ, **self.env}
         passed = {k: v for k, v in settings.items() if k in GATEWAY_VARIABLES}
         if settings.get("ACCESS_LOG_LEVEL"):  # the services' setting, in Caddy's words
@@ -162,6 +185,7 @@ class Stack(StartStop):
             **passed,
             "SCHEDULE_UPSTREAMS": upstream_line(urls["schedule"]),
             "BOOKING_UPSTREAMS": upstream_line(urls["booking"]),
+            **({"LIVE_UPSTREAMS": upstream_line(urls["live"])} if "live" in urls else {}),
             **self.gateway_env,
         }
 
@@ -191,8 +215,9 @@ class Stack(StartStop):
         workers: int = 1,
         threads: int = 2,
     ) -> ServiceProcess:
-        """Start one more process of `service` ("schedule" or "booking") on a free port, with
-        the stack's environment plus `env`; the caller stops it. (Not behind the gateway.)"""
+        """Start one more process of `service` ("schedule", "booking" or "live") on a free
+        port, with the stack's environment plus `env`; the caller stops it. (Not behind the
+        gateway.)"""
         return ServiceProcess(
             name,
             SERVICE_APPS[service],
@@ -200,6 +225,7 @@ class Stack(StartStop):
             env={**self.env, **(env or {})},
             workers=workers,
             threads=threads,
+            worker_class=WORKER_CLASSES.get(service, "gthread"),
         ).start()
 
     def _start_databases(self) -> None:

@@ -4,7 +4,9 @@ the streams and pushes the answers to the clients of `GET /api/live/{hospital}/{
 
 Counts are changed only by the gate's Lua scripts (booking_service/lua: reserve, release,
 rebuild), and each appends its `availability` entry itself, in the same atomic step as the
-change. Visit steps (MongoDB) and edits are announced from Python, right after they are made.
+change. What the queue shows (confirmed appointments and their visit steps, in MongoDB) is
+announced from Python right after the change: a booking once confirmed, a cancel, a visit step;
+and so is an edit.
 
 A stream entry is a marker, `{"event": "availability" | "queue"}`: what changed, not the new
 state. The live service answers each marker with the state it reads after it, one topic at a

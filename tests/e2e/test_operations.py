@@ -125,7 +125,7 @@ def test_readyz_of_the_gateway_names_the_service_that_is_down(half_gateway, stac
     assert "schedule" in body["message"] and "booking" not in body["message"], body
     ready = Api(stack.gateway_url).get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"schedule": "ok", "booking": "ok"}
+    assert ready.json()["checks"] == {"schedule": "ok", "booking": "ok", "live": "ok"}
 
 
 def test_a_dead_service_fails_fast_and_the_other_is_unaffected(half_gateway):

@@ -231,10 +231,14 @@ def test_every_change_is_announced_once_in_order(ctx):
     booking.cancel(ctx, PATIENT, book(ctx, 2)["appointment_id"], NOW)
     doctor = book(ctx, 3, practitioner_id="helal")
     assert ctx.events.sent == [
-        ("availability", "c1", TODAY, None),
+        ("availability", "c1", TODAY, None),  # booked: the place (the gate's script)
+        ("queue", "c1", TODAY, None),  # and confirmed
+        ("queue", "c1", TODAY, None),  # checked in
+        ("availability", "c1", TODAY, None),  # another booked
         ("queue", "c1", TODAY, None),
-        ("availability", "c1", TODAY, None),
-        ("availability", "c1", TODAY, None),
-        ("availability", "c1", TODAY, "helal"),
+        ("availability", "c1", TODAY, None),  # and cancelled: its place released
+        ("queue", "c1", TODAY, None),
+        ("availability", "c1", TODAY, "helal"),  # a doctor's queue is a topic of its own
+        ("queue", "c1", TODAY, "helal"),
     ]
     assert doctor["serial"] == 1

@@ -1,0 +1,88 @@
+"""The live service: `GET /api/live/{hospital_id}/{date}` as a text/event-stream of the day's
+availability and queue, and the waiting-room page `GET /display/{hospital_id}`.
+
+An asyncio server (aiohttp), so thousands of idle streams cost no thread each. It reads the
+Redis streams that the booking and schedule services append to (shared/events.py), one
+reader per topic, and the states themselves from the booking service's public answers
+(live_service/hub.py). Served by gunicorn with aiohttp's worker:
+
+    gunicorn 'live_service:create_app()' --worker-class aiohttp.GunicornWebWorker
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from shared.access_log import configure_logging
+
+from .booking_client import BookingClient
+from .hub import BLOCK_MS, Hub
+from .settings import LiveSettings
+from .streams import Streams
+from .views import LIVE, Live, add_routes, answers, stamp_request_id
+
+# The gateway bounds requests (URIs of 8,000 characters, headers of 1 MB); aiohttp's own
+# limits are lower and would answer a request the gateway let through with a plain-text 400.
+HANDLER_LIMITS = {"max_line_size": 8190, "max_field_size": 1048576, "max_headers": 32768}
+
+
+def create_app(settings: LiveSettings | None = None) -> web.Application:
+    """Build the live service app (one per gunicorn worker; clients are made at start-up, in
+    the worker's event loop)."""
+    settings = settings or LiveSettings.from_env()
+    if settings.redis_cluster:
+        raise RuntimeError(
+            "the live service reads a day's stream and its hospital's edits stream in one "
+            "XREAD: it needs a standalone Redis (REDIS_CLUSTER is not supported)"
+        )
+    configure_logging()
+    app = web.Application(middlewares=[answers], handler_args=HANDLER_LIMITS)
+    app[LIVE] = Live(settings)
+    app.cleanup_ctx.append(_connections)
+    app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(stamp_request_id)
+    add_routes(app)
+    return app
+
+
+def _redis(settings: LiveSettings, read_timeout: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=read_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=30,
+    )
+
+
+async def _connections(app: web.Application) -> AsyncIterator[None]:
+    """This process's clients: Redis (one for short commands, one for XREAD BLOCK, whose
+    replies take up to BLOCK_MS) and one HTTP session to the booking service."""
+    live = app[LIVE]
+    settings = live.settings
+    live.redis = _redis(settings, settings.redis_timeout)
+    blocking = _redis(settings, BLOCK_MS / 1000 + settings.redis_timeout + 1)
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(
+            total=settings.fetch_timeout, connect=settings.upstream_connect_timeout
+        ),
+        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=1.5),
+    )
+    live.hub = Hub(
+        Streams(live.redis, blocking), BookingClient(session, settings.booking_service_url)
+    )
+    yield
+    await session.close()
+    await blocking.aclose()
+    await live.redis.aclose()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """On shutdown, before waiting for handlers: end every stream (they never end alone)."""
+    hub = app[LIVE].hub
+    if hub is not None:
+        hub.close()

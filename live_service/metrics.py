@@ -1,0 +1,31 @@
+"""The live service's own metrics, beside the request metrics of shared/metrics.py (whose
+module sets up prometheus-client's multiprocess mode, so it is imported first)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from shared import metrics as _shared  # noqa: F401 - multiprocess set-up before these
+
+OPEN_STREAMS = Gauge(
+    "live_open_streams",
+    "Event streams open now (summed over the live service's processes)",
+    multiprocess_mode="livesum",
+)
+EVENTS = Counter(
+    "live_events",
+    "Events fanned out to the clients of a topic (once per event, not per client), by name",
+    ["event"],
+)
+DROPPED = Counter(
+    "live_clients_dropped",
+    "Streams closed because their client did not keep up (its buffer was full)",
+)
+FETCH_ERRORS = Counter(
+    "live_fetch_errors",
+    "Reads of a state from the booking service that failed (it was down or too slow)",
+)
+REDIS_ERRORS = Counter(
+    "live_redis_errors",
+    "Reads of the live streams that failed because Redis did",
+)

@@ -1,0 +1,313 @@
+"""HTTP layer of the live service (aiohttp): the event stream, the display page, health,
+metrics and its OpenAPI document. Every error is in the contract's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from shared import metrics as shared_metrics
+from shared.access_log import access_log, request_id
+from shared.errors import error_body, http_reason
+from shared.ids import ID_RULE, is_id
+from shared.slots import parse_date
+
+from . import metrics
+from .booking_client import Answer, BookingUnavailable
+from .hub import Client, Hub, Refused
+from .openapi import DOCUMENT
+from .settings import LiveSettings
+from .sse import HEARTBEAT, Event
+from .streams import Topic
+
+log = logging.getLogger(__name__)
+
+SERVICE = "live"
+DISPLAY_PAGE = Path(__file__).resolve().parent / "static" / "display.html"
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    # Proxies that buffer unless told not to (nginx) pass this stream as it comes.
+    "X-Accel-Buffering": "no",
+}
+
+
+@dataclass
+class Live:
+    """This process's live service: its settings, and what it connects at start."""
+
+    settings: LiveSettings
+    hub: Hub | None = None
+    redis: aioredis.Redis | None = None
+
+
+LIVE = web.AppKey("live", Live)
+
+
+class LiveError(Exception):
+    """An answer in the error shape, raised by a handler before any byte is sent."""
+
+    def __init__(self, status: int, reason: str, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.errors = errors
+
+
+def error_answer(
+    status: int, reason: str, message: str, errors: dict | None = None, **extra
+) -> web.Response:
+    """A response in the contract's error shape."""
+    return web.Response(
+        body=orjson.dumps(error_body(status, reason, message, errors, **extra)),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def json_answer(body: object, status: int = 200) -> web.Response:
+    """A JSON document."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+async def live_stream(request: web.Request) -> web.StreamResponse:
+    """`GET /api/live/{hospital_id}/{day}[?practitioner_id=]`: the day's events."""
+    live = request.app[LIVE]
+    hub = live.hub
+    assert hub is not None
+    # In the booking service's order: the path's id (404), the query (400), the date (400).
+    hospital = hospital_id(request)
+    practitioner = practitioner_id(request)
+    topic = Topic(hospital, day(request), practitioner)
+    if hub.open_streams >= live.settings.max_connections:
+        raise LiveError(503, "service_unavailable", "Too many live streams here; try again")
+    client = Client(live.settings.client_buffer)
+    hub.open_streams += 1
+    metrics.OPEN_STREAMS.inc()
+    try:
+        try:
+            first = await hub.join(
+                topic, client, request.headers.get("Last-Event-ID"), request["request_id"]
+            )
+        except Refused as refused:
+            return _refused(refused.answer)
+        except BookingUnavailable as exc:
+            log.warning("live %s: cannot start: %s", topic, exc)
+            raise LiveError(
+                503, "service_unavailable", "The booking service is unavailable"
+            ) from exc
+        try:
+            return await _stream(request, client, first, live.settings)
+        finally:
+            hub.leave(topic, client)
+    finally:
+        hub.open_streams -= 1
+        metrics.OPEN_STREAMS.dec()
+
+
+async def _stream(
+    request: web.Request, client: Client, first: list[Event], settings: LiveSettings
+) -> web.StreamResponse:
+    """Send the first events, then the client's queue as it fills, and a comment line after
+    `heartbeat_seconds` without one; until the client goes, is dropped, or the process
+    stops."""
+    heartbeat = settings.heartbeat_seconds
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    _bound_send_buffer(request.transport, settings.send_buffer_bytes)
+    try:
+        await response.prepare(request)
+        client.transport = request.transport
+        if first:
+            await response.write(b"".join(item.wire for item in first))
+        while not client.dropped:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    item = await client.queue.get()
+            except TimeoutError:
+                await response.write(HEARTBEAT)
+                continue
+            if item is None:  # shutdown: end the stream cleanly
+                break
+            await response.write(item.wire)
+    except OSError:  # the client went away (or was dropped): nothing more to send
+        pass
+    return response
+
+
+def _bound_send_buffer(transport: asyncio.BaseTransport | None, size: int) -> None:
+    """Fix the kernel's send buffer of a stream's socket at `size` bytes (no growth), so a
+    client that stops reading fills it, then its queue, soon (see LiveSettings)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if size <= 0 or sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError:  # a socket already closing: its stream ends at its first write
+        log.debug("could not set the send buffer of a stream's socket")
+
+
+def _refused(answer: Answer) -> web.Response:
+    """The booking service's 4xx for the stream's first state, as it was (its error shape),
+    with the same status."""
+    body = answer.body
+    if isinstance(body, dict) and {"code", "status", "error", "message"} <= body.keys():
+        return json_answer(body, answer.status)
+    return error_answer(answer.status, http_reason(answer.status), "The request was refused")
+
+
+# --------------------------------------------------------------------------- input
+
+
+def hospital_id(request: web.Request) -> str:
+    """The path's hospital id; 404 hospital_not_found when it cannot be one."""
+    value = request.match_info["hospital_id"]
+    if not is_id(value):
+        raise LiveError(404, "hospital_not_found", f"No hospital {value!r}")
+    return value
+
+
+def practitioner_id(request: web.Request) -> str | None:
+    """The query's practitioner_id (once at most); 400 validation_error when it cannot be
+    one."""
+    values = request.query.getall("practitioner_id", [])
+    if not values:
+        return None
+    if len(values) > 1 or not is_id(values[0]):
+        rule = ID_RULE if len(values) == 1 else "must be given once"
+        raise LiveError(
+            400, "validation_error", "The request is not valid", {"practitioner_id": [rule]}
+        )
+    return values[0]
+
+
+def day(request: web.Request) -> str:
+    """The path's date; 400 invalid_date unless it is YYYY-MM-DD."""
+    value = request.match_info["day"]
+    if parse_date(value) is None:
+        raise LiveError(400, "invalid_date", f"{value!r} is not a date YYYY-MM-DD")
+    return value
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+async def display(request: web.Request) -> web.StreamResponse:
+    """`GET /display/{hospital_id}[?practitioner_id=]`: the waiting-room page."""
+    hospital_id(request)
+    practitioner_id(request)
+    if not DISPLAY_PAGE.is_file():
+        raise LiveError(404, "not_found", "The display page is not installed")
+    return web.FileResponse(
+        DISPLAY_PAGE,
+        headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers."""
+    return json_answer({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Redis answers (the booking service is the gateway's /readyz's to check)."""
+    live = request.app[LIVE]
+    try:
+        assert live.redis is not None
+        async with asyncio.timeout(live.settings.redis_timeout + 1):
+            await live.redis.ping()
+        checks = {"redis": "ok"}
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        checks = {"redis": f"down: {type(exc).__name__}"}
+        return error_answer(503, "not_ready", "Not ready: redis unavailable", checks=checks)
+    return json_answer({"status": "ok", "checks": checks})
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Prometheus text: every worker's values."""
+    return web.Response(
+        body=shared_metrics.render(), headers={"Content-Type": shared_metrics.CONTENT_TYPE}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This service's OpenAPI document."""
+    return json_answer(DOCUMENT)
+
+
+def add_routes(app: web.Application) -> None:
+    """The service's routes. A stream has no HEAD (it would never end)."""
+    app.router.add_get("/api/live/{hospital_id}/{day}", live_stream, allow_head=False)
+    app.router.add_get("/display/{hospital_id}", display)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus_metrics)
+    app.router.add_get("/openapi.json", openapi)
+
+
+# --------------------------------------------------------------------------- every request
+
+
+@web.middleware
+async def answers(request: web.Request, handler) -> web.StreamResponse:
+    """Every failure in the error shape (never a 5xx page or a trace), and one JSON access
+    line per request, as the other services write them."""
+    request["request_id"] = request_id(request.headers.get("X-Request-ID"))
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except LiveError as exc:
+        response = error_answer(exc.status, exc.reason, exc.message, exc.errors)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_answer(exc.status, http_reason(exc.status), exc.reason)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = error_answer(500, "internal_error", "An unexpected error occurred")
+    _log(request, response, time.perf_counter() - started)
+    return response
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer carries the request's X-Request-ID (set before its headers go)."""
+    rid = request.get("request_id") or request_id(None)
+    response.headers["X-Request-ID"] = rid
+
+
+def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> None:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else None
+    status = response.status
+    shared_metrics.observe_request(
+        SERVICE, request.method, route or shared_metrics.UNMATCHED, status, seconds
+    )
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request.get("request_id"),
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "user_id": None,
+                },
+                separators=(",", ":"),
+            )
+        )
