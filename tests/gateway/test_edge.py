@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from devstack.servers import free_port
-from tests.helpers import assert_error_shape
+from tests.helpers import assert_error_shape, wait_until
 from tests.upstream import Upstream
 
 
@@ -147,7 +147,13 @@ def test_metrics_only_on_the_internal_address(make_gateway):
         text = requests.get(gateway.metrics_url + "/metrics", timeout=10).text
         assert "caddy_http_request_duration_seconds_count" in text
         assert "caddy_reverse_proxy_upstreams_healthy" in text
-        assert f'upstream="{up.address}"' in text
+
+        # Caddy refreshes the upstreams' health gauge every 10 s, not at start: wait for it.
+        def upstream_listed() -> bool:
+            text = requests.get(gateway.metrics_url + "/metrics", timeout=10).text
+            return f'upstream="{up.address}"' in text
+
+        wait_until(upstream_listed, timeout=25, step=0.5)
 
 
 def test_openapi_and_docs_are_served_from_local_files(make_gateway):
