@@ -17,9 +17,12 @@ import asyncio
 import json
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
+
+BATCH = 100  # streams opened at once (the next batch once these have their resync)
 
 
 def raise_open_files_limit() -> int:
@@ -40,6 +43,7 @@ class Stream:
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     resynced: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    failure: str | None = None  # why it did not open: a status, or the error's name
 
 
 async def _follow(session: aiohttp.ClientSession, url: str, stream: Stream) -> None:
@@ -48,6 +52,7 @@ async def _follow(session: aiohttp.ClientSession, url: str, stream: Stream) -> N
     try:
         async with session.get(url, headers={"Accept": "text/event-stream"}) as resp:
             if resp.status != 200:
+                stream.failure = str(resp.status)
                 return
             async for raw in resp.content:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -58,8 +63,9 @@ async def _follow(session: aiohttp.ClientSession, url: str, stream: Stream) -> N
                         stream.resynced.set()
                     stream.events.put_nowait((time.monotonic(), name))
                     name = "message"
-    except (TimeoutError, aiohttp.ClientError, ConnectionError):
-        pass
+    except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+        if not stream.resynced.is_set():
+            stream.failure = type(exc).__name__
     finally:
         stream.closed = True
 
@@ -99,12 +105,15 @@ async def _measure(
         streams: list[Stream] = []
         tasks: list[asyncio.Task] = []
         started = time.monotonic()
-        for first in range(0, total, 250):
-            batch = [Stream() for _ in range(min(250, total - first))]
+        for first in range(0, total, BATCH):
+            batch = [Stream() for _ in range(min(BATCH, total - first))]
             streams += batch
             tasks += [asyncio.create_task(_follow(session, url, s)) for s in batch]
             await asyncio.wait([asyncio.create_task(s.resynced.wait()) for s in batch], timeout=30)
         opened = sum(s.resynced.is_set() for s in streams)
+        failures = Counter(
+            s.failure or "no event in 30 s" for s in streams if not s.resynced.is_set()
+        )
         open_seconds = time.monotonic() - started
         await asyncio.sleep(hold_seconds)
         held = sum(s.resynced.is_set() and not s.closed for s in streams)
@@ -137,6 +146,7 @@ async def _measure(
     return {
         "streams_asked": total,
         "streams_opened": opened,
+        "streams_not_opened": dict(failures),
         "open_seconds": round(open_seconds, 1),
         "streams_held_after_idle": held,
         "idle_seconds": hold_seconds,
