@@ -71,12 +71,7 @@ class Stack(StartStop):
             "live": live_port if live_port is not None else free_port(),
             "gateway": gateway_port if gateway_port is not None else free_port(),
         }
-        # On a Redis Cluster the live service cannot run (live_service: one XREAD reads a
-        # day's stream and its hospital's edits stream, which a cluster keeps on two slots).
-        cluster = {**os.environ, **(extra_env or {})}.get("REDIS_CLUSTER", "") in ("1", "true")
-        self.apps = {
-            name: spec for name, spec in SERVICE_APPS.items() if not (cluster and name == "live")
-        }
+        self.apps = dict(SERVICE_APPS)
         self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in self.apps}
         # Replica 1 of a service is on its own port; the others on free ports.
         self.replica_ports = {

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 
 from shared.access_log import configure_logging
 
@@ -34,11 +35,6 @@ def create_app(settings: LiveSettings | None = None) -> web.Application:
     """Build the live service app (one per gunicorn worker; clients are made at start-up, in
     the worker's event loop)."""
     settings = settings or LiveSettings.from_env()
-    if settings.redis_cluster:
-        raise RuntimeError(
-            "the live service reads a day's stream and its hospital's edits stream in one "
-            "XREAD: it needs a standalone Redis (REDIS_CLUSTER is not supported)"
-        )
     configure_logging()
     app = web.Application(middlewares=[answers], handler_args=HANDLER_LIMITS)
     app[LIVE] = Live(settings)
@@ -50,7 +46,8 @@ def create_app(settings: LiveSettings | None = None) -> web.Application:
 
 
 def _redis(settings: LiveSettings, read_timeout: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+    kind = RedisCluster if settings.redis_cluster else aioredis.Redis
+    return kind.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_timeout=read_timeout,
@@ -73,7 +70,8 @@ async def _connections(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=1.5),
     )
     live.hub = Hub(
-        Streams(live.redis, blocking), BookingClient(session, settings.booking_service_url)
+        Streams(live.redis, blocking, cluster=settings.redis_cluster),
+        BookingClient(session, settings.booking_service_url),
     )
     yield
     await session.close()

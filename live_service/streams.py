@@ -1,9 +1,11 @@
 """The live streams of shared/events.py, read from Redis with redis.asyncio.
 
 A topic (hospital, date, doctor or none) follows two streams: the day's own
-(`events.stream_key`) and the hospital's edits (`events.edits_key`). They are read together,
-in one XREAD, so the two keys must be on one Redis: a Redis Cluster puts them on different
-slots, and the live service refuses to start on one (README, Known limits).
+(`events.stream_key`) and the hospital's edits (`events.edits_key`). On one Redis they are
+read together, in one XREAD BLOCK. A Redis Cluster keeps them on different slots (the day's
+under the hospital-day's hash tag, the edits under the hospital's), where one XREAD cannot read
+both: there the day's stream is read blocking for at most CLUSTER_BLOCK_MS, then the edits
+stream without blocking, so an edit reaches a topic within that time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from .sse import NO_ID, Entry, StreamId, format_id
 
 #: Most entries one read returns; a stream keeps about events.STREAM_LENGTH.
 READ_COUNT = 1000
+#: On a Redis Cluster, how long the day's stream is waited on before the edits stream is read.
+CLUSTER_BLOCK_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,12 @@ def _entries(rows, edits: bool) -> list[Entry]:
     ]
 
 
+def _pairs(reply) -> list:
+    """An XREAD reply as [(key, rows), ...]: redis-py's legacy shape [[key, rows], ...], or a
+    dict {key: rows}."""
+    return list(reply.items()) if isinstance(reply, dict) else list(reply or [])
+
+
 def _last(rows) -> StreamId:
     return _stream_id(rows[-1][0]) if rows else NO_ID
 
@@ -81,9 +91,10 @@ class Streams:
     """Reads a topic's streams: the positions now, a replay after an id, and new entries
     (XREAD BLOCK, on its own client whose reads outlast the block)."""
 
-    def __init__(self, client: aioredis.Redis, blocking: aioredis.Redis):
+    def __init__(self, client: aioredis.Redis, blocking: aioredis.Redis, cluster: bool = False):
         self.client = client
         self.blocking = blocking
+        self.cluster = cluster
 
     async def positions(self, topic: Topic) -> Positions:
         """The last entry of each stream now."""
@@ -123,14 +134,24 @@ class Streams:
     ) -> tuple[list[Entry], Positions]:
         """The entries after `since` in both streams, waiting up to `block_ms` for the first;
         and the positions to read from next."""
-        reply = await self.blocking.xread(
-            {topic.day_key: format_id(since.day), topic.edits_key: format_id(since.edits)},
-            count=READ_COUNT,
-            block=block_ms,
-        )
+        if self.cluster:
+            day_reply = await self.blocking.xread(
+                {topic.day_key: format_id(since.day)},
+                count=READ_COUNT,
+                block=min(block_ms, CLUSTER_BLOCK_MS),
+            )
+            edits_reply = await self.client.xread(
+                {topic.edits_key: format_id(since.edits)}, count=READ_COUNT
+            )
+            pairs = [*_pairs(day_reply), *_pairs(edits_reply)]
+        else:
+            reply = await self.blocking.xread(
+                {topic.day_key: format_id(since.day), topic.edits_key: format_id(since.edits)},
+                count=READ_COUNT,
+                block=block_ms,
+            )
+            pairs = _pairs(reply)
         day_rows, edits_rows = [], []
-        # redis-py's legacy shape [[key, rows], ...]; a dict {key: rows} is taken too.
-        pairs = reply.items() if isinstance(reply, dict) else reply or []
         for key, rows in pairs:
             if key == topic.day_key:
                 day_rows = rows

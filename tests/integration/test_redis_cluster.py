@@ -272,3 +272,34 @@ def test_readiness_needs_every_primary(tmp_path):
         with pytest.raises(redis.RedisError):
             redis_ping(client)
         client.close()
+
+
+def test_live_streams_follow_bookings_and_edits_on_the_cluster(system, admin):
+    """The live service on a Redis Cluster: a day's stream and its hospital's edits stream
+    are on two slots, read one after the other (live_service/streams.py)."""
+    from tests.helpers import hospital_doc, next_weekday
+    from tests.live.sse_client import EventStream
+
+    gateway = system["stack"].gateway_url
+    created = admin.post("/api/dynamic-slots/hospitals", hospital_doc())
+    assert created.status_code == 201, created.text
+    hid, day = created.json()["hospital_id"], next_weekday(3)
+    with EventStream(gateway, f"/api/live/{hid}/{day}") as stream:
+        assert stream.status == 200
+        assert stream.next_event().name == "resync"
+        booked = admin.post("/api/appointments", booking(hid, day, "10:00"))
+        assert booked.status_code == 201, booked.text
+        seen = {}
+        while "availability" not in seen or "queue" not in seen:
+            event = stream.next_event(timeout=10)
+            seen[event.name] = event.data
+        assert seen["availability"]["slots"]["10:00"]["booked"] == 1
+        assert seen["queue"]["slots"][1]["booked"] == 1
+        # an edit of the hospital (its own stream, on another slot) reaches the day's stream
+        doc = dict(hospital_doc(hid), max_appointments_per_slot=9)
+        assert admin.put(f"/api/dynamic-slots/hospitals/{hid}", doc).status_code == 200
+        event = stream.next_event(timeout=10)
+        while event.name not in ("availability", "resync"):
+            event = stream.next_event(timeout=10)
+        counts = event.data["availability"] if event.name == "resync" else event.data
+        assert counts["slots"]["10:00"]["capacity"] == 9
