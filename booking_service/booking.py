@@ -312,7 +312,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
     by_slot: dict[str, SlotRecords] = {}
     capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
     grouped: dict[str, list[dict]] = defaultdict(list)
-    for doc in ctx.appointments.active_on(hospital_id, day_text):
+    for doc in ctx.appointments.on_day(hospital_id, day_text, ACTIVE):
         if doc.get("practitioner_id") == practitioner_id:
             grouped[doc["slot_start"]].append(doc)
     for start in set(capacities) | set(grouped):

@@ -91,6 +91,24 @@ def to_object_id(appointment_id: str) -> ObjectId | None:
 VISIT_STAMPS = ("cancelled_at", "checked_in_at", "started_at", "completed_at", "no_show_at")
 
 
+# What a rebuild and a queue read of an appointment (no name, no phone).
+DAY_FIELDS = {
+    name: 1
+    for name in (
+        "slot_start",
+        "serial",
+        "status",
+        "created_at",
+        "units",
+        "appointment_type",
+        "practitioner_id",
+        "started_ms",
+        "started_at",
+        "completed_at",
+    )
+}
+
+
 def public(doc: dict) -> dict:
     """An appointment as the API shows it."""
     out = {
@@ -172,22 +190,13 @@ class AppointmentRepository:
             return_document=ReturnDocument.AFTER,
         )
 
-    def on_day(self, hospital_id: str, day: str) -> list[dict]:
-        """The placed appointments of a hospital-day (for its queue), without personal data."""
+    def on_day(self, hospital_id: str, day: str, statuses: tuple[str, ...]) -> list[dict]:
+        """A hospital-day's appointments in `statuses` (ACTIVE for a rebuild, PLACED for the
+        queue), every doctor's, with what those need and no personal data."""
         return list(
             self.col.find(
-                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(PLACED)}},
-                {
-                    "slot_start": 1,
-                    "serial": 1,
-                    "status": 1,
-                    "units": 1,
-                    "appointment_type": 1,
-                    "practitioner_id": 1,
-                    "started_ms": 1,
-                    "started_at": 1,
-                    "completed_at": 1,
-                },
+                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(statuses)}},
+                DAY_FIELDS,
             )
         )
 
@@ -199,22 +208,6 @@ class AppointmentRepository:
     def get(self, oid: ObjectId) -> dict | None:
         """One appointment by id."""
         return self.col.find_one({"_id": oid})
-
-    def active_on(self, hospital_id: str, day: str) -> list[dict]:
-        """Pending and confirmed appointments of a hospital-day (for a rebuild)."""
-        return list(
-            self.col.find(
-                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(ACTIVE)}},
-                {
-                    "slot_start": 1,
-                    "serial": 1,
-                    "status": 1,
-                    "created_at": 1,
-                    "units": 1,
-                    "practitioner_id": 1,
-                },
-            )
-        )
 
     def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
         """(hospital_id, practitioner_id or None, date) with active appointments from `since`

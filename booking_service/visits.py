@@ -29,7 +29,13 @@ from pymongo.errors import PyMongoError
 
 from shared.auth import Principal
 from shared.configurations import Configuration
-from shared.errors import InvalidDate, InvalidTransition, NotVisitDay, ServiceUnavailable
+from shared.errors import (
+    InvalidDate,
+    InvalidTransition,
+    NotVisitDay,
+    PractitionerNotFound,
+    ServiceUnavailable,
+)
 from shared.slots import Schedule, iso_utc, minutes, parse_date
 
 from .booking import Context, find_visible
@@ -39,6 +45,7 @@ from .repository import (
     CONFIRMED,
     IN_CONSULTATION,
     NO_SHOW,
+    PLACED,
     epoch_ms,
     public,
 )
@@ -101,7 +108,7 @@ def visit_step(ctx: Context, who: Principal, appointment_id: str, name: str, now
 
 def _topic_docs(ctx: Context, hospital_id: str, day: str, practitioner_id: str | None):
     try:
-        docs = ctx.appointments.on_day(hospital_id, day)
+        docs = ctx.appointments.on_day(hospital_id, day, PLACED)
     except PyMongoError as exc:
         raise ServiceUnavailable("The queue is unavailable: the database is down") from exc
     return [d for d in docs if d.get("practitioner_id") == practitioner_id]
@@ -191,8 +198,10 @@ def position(ctx: Context, who: Principal, appointment_id: str, now: datetime) -
     hospital_id, day_text = doc["hospital_id"], doc["date"]
     practitioner_id = doc.get("practitioner_id")
     configuration = _configuration(ctx, hospital_id)
-    schedule = configuration.practitioners.get(practitioner_id or "")
-    schedule = schedule.schedule if schedule is not None else configuration.schedule
+    try:
+        schedule = configuration.schedule_for(practitioner_id)
+    except PractitionerNotFound:  # a doctor removed since (forced): the hospital's clock
+        schedule = configuration.schedule
     day = parse_date(day_text)
     docs = sorted(
         _topic_docs(ctx, hospital_id, day_text, practitioner_id),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.config import env_float, env_int, env_str
+from shared.config import Config, env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,15 @@ class LiveSettings:
 
     @classmethod
     def from_env(cls) -> LiveSettings:
-        """The settings of this process."""
+        """The settings of this process: those it shares with the other services read as they
+        read them (shared.config), its own from the LIVE_* variables."""
+        shared = Config.from_env()
         return cls(
-            redis_url=env_str("REDIS_URL", cls.redis_url),
-            redis_cluster=env_str("REDIS_CLUSTER", "0") in ("1", "true", "yes"),
-            redis_timeout=env_float("REDIS_TIMEOUT", cls.redis_timeout),
-            booking_service_url=env_str("BOOKING_SERVICE_URL", cls.booking_service_url),
-            upstream_connect_timeout=env_float(
-                "UPSTREAM_CONNECT_TIMEOUT", cls.upstream_connect_timeout
-            ),
+            redis_url=shared.redis_url,
+            redis_cluster=shared.redis_cluster,
+            redis_timeout=shared.redis_timeout,
+            booking_service_url=shared.booking_service_url,
+            upstream_connect_timeout=shared.upstream_connect_timeout,
             fetch_timeout=env_float("LIVE_FETCH_TIMEOUT_SECONDS", cls.fetch_timeout),
             heartbeat_seconds=env_float("LIVE_HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             # Two at least: one batch of changes makes up to two events.

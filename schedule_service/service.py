@@ -154,7 +154,13 @@ def _publish(ctx: Context, hospital_id: str, version: int) -> None:
     except redis.RedisError:
         pass  # the sentinel expires and readers restore the version from MongoDB
     ctx.configurations.forget(hospital_id)
-    events.publish_edit(ctx.redis, hospital_id)  # live streams refresh (best effort)
+
+
+def _published_change(ctx: Context, hospital_id: str, version: int) -> None:
+    """A new version written: published to the readers, and announced to the live streams
+    (best effort: shared.events)."""
+    _publish(ctx, hospital_id, version)
+    events.publish_edit(ctx.redis, hospital_id)
 
 
 def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> dict:
@@ -175,7 +181,7 @@ def create_hospital(ctx: Context, body: dict, who: Principal, now: datetime) -> 
             "changes": diff_documents({}, doc),
         }
     )
-    _publish(ctx, doc["hospital_id"], 1)
+    _published_change(ctx, doc["hospital_id"], 1)
     return created
 
 
@@ -320,5 +326,5 @@ def _apply(
             "changes": diff_documents(current, doc),
         }
     )
-    _publish(ctx, hospital_id, updated["version"])
+    _published_change(ctx, hospital_id, updated["version"])
     return updated, stranded

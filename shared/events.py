@@ -90,7 +90,3 @@ class LiveEvents:
     def queue(self, hospital_id: str, day: str, practitioner_id: str | None) -> None:
         """An appointment of the hospital-day moved through its visit."""
         publish(self.client, hospital_id, day, practitioner_id, QUEUE)
-
-    def edit(self, hospital_id: str) -> None:
-        """The hospital's configuration changed."""
-        publish_edit(self.client, hospital_id)

@@ -428,3 +428,28 @@ def test_gomotis_v1_answers_are_unchanged_byte_for_byte(admin, gateway):
     # and the real Gomoti still answers with the v1 fields only
     real = gateway.get(f"/api/dynamic-slots/available/gomoti/{day}").json()
     assert list(real) == list({"hospital_id": hid, **v1_day})
+
+
+def test_concurrent_edits_of_two_doctors_keep_both(admin, gateway):
+    """Each doctor's PUT is an edit of the hospital, made one at a time under its edit lock:
+    two admins adding two doctors at once (no If-Match) lose neither."""
+    hid = make_clinic(admin)
+    path = f"/api/dynamic-slots/hospitals/{hid}/practitioners"
+
+    def put(pid: str):
+        return admin.put(f"{path}/{pid}", {"name": f"Dr. {pid}"})
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(put, ["twin-a", "twin-b"]))
+    # one may be told to retry while the other edits (409 edit_conflict); none is lost silently
+    for resp in answers:
+        assert resp.status_code in (200, 409), resp.text
+        if resp.status_code == 409:
+            assert_error_shape(resp, 409, "edit_conflict")
+    made = [
+        pid for pid, r in zip(["twin-a", "twin-b"], answers, strict=True) if r.status_code == 200
+    ]
+    listed = {d["practitioner_id"] for d in gateway.get(path).json()["practitioners"]}
+    assert set(made) <= listed and made
+    versions = sorted(r.json()["version"] for r in answers if r.status_code == 200)
+    assert versions == list(range(2, 2 + len(made)))

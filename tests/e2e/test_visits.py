@@ -151,3 +151,42 @@ def test_the_public_queue_and_a_patients_position(admin, gateway, staff, patient
     assert_error_shape(
         gateway.get(f"/api/appointments/{mine['appointment_id']}/queue"), 401, "unauthorized"
     )
+
+
+def test_twin_account_creations_make_one_account(admin):
+    body = {
+        "name": "Twin",
+        "email": f"twin-{uuid.uuid4().hex[:8]}@example.com",
+        "phone": "+8801700000003",
+        "password": "front-desk-1",
+        "role": "staff",
+    }
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: admin.post("/api/auth/users", body), range(2)))
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    assert_error_shape(next(r for r in answers if r.status_code == 409), 409, "email_taken")
+    # not JSON text, a name with a control character, an email in another case (taken)
+    bad = [
+        dict(body, name="a\u0000b"),
+        dict(body, phone="+８８０１７００００００"),
+        {**body, "role": 1},
+    ]
+    for each in bad:
+        assert_error_shape(admin.post("/api/auth/users", each), 400, "validation_error")
+    taken = dict(body, email=body["email"].upper())
+    assert_error_shape(admin.post("/api/auth/users", taken), 409, "email_taken")
+
+
+def test_visit_steps_refuse_almost_right_ids(admin, staff):
+    hid, today = open_tonight(admin)
+    appt = staff.post("/api/appointments", booking(hid, today, "22:00")).json()
+    oid = appt["appointment_id"]
+    for bad in (oid.upper(), oid[:-1], oid + "0", f"{oid}%0A", "x" * 24):
+        assert_error_shape(
+            staff.post(f"/api/appointments/{bad}/start"), 404, "appointment_not_found"
+        )
+        assert_error_shape(
+            staff.get(f"/api/appointments/{bad}/queue"), 404, "appointment_not_found"
+        )
+    assert_error_shape(staff.post(f"/api/appointments/{oid}/Start"), 404)
+    assert staff.get(f"/api/appointments/{oid}").json()["status"] == "confirmed"

@@ -229,6 +229,13 @@ def templates(hid: str, day: str) -> dict[str, dict]:
             "password": "long-enough",
         },
         "login": {"email": "nobody@example.com", "password": "long-enough"},
+        "users": {
+            "name": "Desk",
+            "email": f"d-{uuid.uuid4().hex[:8]}@example.com",
+            "phone": "+8801700000000",
+            "password": "long-enough",
+            "role": "staff",
+        },
         "hospital": hospital_doc(),
         "replace": dict(
             hospital_doc(
@@ -264,6 +271,7 @@ BODY_ENDPOINTS = {
     "bulk": ("POST", "/api/availability/bulk"),
     "register": ("POST", "/api/auth/register"),
     "login": ("POST", "/api/auth/login"),
+    "users": ("POST", "/api/auth/users"),
     "hospital": ("POST", "/api/dynamic-slots/hospitals"),
     "replace": ("PUT", "/api/dynamic-slots/hospitals/{hid}"),
     "practitioner": ("PUT", "/api/dynamic-slots/hospitals/{hid}/practitioners/doc"),

@@ -24,7 +24,6 @@ from booking_service.repository import (
     CANCELLED,
     CONFIRMED,
     PENDING,
-    PLACED,
     REJECTED,
     VISIBLE,
     epoch_ms,
@@ -116,18 +115,11 @@ class FakeAppointments:
             return None
         return self._update(oid, doc["status"], {"status": to_status, **changes})
 
-    def on_day(self, hospital_id: str, day: str) -> list[dict]:
+    def on_day(self, hospital_id: str, day: str, statuses) -> list[dict]:
         return [
             copy.deepcopy(d)
             for d in self.docs.values()
-            if d["hospital_id"] == hospital_id and d["date"] == day and d["status"] in PLACED
-        ]
-
-    def active_on(self, hospital_id: str, day: str) -> list[dict]:
-        return [
-            copy.deepcopy(d)
-            for d in self.docs.values()
-            if d["hospital_id"] == hospital_id and d["date"] == day and d["status"] in ACTIVE
+            if d["hospital_id"] == hospital_id and d["date"] == day and d["status"] in statuses
         ]
 
     def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
@@ -177,9 +169,6 @@ class FakeEvents:
 
     def queue(self, hospital_id: str, day: str, practitioner_id) -> None:
         self.sent.append(("queue", hospital_id, day, practitioner_id))
-
-    def edit(self, hospital_id: str) -> None:
-        self.sent.append(("edit", hospital_id))
 
 
 class FakeCapacity:
