@@ -87,14 +87,15 @@ def test_a_doctors_booking_answers_the_doctor_type_and_units(ctx):
     assert ctx.capacity.counts("c1", SAT.isoformat()) == {}  # the hospital's own are apart
 
 
-def test_a_hospital_level_booking_without_a_type_is_the_v1_answer(ctx):
-    ctx2, schedules = fake_context()
+def test_a_hospital_level_booking_without_a_type_is_the_v1_answer():
+    ctx, schedules = fake_context()
     plain = clinic()
     for name in ("appointment_types", "practitioners"):
         plain.pop(name)
     schedules.publish(plain)
-    made = booking.book(ctx2, ADMIN, request(), NOW)
+    made = booking.book(ctx, ADMIN, request(), NOW)
     assert not {"practitioner", "appointment_type", "units"} & set(made)
+    assert made["serial"] == 1 and made["status"] == "confirmed"
 
 
 def test_units_are_taken_all_or_none(ctx):
