@@ -31,12 +31,21 @@ def create_app(
         context = connect(app, bootstrap, ensure_indexes)
     app.extensions["booking.ctx"] = context
 
-    from .views import appointments_blp, auth_blp, availability_blp, queue_blp
+    from .views import (
+        appointments_blp,
+        auth_blp,
+        availability_blp,
+        holds_blp,
+        queue_blp,
+        waitlist_blp,
+    )
 
     api.register_blueprint(auth_blp)
     api.register_blueprint(appointments_blp)
     api.register_blueprint(availability_blp)
     api.register_blueprint(queue_blp)
+    api.register_blueprint(holds_blp)
+    api.register_blueprint(waitlist_blp)
 
     run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
     if run:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import redis
 from bson import ObjectId
@@ -25,12 +25,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.answers import CountedDays
 from shared.auth import Principal
-from shared.capacity_reads import CapacityReader, Snapshot
+from shared.capacity_reads import CapacityReader, Snapshot, held
 from shared.clock import utcnow
 from shared.config import Config
 from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     AppointmentInPast,
+    HoldExpired,
     AppointmentNotFound,
     DuplicateBooking,
     HospitalClosed,
@@ -47,6 +48,7 @@ from shared.errors import (
 from shared.events import LiveEvents
 from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
 
+from . import holds
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from .limits import Limiter
 from .repository import (
@@ -59,10 +61,13 @@ from .repository import (
     REJECTED,
     VISIBLE,
     AppointmentRepository,
+    HoldRepository,
     IdempotencyRepository,
     UserRepository,
+    WaitlistRepository,
     dup_guard,
     epoch_ms,
+    has_started,
     public,
     serial_guard,
     to_object_id,
@@ -84,6 +89,8 @@ class Context:
     idempotency: IdempotencyRepository
     limiter: Limiter
     events: LiveEvents
+    holds: HoldRepository
+    waitlist: WaitlistRepository
 
 
 def _snapshot(
@@ -120,6 +127,11 @@ def day_counts(
         [(day, snapshot.counts[text]) for day, text in zip(days, texts, strict=True)],
         configuration.units_asked(appointment_type),
     )
+
+
+def taken_units(counts, slot_start: str) -> int:
+    """Units of a slot taken by appointments and live holds, as the counts read show them."""
+    return counts.get(slot_start, 0) + held(counts, slot_start)
 
 
 def records_ttl(schedule: Schedule, day: date, now: datetime) -> int:
@@ -166,12 +178,19 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         if not practitioner.active:
             raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
         schedule = practitioner.schedule
-    kind = configuration.appointment_type(body.get("appointment_type"))
+    held_place = None
+    if body.get("hold_id") is not None:
+        held_place = holds.usable_hold(ctx, who, body["hold_id"], body, now)
+    kind = configuration.appointment_type(
+        body.get("appointment_type") or (held_place or {}).get("appointment_type")
+    )
     units = kind.units if kind is not None else 1
     counts = snapshot.counts[day_text]
     slot = check_bookable(schedule, day, slot_start, now)
     full_message = f"The {slot_start} slot on {day_text} is full"
-    if counts is not None and counts.get(slot_start, 0) + units > slot.capacity:
+    if held_place is not None:
+        units = held_place["units"]  # the place is the hold's: its units, whatever they cost now
+    elif counts is not None and taken_units(counts, slot_start) + units > slot.capacity:
         raise SlotFull(full_message)
 
     oid = ObjectId()
@@ -198,6 +217,8 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         doc["practitioner"] = {"practitioner_id": practitioner_id, "name": practitioner.name}
     if kind is not None:
         doc["appointment_type"] = kind.code
+    if held_place is not None:
+        doc["hold_id"] = str(held_place["_id"])
     try:
         ctx.appointments.insert_pending(doc)
     except DuplicateKeyError as exc:
@@ -212,19 +233,17 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     _check_still_current(ctx, schedule, oid, now)
     appointment_id = str(oid)
     ttl = records_ttl(schedule, day, now)
-    place = (hospital_id, day_text, slot_start, appointment_id, slot.capacity, ttl)
     try:
-        outcome, value = ctx.capacity.reserve(*place, units=units, practitioner_id=practitioner_id)
-        if outcome == NOT_READY:
-            rebuild_day(ctx, schedule, hospital_id, day)
-            outcome, value = ctx.capacity.reserve(
-                *place, units=units, practitioner_id=practitioner_id
-            )
+        outcome, value = take_place(
+            ctx, schedule, day, slot_start, appointment_id, slot.capacity, units, held_place
+        )
     except (redis.RedisError, PyMongoError) as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
     if outcome == FULL:
         _abandon(ctx, oid, REJECTED, now, release=False)
+        if held_place is not None:
+            raise HoldExpired(f"The hold {held_place['_id']} has expired")
         raise SlotFull(full_message)
     if outcome != HELD:  # still not ready: a rebuild keeps failing
         _abandon(ctx, oid, REJECTED, now, release=True)
@@ -245,10 +264,46 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         # The reconciler gave this place back while we were slow: never confirm it now.
         _release(ctx, doc)
         raise ServiceUnavailable("The booking took too long and was not made; please retry")
+    if held_place is not None:
+        holds.use_hold(ctx, held_place, appointment_id, now)
     # The queue counts confirmed appointments: announced once this one is (its counts were
     # announced by the gate's script when the place was taken).
     ctx.events.queue(hospital_id, day_text, practitioner_id)
     return public(confirmed)
+
+
+def take_place(
+    ctx: Context,
+    schedule: Schedule,
+    day: date,
+    slot_start: str,
+    appointment_id: str,
+    capacity: int,
+    units: int,
+    held_place: dict | None,
+) -> tuple[int, int]:
+    """The gate, for one appointment: a new place, or the place of its live hold; a day
+    Redis lost is rebuilt from MongoDB first. (HELD, serial) or (FULL, _)."""
+    hospital_id, practitioner_id = schedule.hospital_id, schedule.practitioner_id
+    day_text = day.isoformat()
+    ttl = records_ttl(schedule, day, utcnow())
+
+    def attempt() -> tuple[int, int]:
+        if held_place is not None:
+            return ctx.capacity.take_hold(
+                hospital_id, day_text, slot_start, held_place["field"], appointment_id, ttl,
+                practitioner_id,
+            )  # fmt: skip
+        return ctx.capacity.reserve(
+            hospital_id, day_text, slot_start, appointment_id, capacity, ttl,
+            units=units, practitioner_id=practitioner_id,
+        )  # fmt: skip
+
+    outcome, value = attempt()
+    if outcome == NOT_READY:
+        rebuild_day(ctx, schedule, hospital_id, day)
+        outcome, value = attempt()
+    return outcome, value
 
 
 def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: datetime) -> None:
@@ -306,37 +361,50 @@ def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release
 
 def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -> bool:
     """Rebuild one hospital-day's Redis records from MongoDB (no-op when already built): the
-    hospital's own, or the doctor's whose schedule `schedule` is."""
+    hospital's own, or the doctor's whose schedule `schedule` is. Confirmed appointments keep
+    their serials; then, oldest first while they fit: appointments written ahead of their
+    place, appointments being moved here, and live holds (not those an appointment took)."""
     day_text = day.isoformat()
     practitioner_id = schedule.practitioner_id
-    by_slot: dict[str, SlotRecords] = {}
     capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
-    grouped: dict[str, list[dict]] = defaultdict(list)
+    held: dict[str, list] = defaultdict(list)
+    waiting: dict[str, list] = defaultdict(list)  # slot -> [(created, field, units, expiry)]
+    taken_holds = set()
     for doc in ctx.appointments.on_day(hospital_id, day_text, ACTIVE):
-        if doc.get("practitioner_id") == practitioner_id:
-            grouped[doc["slot_start"]].append(doc)
-    for start in set(capacities) | set(grouped):
-        slot_docs = grouped.get(start, [])
-        held = [
-            (str(d["_id"]), int(d["serial"]), d.get("units", 1))
-            for d in slot_docs
-            if d["status"] in PLACED and d.get("serial")
-        ]
-        pending = [
-            (str(d["_id"]), d.get("units", 1))
-            for d in sorted(
-                (d for d in slot_docs if d["status"] == PENDING), key=lambda d: d["created_at"]
+        taken_holds.add(doc.get("hold_id"))
+        if doc.get("practitioner_id") != practitioner_id:
+            continue
+        units = doc.get("units", 1)
+        if doc["status"] in PLACED and doc.get("serial"):
+            held[doc["slot_start"]].append((str(doc["_id"]), int(doc["serial"]), units))
+        elif doc["status"] == PENDING:
+            waiting[doc["slot_start"]].append((doc["created_at"], str(doc["_id"]), units, 0))
+    for doc in ctx.appointments.moving_to(hospital_id, day_text):
+        move = doc["moving"]
+        if move.get("practitioner_id") == practitioner_id:
+            started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=timezone.utc)
+            waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0))
+    now = utcnow()
+    for doc in ctx.holds.live_on(hospital_id, day_text, epoch_ms(now)):
+        if doc.get("practitioner_id") == practitioner_id and str(doc["_id"]) not in taken_holds:
+            created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=timezone.utc)
+            waiting[doc["slot_start"]].append(
+                (created, doc["field"], doc["units"], doc["expires_ms"])
             )
-        ]
-        capacity = capacities.get(start, sum(units for _, _, units in held))
-        by_slot[start] = SlotRecords(start, capacity, held, pending)
+    by_slot = []
+    for start in sorted(set(capacities) | set(held) | set(waiting)):
+        slot_held = held.get(start, [])
+        pending = [entry[1:] for entry in sorted(waiting.get(start, []), key=_oldest)]
+        capacity = capacities.get(start, sum(units for _, _, units in slot_held))
+        by_slot.append(SlotRecords(start, capacity, slot_held, pending))
     return ctx.capacity.rebuild(
-        hospital_id,
-        day_text,
-        sorted(by_slot.values(), key=lambda s: s.slot),
-        records_ttl(schedule, day, utcnow()),
-        practitioner_id,
+        hospital_id, day_text, by_slot, records_ttl(schedule, day, now), practitioner_id
     )
+
+
+def _oldest(entry: tuple) -> datetime:
+    created = entry[0]
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
 
 def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:
@@ -394,7 +462,7 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         raise InvalidTransition(
             f"Only a confirmed appointment can be cancelled (it is {doc['status']})"
         )
-    if doc["starts_at"] <= now:
+    if has_started(doc, now):
         raise AppointmentInPast("A past appointment cannot be cancelled")
     try:
         closed = ctx.appointments.close(
@@ -411,7 +479,21 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         return public(ctx.appointments.get(doc["_id"]))
     _release(ctx, doc)
     ctx.events.queue(doc["hospital_id"], doc["date"], doc.get("practitioner_id"))
+    place_freed(ctx, doc["hospital_id"], doc.get("practitioner_id"), doc["date"], now)
     return public(closed)
+
+
+def place_freed(
+    ctx: Context, hospital_id: str, practitioner_id: str | None, day: str, now: datetime
+) -> None:
+    """A place of the day came back: offer it to the day's waitlist (best effort: the
+    reconciler offers what is left)."""
+    from .waitlist import offer_places  # (the waitlist books through this module)
+
+    try:
+        offer_places(ctx, hospital_id, practitioner_id, day, now)
+    except (redis.RedisError, PyMongoError) as exc:
+        log.warning("waitlist offers for %s %s not made now: %s", hospital_id, day, exc)
 
 
 def abandon_stale(ctx: Context, before: datetime, now: datetime) -> int:

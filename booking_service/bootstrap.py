@@ -17,7 +17,13 @@ from shared.events import LiveEvents
 from .booking import Context
 from .capacity import CapacityRecords
 from .limits import Limiter, RedisCounters
-from .repository import AppointmentRepository, IdempotencyRepository, UserRepository
+from .repository import (
+    AppointmentRepository,
+    HoldRepository,
+    IdempotencyRepository,
+    UserRepository,
+    WaitlistRepository,
+)
 from .schedule_client import ScheduleSource
 
 
@@ -38,4 +44,6 @@ def bootstrap(cfg: Config, db: Database, client) -> Context:
         idempotency=IdempotencyRepository(db),
         limiter=Limiter(RedisCounters(client), cfg),
         events=LiveEvents(client),
+        holds=HoldRepository(db),
+        waitlist=WaitlistRepository(db),
     )

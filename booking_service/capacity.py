@@ -28,6 +28,16 @@ def _source(name: str) -> str:
     return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
 
 
+def _gate_script(name: str) -> str:
+    """A script of the gate, after the functions every one of them counts places with."""
+    return _source("places.lua") + "\n" + _source(name)
+
+
+def hold_field(hold_id: str, offered: bool = False) -> str:
+    """The field of a hold in its slot's holds hash (`o:` when offered to the waitlist)."""
+    return f"{'o' if offered else 'h'}:{hold_id}"
+
+
 @dataclass(frozen=True)
 class SlotRecords:
     """What MongoDB says one slot holds, for a rebuild."""
@@ -35,7 +45,9 @@ class SlotRecords:
     slot: str
     capacity: int
     held: list[tuple[str, int, int]]  # (appointment id, serial, units), confirmed
-    pending: list[tuple[str, int]]  # (appointment id, units), oldest first
+    # (field, units, expires_ms: 0 for an appointment), oldest first: appointments written
+    # ahead of their place or moving here, and live holds
+    pending: list[tuple[str, int, int]]
 
 
 class CapacityRecords:
@@ -43,9 +55,11 @@ class CapacityRecords:
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self._reserve = client.register_script(_source("reserve.lua"))
-        self._release = client.register_script(_source("release.lua"))
-        self._rebuild = client.register_script(_source("rebuild.lua"))
+        self._reserve = client.register_script(_gate_script("reserve.lua"))
+        self._release = client.register_script(_gate_script("release.lua"))
+        self._take_hold = client.register_script(_gate_script("take_hold.lua"))
+        self._rebuild = client.register_script(_gate_script("rebuild.lua"))
+        self._hold_quota = client.register_script(_source("hold_quota.lua"))
         self._finish_rebuild = client.register_script(_source("finish_rebuild.lua"))
 
     def reserve(
@@ -61,16 +75,73 @@ class CapacityRecords:
         practitioner_id: str | None = None,
     ) -> tuple[int, int]:
         """Take `units` of the slot's capacity, all or none: (HELD, serial), (FULL, units
-        booked) or (NOT_READY, 0): the day must be rebuilt first."""
-        outcome, value = self._reserve(
+        taken) or (NOT_READY, 0): the day must be rebuilt first."""
+        outcome, value, _ = self._take(
+            hospital_id, day, slot, appointment_id, capacity, ttl, units, practitioner_id, 0
+        )
+        return outcome, value
+
+    def hold(
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        field: str,
+        capacity: int,
+        ttl: int,
+        *,
+        units: int,
+        practitioner_id: str | None,
+        life_ms: int,
+    ) -> tuple[int, int, int]:
+        """Hold `units` places for `life_ms` (by Redis's clock): (HELD, serial, expires_ms),
+        (FULL, units taken, 0) or (NOT_READY, 0, 0)."""
+        return self._take(
+            hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life_ms
+        )
+
+    def _take(self, hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life):
+        reply = self._reserve(
             keys=[
                 keys.counts_key(hospital_id, day, practitioner_id),
                 keys.holds_key(hospital_id, day, slot, practitioner_id),
                 events.stream_key(hospital_id, day, practitioner_id),
             ],
-            args=[slot, appointment_id, capacity, ttl, units, events.STREAM_LENGTH],
+            args=[slot, field, capacity, ttl, units, events.STREAM_LENGTH, life],
+        )
+        return int(reply[0]), int(reply[1]), int(reply[2]) if len(reply) > 2 else 0
+
+    def take_hold(
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        field: str,
+        appointment_id: str,
+        ttl: int,
+        practitioner_id: str | None,
+    ) -> tuple[int, int]:
+        """Turn a live hold into the appointment's place: (HELD, serial), (FULL, 0) when the
+        hold is gone, (NOT_READY, 0) when the day must be rebuilt first."""
+        outcome, value = self._take_hold(
+            keys=[
+                keys.counts_key(hospital_id, day, practitioner_id),
+                keys.holds_key(hospital_id, day, slot, practitioner_id),
+                events.stream_key(hospital_id, day, practitioner_id),
+            ],
+            args=[slot, field, appointment_id, ttl, events.STREAM_LENGTH],
         )
         return int(outcome), int(value)
+
+    def claim_hold_quota(self, user_id: str, hold_id: str, expires_ms: int, limit: int) -> bool:
+        """Count a hold against its user's live holds; False when the user has `limit`."""
+        return bool(
+            self._hold_quota(keys=[keys.hold_quota_key(user_id)], args=[hold_id, expires_ms, limit])
+        )
+
+    def free_hold_quota(self, user_id: str, hold_id: str) -> None:
+        """A hold no longer counts against its user (used, given back or refused)."""
+        self.client.zrem(keys.hold_quota_key(user_id), hold_id)
 
     def release(
         self,
@@ -80,7 +151,8 @@ class CapacityRecords:
         appointment_id: str,
         practitioner_id: str | None = None,
     ) -> bool:
-        """Give the places of `appointment_id` back; True when it held some."""
+        """Give the places of `appointment_id` (or a hold's field) back; True when it held
+        some."""
         return bool(
             self._release(
                 keys=[

@@ -8,7 +8,9 @@ work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
 - abandons pending appointments older than PENDING_TIMEOUT_SECONDS (their process died
   between writing and confirming) and gives their places back, exactly once;
 - releases the places of appointments closed recently, in case a release was lost, once
-  each (then marked `released`; a place never taken is marked so when it is closed).
+  each (then marked `released`; a place never taken is marked so when it is closed);
+- repairs moves a process left half-done (moves.py), ends holds past their time
+  (holds.py), and offers free places to the waitlist (waitlist.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date
 
+from . import holds, moves, waitlist
 from .booking import Context, _release, abandon_stale, current_configuration, rebuild_day
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,11 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
     since = last_sweep - timedelta(seconds=ctx.config.reconcile_interval_seconds * 2 + 5)
     freed = [doc["_id"] for doc in ctx.appointments.closed_since(since) if _release(ctx, doc)]
     ctx.appointments.mark_released(freed)
+    undone, moved_out = moves.repair(ctx, now)
+    if undone or moved_out:
+        log.warning("moves repaired: %d undone, %d old place(s) freed", undone, moved_out)
+    holds.expire_holds(ctx, now)
+    waitlist.upkeep(ctx, now, int(ctx.config.pending_timeout_seconds * 1000))
     return now
 
 

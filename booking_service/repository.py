@@ -35,11 +35,27 @@ PLACED = (CONFIRMED, *VISIT)
 ACTIVE = (PENDING, *PLACED)
 VISIBLE = (CANCELLED, *PLACED)
 
+# A hold's states: live until used by a booking, given back, or past its time.
+HELD, USED, RELEASED, EXPIRED = "held", "used", "released", "expired"
+# A waitlist entry's: `offering` while a hold is being made for it (a process that dies
+# there leaves it to the reconciler, which puts it back to waiting).
+WAITING, OFFERING, OFFERED = "waiting", "offering", "offered"
+ACCEPTED, WITHDRAWN = "accepted", "cancelled"
+LIVE = (WAITING, OFFERING, OFFERED)
+
 
 def epoch_ms(moment: datetime) -> int:
     """An instant as integer milliseconds. Times written by updates are kept as numbers:
     nx-27017 turns datetimes written by `$set` into strings, which no range query matches."""
     return int(moment.timestamp() * 1000)
+
+
+def has_started(doc: dict, now: datetime) -> bool:
+    """Whether the appointment's slot has started by `now` (`starts_ms` once it was moved:
+    nx-27017 keeps a date only as `insert` writes it)."""
+    if doc.get("starts_ms") is not None:
+        return doc["starts_ms"] <= epoch_ms(now)
+    return doc["starts_at"] <= now
 
 
 def ensure_indexes(db: Database) -> None:
@@ -56,6 +72,15 @@ def ensure_indexes(db: Database) -> None:
     )
     db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
     db.appointments.create_index([("status", ASCENDING), ("updated_ms", ASCENDING)])
+    db.appointments.create_index([("moving.hospital_id", ASCENDING), ("moving.date", ASCENDING)])
+    db.holds.create_index([("state", ASCENDING), ("expires_ms", ASCENDING)])
+    db.holds.create_index([("hospital_id", ASCENDING), ("date", ASCENDING), ("state", ASCENDING)])
+    db.waitlist.create_index("wait_guard", unique=True)
+    db.waitlist.create_index(
+        [("hospital_id", ASCENDING), ("date", ASCENDING), ("status", ASCENDING)]
+    )
+    db.waitlist.create_index([("status", ASCENDING), ("offer_expires_ms", ASCENDING)])
+    db.waitlist.create_index([("user_id", ASCENDING), ("created_ms", DESCENDING)])
     db.users.create_index("email", unique=True)
     # Answers are replayed for a day, then MongoDB's TTL monitor removes them.
     db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
@@ -105,6 +130,7 @@ DAY_FIELDS = {
         "started_ms",
         "started_at",
         "completed_at",
+        "hold_id",
     )
 }
 
@@ -131,6 +157,11 @@ def public(doc: dict) -> dict:
     if doc.get("appointment_type"):
         out["appointment_type"] = doc["appointment_type"]
         out["units"] = doc.get("units", 1)
+    if doc.get("moves"):
+        out["rescheduled_from"] = doc["moves"][-1]["from"]
+        out["moves"] = doc["moves"]
+    if doc.get("hold_id"):
+        out["hold_id"] = doc["hold_id"]
     return out
 
 
@@ -200,6 +231,67 @@ class AppointmentRepository:
             )
         )
 
+    def moving_to(self, hospital_id: str, day: str) -> list[dict]:
+        """Appointments of other places being moved into this hospital-day right now (their
+        target place is taken in Redis before MongoDB records the move: a rebuild keeps it)."""
+        return list(
+            self.col.find(
+                {"moving.hospital_id": hospital_id, "moving.date": day, "status": CONFIRMED},
+                {"moving": 1, "units": 1, "created_at": 1},
+            )
+        )
+
+    def begin_move(self, oid: ObjectId, at: tuple[str, str], move: dict) -> dict | None:
+        """Record a reschedule's intent on a confirmed appointment still at `at` (date,
+        slot start) that is not moving already; None otherwise."""
+        return self.col.find_one_and_update(
+            {
+                "_id": oid,
+                "status": CONFIRMED,
+                "date": at[0],
+                "slot_start": at[1],
+                "moving": None,
+                "release_pending": None,
+            },
+            {"$set": {"moving": move}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def commit_move(self, oid: ObjectId, token: str, changes: dict) -> dict | None:
+        """Move the appointment to its new place, if its move `token` is still the current
+        one (the reconciler has not abandoned it); DuplicateKeyError when a guard refuses."""
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": CONFIRMED, "moving.token": token},
+            {"$set": changes, "$unset": {"moving": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def abort_move(self, oid: ObjectId, token: str) -> bool:
+        """Forget a move that did not happen; False when it is not the current one."""
+        result = self.col.update_one(
+            {"_id": oid, "moving.token": token}, {"$unset": {"moving": ""}}
+        )
+        return result.modified_count == 1
+
+    def source_released(self, oid: ObjectId, token: str) -> None:
+        """A move's old place is free: nothing of the move is left to finish."""
+        self.col.update_one(
+            {"_id": oid, "release_pending.token": token}, {"$unset": {"release_pending": ""}}
+        )
+
+    def stale_moves(self, before_ms: int, limit: int = 500) -> list[dict]:
+        """Moves begun before `before_ms` and never committed: their process died."""
+        return list(self.col.find({"moving.started_ms": {"$lt": before_ms}}).limit(limit))
+
+    def unreleased_sources(self, limit: int = 500) -> list[dict]:
+        """Appointments moved whose old place may still be held (the mover died between its
+        commit and the release)."""
+        return list(
+            self.col.find({"release_pending": {"$exists": True}}, {"release_pending": 1}).limit(
+                limit
+            )
+        )
+
     def mark_released(self, oids: list[ObjectId]) -> None:
         """Record that these closed appointments' places are free (the sweep skips them)."""
         if oids:
@@ -246,6 +338,126 @@ class AppointmentRepository:
         cursor = (
             self.col.find(query)
             .sort([("date", ASCENDING), ("slot_start", ASCENDING), ("serial", ASCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return list(cursor), total
+
+
+class HoldRepository:
+    """The `holds` collection: places held for a while, each a record written after the
+    gate took its place (a hold the gate never took is never written; one written and lost
+    by Redis is restored by a rebuild while it lives)."""
+
+    def __init__(self, db: Database):
+        self.col = db.get_collection(
+            "holds", write_concern=WriteConcern(w="majority", wtimeout=5000)
+        )
+
+    def insert(self, doc: dict) -> None:
+        """Record a hold whose place is taken."""
+        self.col.insert_one(doc)
+
+    def get(self, oid: ObjectId) -> dict | None:
+        """One hold by id."""
+        return self.col.find_one({"_id": oid})
+
+    def end(self, oid: ObjectId, state: str, now: datetime, **extra) -> dict | None:
+        """A live hold becomes `used`, `released` or `expired`, once; None if it ended
+        already."""
+        return self.col.find_one_and_update(
+            {"_id": oid, "state": HELD},
+            {"$set": {"state": state, "ended_ms": epoch_ms(now), **extra}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
+        """A hospital-day's holds still live at `now_ms` (every doctor's), oldest first."""
+        return list(
+            self.col.find(
+                {
+                    "hospital_id": hospital_id,
+                    "date": day,
+                    "state": HELD,
+                    "expires_ms": {"$gt": now_ms},
+                }
+            ).sort("created_ms", ASCENDING)
+        )
+
+    def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
+        """Holds past their time still recorded as live: their places are given back."""
+        return list(
+            self.col.find({"state": HELD, "expires_ms": {"$lte": now_ms}}).limit(limit)
+        )
+
+
+class WaitlistRepository:
+    """The `waitlist` collection. `wait_guard` (unique) keeps one live entry per phone,
+    hospital, doctor (or none) and date: `dup_guard`'s value while waiting or offered,
+    "x:<id>" after."""
+
+    def __init__(self, db: Database):
+        self.col = db.get_collection(
+            "waitlist", write_concern=WriteConcern(w="majority", wtimeout=5000)
+        )
+
+    def insert(self, doc: dict) -> None:
+        """Add an entry; DuplicateKeyError when the phone waits for that day already."""
+        self.col.insert_one(doc)
+
+    def get(self, oid: ObjectId) -> dict | None:
+        """One entry by id."""
+        return self.col.find_one({"_id": oid})
+
+    def waiting(self, hospital_id: str, practitioner_id: str | None, day: str) -> list[dict]:
+        """The waiting entries of one hospital, doctor (or none) and date, first come first."""
+        return list(
+            self.col.find(
+                {
+                    "hospital_id": hospital_id,
+                    "date": day,
+                    "practitioner_id": practitioner_id,
+                    "status": WAITING,
+                }
+            ).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
+        )
+
+    def live_count(self, user_id: str) -> int:
+        """A user's entries waiting or offered."""
+        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE)}})
+
+    def move(
+        self, oid: ObjectId, from_status: str, to_status: str, changes: dict, **match
+    ) -> dict | None:
+        """From one status to another, atomically (None when the entry is not in it)."""
+        if to_status not in LIVE:
+            changes = {**changes, "wait_guard": f"x:{oid}"}
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": from_status, **match},
+            {"$set": {"status": to_status, **changes}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def days_waiting(self, since: str) -> list[tuple[str, str | None, str]]:
+        """(hospital, doctor or None, date) with waiting entries from `since` on."""
+        seen = set()
+        for doc in self.col.find(
+            {"status": WAITING, "date": {"$gte": since}},
+            {"hospital_id": 1, "practitioner_id": 1, "date": 1},
+        ):
+            seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))
+        return sorted(seen, key=lambda t: (t[0], t[1] or "", t[2]))
+
+    def stale(self, status: str, field: str, before_ms: int, limit: int = 500) -> list[dict]:
+        """Entries in `status` whose `field` (a time, ms) is before `before_ms`."""
+        return list(self.col.find({"status": status, field: {"$lt": before_ms}}).limit(limit))
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        """Entries matching `filters`, newest first."""
+        total = self.col.count_documents(filters)
+        cursor = (
+            self.col.find(filters)
+            .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * per_page)
             .limit(per_page)
         )

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime
+from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime, is_appointment_id
 from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
+
+
+class RecordId(fields.Str):
+    """An appointment's, a hold's or a waitlist entry's id: 24 lowercase hex digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not is_appointment_id(text):
+            raise ValidationError("must be an id of 24 lowercase hex digits")
+        return text
 
 
 class PatientSchema(StrictSchema):
@@ -30,6 +40,7 @@ class AppointmentCreateSchema(StrictSchema):
             "default_appointment_type; without types, one unit)"
         }
     )
+    hold_id = RecordId(metadata={"description": "book the place of this live hold"})
 
 
 class PractitionerRefSchema(Schema):
@@ -72,6 +83,124 @@ class AppointmentSchema(Schema):
     practitioner = fields.Nested(PractitionerRefSchema)
     appointment_type = fields.Str()
     units = fields.Int()
+    hold_id = fields.Str(metadata={"description": "the hold whose place it took"})
+    rescheduled_from = fields.Nested(
+        "MovedFromSchema", metadata={"description": "its place before the last reschedule"}
+    )
+    moves = fields.List(fields.Nested("MoveSchema"), metadata={"description": "oldest first"})
+
+
+class MovedFromSchema(Schema):
+    """A place an appointment was moved from."""
+
+    date = fields.Str(required=True)
+    slot = fields.Str(required=True)
+    serial = fields.Int(required=True)
+    practitioner_id = fields.Str()
+
+
+class MoveSchema(Schema):
+    """One reschedule of an appointment."""
+
+    moved_from = fields.Nested(MovedFromSchema, data_key="from", required=True)
+    moved_at = fields.Str(required=True)
+    by = fields.Str(required=True)
+
+
+class RescheduleSchema(StrictSchema):
+    """Where to move an appointment (its hospital stays; its doctor unless given)."""
+
+    date = fields.Str(required=True, metadata={"example": "2026-11-29"})
+    slot = WallTime(required=True, metadata={"example": "18:00"})
+    practitioner_id = Identifier()
+    appointment_type = Identifier()
+    hold_id = RecordId(metadata={"description": "move into the place of this live hold"})
+
+
+class HoldCreateSchema(StrictSchema):
+    """A place to hold."""
+
+    hospital_id = Identifier(required=True, metadata={"example": "gomoti"})
+    practitioner_id = Identifier()
+    date = fields.Str(required=True, metadata={"example": "2026-11-28"})
+    slot = WallTime(required=True, metadata={"example": "17:00"})
+    appointment_type = Identifier()
+
+
+class HoldSchema(Schema):
+    """A hold: a place kept until `expires_at`."""
+
+    hold_id = fields.Str(required=True)
+    state = fields.Str(
+        required=True, metadata={"enum": ["held", "used", "released", "expired"]}
+    )
+    expires_at = fields.Str(required=True)
+    hospital_id = fields.Str(required=True)
+    practitioner_id = fields.Str(allow_none=True)
+    date = fields.Str(required=True)
+    slot = fields.Str(required=True)
+    serial = fields.Int(allow_none=True)
+    units = fields.Int()
+    appointment_type = fields.Str(allow_none=True)
+    waitlist_id = fields.Str()
+    appointment_id = fields.Str()
+
+
+class WaitlistCreateSchema(StrictSchema):
+    """Wait for a place of a day (of one slot, when given)."""
+
+    hospital_id = Identifier(required=True, metadata={"example": "gomoti"})
+    practitioner_id = Identifier()
+    date = fields.Str(required=True, metadata={"example": "2026-11-28"})
+    slot = WallTime()
+    patient = fields.Nested(PatientSchema, required=True)
+    appointment_type = Identifier()
+
+
+class WaitlistEntrySchema(Schema):
+    """A waitlist entry."""
+
+    waitlist_id = fields.Str(required=True)
+    status = fields.Str(
+        required=True,
+        metadata={"enum": ["waiting", "offering", "offered", "accepted", "expired", "cancelled"]},
+    )
+    position = fields.Int(metadata={"description": "while waiting: 1 is offered next"})
+    hospital_id = fields.Str(required=True)
+    practitioner_id = fields.Str(allow_none=True)
+    date = fields.Str(required=True)
+    slot = fields.Str(allow_none=True)
+    patient = fields.Nested(PatientSchema, required=True)
+    appointment_type = fields.Str(allow_none=True)
+    created_at = fields.Str(required=True)
+    hold_id = fields.Str()
+    offered_slot = fields.Str()
+    offer_expires_at = fields.Str()
+    appointment_id = fields.Str()
+
+
+class WaitlistListArgsSchema(StrictSchema):
+    """Filters (hospital, doctor, date: staff and admin) and pagination."""
+
+    hospital_id = Identifier()
+    practitioner_id = Identifier()
+    date = fields.Str()
+    status = fields.Str(
+        validate=validate.OneOf(
+            ["waiting", "offering", "offered", "accepted", "expired", "cancelled"]
+        )
+    )
+    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class WaitlistListSchema(Schema):
+    """A page of waitlist entries, newest first."""
+
+    entries = fields.List(fields.Nested(WaitlistEntrySchema), required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+    total = fields.Int(required=True)
 
 
 class AppointmentListArgsSchema(StrictSchema):

@@ -18,7 +18,7 @@ from shared.request_parsing import READ_QUERY_DOC, read_query
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
-from . import accounts, booking, visits
+from . import accounts, booking, holds, moves, visits, waitlist
 from .idempotency import run_once
 from .repository import public
 from .schemas import (
@@ -29,14 +29,21 @@ from .schemas import (
     AvailabilitySchema,
     BulkRequestSchema,
     BulkSchema,
+    HoldCreateSchema,
+    HoldSchema,
     LoginSchema,
     PositionSchema,
     QueueArgsSchema,
     QueueSchema,
     RegisterSchema,
+    RescheduleSchema,
     TokenSchema,
     UserCreateSchema,
     UserSchema,
+    WaitlistCreateSchema,
+    WaitlistEntrySchema,
+    WaitlistListArgsSchema,
+    WaitlistListSchema,
 )
 
 # Request schemas are given to `arguments` as instances: given a class, webargs builds a new
@@ -61,9 +68,24 @@ availability_blp = SlotbookBlueprint(
     description="Counts only: the lightweight availability answers",
 )
 
+holds_blp = SlotbookBlueprint(
+    "holds",
+    __name__,
+    url_prefix="/api/holds",
+    description="Holds: a place kept for a while (hospital's hold_seconds), then back by itself",
+)
+waitlist_blp = SlotbookBlueprint(
+    "waitlist",
+    __name__,
+    url_prefix="/api/waitlist",
+    description="The waitlist: a freed place is offered to the first entry it fits",
+)
+
 
 @auth_blp.after_request
 @appointments_blp.after_request
+@holds_blp.after_request
+@waitlist_blp.after_request
 def _no_store(response):
     """Tokens and personal data (names, phones) are never kept by a cache on the way."""
     return no_store(response)
@@ -191,6 +213,21 @@ class VisitStep(MethodView):
         return visits.visit_step(_ctx(), current_principal(), appointment_id, step, utcnow())
 
 
+@appointments_blp.route("/<appointment_id:appointment_id>/reschedule")
+class Reschedule(MethodView):
+    @require_auth()
+    @appointments_blp.arguments(RescheduleSchema())
+    @appointments_blp.response(200, AppointmentSchema)
+    @appointments_blp.error_answers(400, 401, 404, 409, 410, 422, 429, 503)
+    def post(self, body, appointment_id):
+        """Move an appointment (its owner, staff, admin): the same id in a new place; the
+        old place is freed only once the new one is taken."""
+        ctx, who = _ctx(), current_principal()
+        if not who.at_desk:
+            ctx.limiter.check_booking(who.user_id)
+        return moves.reschedule(ctx, who, appointment_id, body, utcnow())
+
+
 @appointments_blp.route("/<appointment_id:appointment_id>/queue")
 class Position(MethodView):
     @require_auth()
@@ -264,3 +301,79 @@ class BulkAvailability(MethodView):
                 },
             }
         )
+
+
+@holds_blp.route("")
+class Holds(MethodView):
+    @require_auth()
+    @holds_blp.arguments(HoldCreateSchema())
+    @holds_blp.response(201, HoldSchema)
+    @holds_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
+    def post(self, body):
+        """Hold a place (any signed-in user; at most HOLD_LIMIT live at once)."""
+        return holds.hold(_ctx(), current_principal(), body, utcnow())
+
+
+# A hold's and a waitlist entry's ids have the appointments' canonical form (24 hex).
+@holds_blp.route("/<appointment_id:hold_id>")
+class HoldById(MethodView):
+    @require_auth()
+    @holds_blp.response(200, HoldSchema)
+    @holds_blp.error_answers(401, 404)
+    def get(self, hold_id):
+        """One hold (its owner, staff, admin)."""
+        return holds.public_hold(holds.find_hold(_ctx(), current_principal(), hold_id))
+
+    @require_auth()
+    @holds_blp.response(204)
+    @holds_blp.error_answers(401, 404, 409)
+    def delete(self, hold_id):
+        """Give the place back (idempotent)."""
+        holds.release(_ctx(), current_principal(), hold_id, utcnow())
+
+
+@waitlist_blp.route("")
+class Waitlist(MethodView):
+    @require_auth()
+    @waitlist_blp.arguments(WaitlistCreateSchema())
+    @waitlist_blp.response(201, WaitlistEntrySchema)
+    @waitlist_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
+    def post(self, body):
+        """Wait for a place of a day (of one slot, when given)."""
+        return waitlist.join(_ctx(), current_principal(), body, utcnow())
+
+    @require_auth()
+    @waitlist_blp.arguments(WaitlistListArgsSchema(), location="query")
+    @waitlist_blp.response(200, WaitlistListSchema)
+    @waitlist_blp.error_answers(400, 401)
+    def get(self, args):
+        """Entries: a patient's own; staff and admin: all, filtered."""
+        return waitlist.list_entries(_ctx(), current_principal(), args)
+
+
+@waitlist_blp.route("/<appointment_id:waitlist_id>")
+class WaitlistEntry(MethodView):
+    @require_auth()
+    @waitlist_blp.response(200, WaitlistEntrySchema)
+    @waitlist_blp.error_answers(401, 404)
+    def get(self, waitlist_id):
+        """One entry, with its position while waiting."""
+        ctx = _ctx()
+        return waitlist.answer(ctx, waitlist.find_entry(ctx, current_principal(), waitlist_id))
+
+    @require_auth()
+    @waitlist_blp.response(200, WaitlistEntrySchema)
+    @waitlist_blp.error_answers(401, 404, 409)
+    def delete(self, waitlist_id):
+        """Stop waiting (an offer held is given back and passed on)."""
+        return waitlist.leave(_ctx(), current_principal(), waitlist_id, utcnow())
+
+
+@waitlist_blp.route("/<appointment_id:waitlist_id>/accept")
+class WaitlistAccept(MethodView):
+    @require_auth()
+    @waitlist_blp.response(201, AppointmentSchema)
+    @waitlist_blp.error_answers(401, 404, 409, 410, 422, 503)
+    def post(self, waitlist_id):
+        """Book the offered place: the appointment."""
+        return waitlist.accept(_ctx(), current_principal(), waitlist_id, utcnow())

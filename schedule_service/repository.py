@@ -11,7 +11,12 @@ from shared.slots import iso_utc
 
 # Parts of a configuration that may be absent (a v1 hospital has none of them): an edit
 # that leaves one out removes it.
-OPTIONAL_FIELDS = ("practitioners", "appointment_types", "default_appointment_type")
+OPTIONAL_FIELDS = (
+    "practitioners",
+    "appointment_types",
+    "default_appointment_type",
+    "hold_seconds",
+)
 
 
 def ensure_indexes(db: Database) -> None:

@@ -52,6 +52,7 @@ class HospitalSchema(Schema):
     schedule = fields.Dict(keys=fields.Str(), values=fields.Nested(DayConfigSchema))
     max_appointments_per_slot = fields.Int()
     advance_booking_days = fields.Int()
+    hold_seconds = fields.Int(metadata={"description": "a hold's life, 30..1800 (default 300)"})
     date_overrides = fields.Dict(keys=fields.Str(), values=fields.Dict())
     practitioners = fields.Dict(keys=fields.Str(), values=fields.Nested(PractitionerConfigSchema))
     appointment_types = fields.Dict(keys=fields.Str(), values=fields.Nested(AppointmentTypeSchema))
@@ -81,6 +82,7 @@ class HospitalWriteSchema(StrictSchema):
     schedule = fields.Dict(keys=fields.Str(), values=fields.Raw())
     max_appointments_per_slot = fields.Int(strict=True)
     advance_booking_days = fields.Int(strict=True)
+    hold_seconds = fields.Int(strict=True)
     date_overrides = fields.Dict(keys=fields.Str(), values=fields.Raw())
     practitioners = fields.Dict(keys=fields.Str(), values=fields.Raw())
     appointment_types = fields.Dict(keys=fields.Str(), values=fields.Raw())
@@ -135,7 +137,10 @@ class SlotViewSchema(Schema):
     display = fields.Str(required=True)
     capacity = fields.Int(required=True)
     booked = fields.Int(required=True, allow_none=True)
-    available = fields.Int(required=True, allow_none=True)
+    held = fields.Int(required=True, allow_none=True, metadata={"description": "by live holds"})
+    available = fields.Int(
+        required=True, allow_none=True, metadata={"description": "capacity - booked - held"}
+    )
     bookable = fields.Bool(required=True)
     fits = fields.Bool(
         allow_none=True,
@@ -155,6 +160,7 @@ class DayViewSchema(Schema):
     slots = fields.List(fields.Nested(SlotViewSchema), required=True)
     total_capacity = fields.Int(required=True)
     total_booked = fields.Int(required=True, allow_none=True)
+    total_held = fields.Int(required=True, allow_none=True)
     total_available = fields.Int(required=True, allow_none=True)
     counts = fields.Str(metadata={"description": "live, or unknown when Redis is unavailable"})
 

@@ -39,6 +39,8 @@ MIN_SLOT_MINUTES = 5
 MAX_SLOT_MINUTES = 240
 MAX_APPOINTMENT_TYPES = 50
 MAX_UNITS = 10_000
+# How long a hold keeps its place (API.md, "Holds"): the hospital's `hold_seconds`.
+MIN_HOLD_SECONDS, MAX_HOLD_SECONDS = 30, 1800
 MAX_APPOINTMENT_MINUTES = 480
 MAX_PRACTITIONERS = 200
 # Where validate_practitioner reports a problem of the body as a whole (not an object,
@@ -456,6 +458,9 @@ def validate_hospital(body: dict, hospital_id: str | None = None) -> tuple[dict,
     doc["max_appointments_per_slot"] = body.get("max_appointments_per_slot", 15)
     _check_int(body, "advance_booking_days", "", errors, 0, 366)
     doc["advance_booking_days"] = body.get("advance_booking_days", 60)
+    if "hold_seconds" in body:  # optional (v1.1): a v1 document stays as it was
+        _check_int(body, "hold_seconds", "", errors, MIN_HOLD_SECONDS, MAX_HOLD_SECONDS)
+        doc["hold_seconds"] = body["hold_seconds"]
     doc["schedule"] = _check_schedule(body.get("schedule", {}), "schedule", errors)
     doc["date_overrides"] = _check_overrides(
         body.get("date_overrides", {}), "date_overrides", errors

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .capacity_reads import DayCounts
+from .capacity_reads import DayCounts, held, offered
 from .slots import OPEN, Day
 
 
@@ -63,7 +63,8 @@ def day_document(day: Day, counts: Mapping[str, int] | None, units: int | None =
 
 
 def counts_document(day: Day, counts: Mapping[str, int] | None, units: int | None = None) -> dict:
-    """A day's counts only: `{"slots": {"17:00": {capacity, booked, available}}, ...}`.
+    """A day's counts only: `{"slots": {"17:00": {capacity, booked, held, offered,
+    available}}, ...}` (`held` counts every live hold, `offered` those of waitlist offers).
     The document is shared: the caller writes it, never changes it."""
     return _cached("counts", day, counts, units, _counts_document)
 
@@ -76,18 +77,21 @@ def _fits(available: int | None, units: int) -> bool | None:
 def _day_document(day: Day, counts: Mapping[str, int] | None, units: int | None) -> dict:
     known = counts is not None
     slots = []
-    total_capacity = total_booked = total_available = 0
+    total_capacity = total_booked = total_held = total_available = 0
     for slot, started in zip(day.slots, day.started, strict=True):
         capacity = slot.capacity
         total_capacity += capacity
         if known:
             booked = counts.get(slot.start, 0)
-            available = capacity - booked if booked < capacity else 0
+            on_hold = held(counts, slot.start)
+            taken = booked + on_hold
+            available = capacity - taken if taken < capacity else 0
             total_booked += booked
+            total_held += on_hold
             total_available += available
             bookable = not started and available > 0
         else:
-            booked = available = None
+            booked = on_hold = available = None
             bookable = not started
         answer = {
             "start": slot.start,
@@ -95,6 +99,7 @@ def _day_document(day: Day, counts: Mapping[str, int] | None, units: int | None)
             "display": slot.display,
             "capacity": capacity,
             "booked": booked,
+            "held": on_hold,
             "available": available,
             "bookable": bookable,
         }
@@ -108,6 +113,7 @@ def _day_document(day: Day, counts: Mapping[str, int] | None, units: int | None)
         "slots": slots,
         "total_capacity": total_capacity,
         "total_booked": total_booked if known else None,
+        "total_held": total_held if known else None,
         "total_available": total_available if known else None,
         "counts": LIVE if known else UNKNOWN,
     }
@@ -124,13 +130,18 @@ def _counts_document(day: Day, counts: Mapping[str, int] | None, units: int | No
         for slot in day.slots:
             if known:
                 booked = counts.get(slot.start, 0)
-                available = slot.capacity - booked if booked < slot.capacity else 0
+                on_hold = held(counts, slot.start)
+                for_waitlist = offered(counts, slot.start)
+                taken = booked + on_hold
+                available = slot.capacity - taken if taken < slot.capacity else 0
                 total += booked
             else:
-                booked = available = None
+                booked = on_hold = for_waitlist = available = None
             slots[slot.start] = {
                 "capacity": slot.capacity,
                 "booked": booked,
+                "held": on_hold,
+                "offered": for_waitlist,
                 "available": available,
             }
             if units is not None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
+import time
+
 import redis
 
 from . import keys
@@ -58,6 +60,53 @@ class DayCounts(Mapping):
 
 
 NOTHING_BOOKED = DayCounts()
+
+# Field prefixes of a day's counts hash besides the slots' booked units (booking_service/lua/
+# places.lua): units held by live holds, of them offered to the waitlist, earliest expiry.
+HELD, OFFERED, EXPIRES = "h:", "o:", "e:"
+
+
+def held(counts: Mapping[str, int], slot: str) -> int:
+    """Units of `slot` held by live holds (offers to the waitlist included)."""
+    return counts.get(HELD + slot, 0)
+
+
+def offered(counts: Mapping[str, int], slot: str) -> int:
+    """Units of `slot` held for waitlist offers."""
+    return counts.get(OFFERED + slot, 0)
+
+
+def _hold_value(value: bytes) -> tuple[int, int] | None:
+    """(units, expires_ms) of a holds-hash value that is a hold; None for an appointment's."""
+    parts = value.split(b":")
+    if len(parts) != 3:
+        return None
+    return int(parts[1]), int(parts[2])
+
+
+def _without_expired(flat: tuple, stale: dict[str, dict], now_ms: int) -> tuple:
+    """A day's counts reply with the holds of `stale` slots (slot -> its holds hash) counted
+    again at `now_ms`: a hold past its time holds nothing, whether or not the gate has
+    dropped it yet."""
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    for slot, hash_ in stale.items():
+        live_held = live_offered = 0
+        earliest = None
+        for field, value in hash_.items():
+            hold = _hold_value(value)
+            if hold is None or hold[1] <= now_ms:
+                continue
+            live_held += hold[0]
+            if field.startswith(b"o:"):
+                live_offered += hold[0]
+            earliest = hold[1] if earliest is None else min(earliest, hold[1])
+        for prefix, value in ((HELD, live_held), (OFFERED, live_offered), (EXPIRES, earliest)):
+            name = (prefix + slot).encode()
+            if value:
+                fields[name] = str(value).encode()
+            else:
+                fields.pop(name, None)
+    return tuple(item for pair in sorted(fields.items()) for item in pair)
 
 
 @dataclass(frozen=True)
@@ -109,14 +158,39 @@ class CapacityReader:
             replies = self._read_days(keys=head + day_keys)
         version_raw, complete, hashes = replies[0], replies[1], replies[2:]
         counts: dict[str, Mapping[str, int] | None] = {}
+        expired: dict[str, list[str]] = {}
+        now_ms = None
         for day, raw in zip(dates, hashes, strict=True):
             if not raw:  # no records for the day: nothing booked, if the marker vouches for it
                 counts[day] = None if complete is None else NOTHING_BOOKED
                 continue
             flat = _flat(raw)
             # (a value is a number, so the marker can only be a field)
-            counts[day] = DayCounts(flat) if complete is not None or _READY in flat else None
+            if complete is None and _READY not in flat:
+                counts[day] = None
+                continue
+            for field, value in zip(flat[::2], flat[1::2], strict=True):
+                if field[:2] == b"e:":  # a live hold in the slot: is one past its time?
+                    now_ms = now_ms or int(time.time() * 1000)
+                    if int(value) <= now_ms:
+                        expired.setdefault(day, []).append(field[2:].decode())
+            counts[day] = DayCounts(flat)
+        if expired:
+            self._recount_holds(hospital_id, practitioner_id, expired, counts, now_ms)
         return Snapshot(Published.from_raw(version_raw), counts)
+
+    def _recount_holds(self, hospital_id, practitioner_id, expired, counts, now_ms) -> None:
+        """Count again the holds of slots where one is past its time and the gate has not
+        dropped it yet (one more round trip, only then): the answer never shows it held."""
+        wanted = [(day, slot) for day, slots in expired.items() for slot in slots]
+        pipe = self.client.pipeline(transaction=False)
+        for day, slot in wanted:
+            pipe.hgetall(keys.holds_key(hospital_id, day, slot, practitioner_id))
+        by_day: dict[str, dict[str, dict]] = {}
+        for (day, slot), hash_ in zip(wanted, pipe.execute(), strict=True):
+            by_day.setdefault(day, {})[slot] = hash_
+        for day, stale in by_day.items():
+            counts[day] = DayCounts(_without_expired(counts[day]._raw, stale, now_ms))
 
     def for_answer(
         self, hospital_id: str, dates: list[str], practitioner_id: str | None = None

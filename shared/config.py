@@ -74,6 +74,9 @@ class Config:
     register_window_seconds: int = 3600
     booking_window_seconds: int = 3600
     bcrypt_rounds: int = 12
+    hold_limit: int = 2
+    desk_hold_limit: int = 50
+    waitlist_limit: int = 5
 
     @classmethod
     def from_env(cls) -> Config:
@@ -114,6 +117,9 @@ class Config:
             register_window_seconds=env_int("REGISTER_WINDOW_SECONDS", cls.register_window_seconds),
             booking_window_seconds=env_int("BOOKING_WINDOW_SECONDS", cls.booking_window_seconds),
             bcrypt_rounds=env_int("BCRYPT_ROUNDS", cls.bcrypt_rounds),
+            hold_limit=env_int("HOLD_LIMIT", cls.hold_limit),
+            desk_hold_limit=env_int("DESK_HOLD_LIMIT", cls.desk_hold_limit),
+            waitlist_limit=env_int("WAITLIST_LIMIT", cls.waitlist_limit),
         )
 
     @property

@@ -33,6 +33,9 @@ from .versions import Published
 
 log = logging.getLogger(__name__)
 
+# How long a hold keeps its place when the hospital does not say (`hold_seconds`).
+DEFAULT_HOLD_SECONDS = 300
+
 
 @dataclass(frozen=True)
 class Configuration:
@@ -53,6 +56,11 @@ class Configuration:
             for pid, raw in (doc.get("practitioners") or {}).items()
         }
         return cls(doc, schedule, practitioners, compile_appointment_types(doc))
+
+    @property
+    def hold_seconds(self) -> int:
+        """How long a hold (and a waitlist offer) keeps its place."""
+        return int(self.doc.get("hold_seconds") or DEFAULT_HOLD_SECONDS)
 
     @property
     def version(self) -> int:

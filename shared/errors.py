@@ -91,6 +91,36 @@ class AppointmentTypeNotFound(DomainError):
     reason = "appointment_type_not_found"
 
 
+class HoldNotFound(DomainError):
+    status = 404
+    reason = "hold_not_found"
+
+
+class WaitlistEntryNotFound(DomainError):
+    status = 404
+    reason = "waitlist_entry_not_found"
+
+
+class HoldExpired(DomainError):
+    status = 410
+    reason = "hold_expired"
+
+
+class HoldMismatch(DomainError):
+    status = 409
+    reason = "hold_mismatch"
+
+
+class WaitlistDuplicate(DomainError):
+    status = 409
+    reason = "already_waiting"
+
+
+class TooManyHolds(DomainError):
+    status = 429
+    reason = "too_many_holds"
+
+
 class InvalidTransition(DomainError):
     status = 409
     reason = "invalid_transition"

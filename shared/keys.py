@@ -54,3 +54,8 @@ def rate_key(kind: str, subject: str) -> str:
 def edit_lock_key(hospital_id: str) -> str:
     """Held while one edit of a hospital runs: its edits are made one at a time."""
     return f"sched:edit-lock:{hospital_id}"
+
+
+def hold_quota_key(user_id: str) -> str:
+    """Sorted set: a user's live holds, hold id -> expiry (ms), for the per-user limit."""
+    return f"holds:user:{{{user_id}}}"

@@ -39,7 +39,13 @@ class SlotCountsSchema(Schema):
 
     capacity = fields.Int(required=True)
     booked = fields.Int(required=True, allow_none=True)
-    available = fields.Int(required=True, allow_none=True)
+    held = fields.Int(required=True, allow_none=True, metadata={"description": "by live holds"})
+    offered = fields.Int(
+        required=True, allow_none=True, metadata={"description": "of them, waitlist offers"}
+    )
+    available = fields.Int(
+        required=True, allow_none=True, metadata={"description": "capacity - booked - held"}
+    )
     fits = fields.Bool(
         allow_none=True,
         metadata={"description": "with ?appointment_type=: whether its units fit"},

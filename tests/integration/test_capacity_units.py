@@ -78,7 +78,7 @@ def test_a_rebuild_keeps_serials_and_units_and_fits_pending_oldest_first(client,
         "17:00",
         5,
         held=[("x", 2, 2), ("y", 4, 1)],
-        pending=[("p1", 3), ("p2", 2), ("p3", 1)],
+        pending=[("p1", 3, 0), ("p2", 2, 0), ("p3", 1, 0)],
     )
     assert records.rebuild(hid, DAY, [slot], 3600, "rina")
     holds = client.hgetall(keys.holds_key(hid, DAY, "17:00", "rina"))

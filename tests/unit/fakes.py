@@ -9,6 +9,7 @@ sees. The real adapters are tested against real servers in tests/integration and
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -23,9 +24,12 @@ from booking_service.repository import (
     ACTIVE,
     CANCELLED,
     CONFIRMED,
+    HELD as LIVE_HOLD,
+    LIVE,
     PENDING,
     REJECTED,
     VISIBLE,
+    WAITING,
     epoch_ms,
 )
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
@@ -105,6 +109,59 @@ class FakeAppointments:
         for oid in oids:
             self.docs[oid]["released"] = True
 
+    def moving_to(self, hospital_id: str, day: str) -> list[dict]:
+        return [
+            copy.deepcopy(d)
+            for d in self.docs.values()
+            if d.get("moving")
+            and d["status"] == CONFIRMED
+            and (d["moving"]["hospital_id"], d["moving"]["date"]) == (hospital_id, day)
+        ]
+
+    def begin_move(self, oid, at: tuple[str, str], move: dict) -> dict | None:
+        doc = self.docs.get(oid)
+        if (
+            doc is None
+            or doc["status"] != CONFIRMED
+            or (doc["date"], doc["slot_start"]) != at
+            or doc.get("moving")
+            or doc.get("release_pending")
+        ):
+            return None
+        doc["moving"] = copy.deepcopy(move)
+        return copy.deepcopy(doc)
+
+    def commit_move(self, oid, token: str, changes: dict) -> dict | None:
+        doc = self.docs.get(oid)
+        if doc is None or doc["status"] != CONFIRMED or (doc.get("moving") or {}).get(
+            "token"
+        ) != token:
+            return None
+        updated = {k: v for k, v in {**doc, **copy.deepcopy(changes)}.items() if k != "moving"}
+        self._unique(updated, ignore=oid)
+        self.docs[oid] = updated
+        return copy.deepcopy(updated)
+
+    def abort_move(self, oid, token: str) -> bool:
+        doc = self.docs.get(oid)
+        if doc is None or (doc.get("moving") or {}).get("token") != token:
+            return False
+        del doc["moving"]
+        return True
+
+    def source_released(self, oid, token: str) -> None:
+        doc = self.docs.get(oid)
+        if doc and (doc.get("release_pending") or {}).get("token") == token:
+            del doc["release_pending"]
+
+    def stale_moves(self, before_ms: int, limit: int = 500) -> list[dict]:
+        return copy.deepcopy(
+            [d for d in self.docs.values() if (d.get("moving") or {}).get("started_ms", before_ms) < before_ms][:limit]
+        )
+
+    def unreleased_sources(self, limit: int = 500) -> list[dict]:
+        return copy.deepcopy([d for d in self.docs.values() if d.get("release_pending")][:limit])
+
     def get(self, oid: ObjectId) -> dict | None:
         doc = self.docs.get(oid)
         return copy.deepcopy(doc) if doc else None
@@ -172,24 +229,43 @@ class FakeEvents:
 
 
 class FakeCapacity:
-    """CapacityRecords in memory: a slot's places, appointment id -> (serial, units), per
-    hospital, doctor (or None) and date."""
+    """CapacityRecords in memory: a slot's places, field -> (serial, units, expires_ms: 0 for
+    an appointment), per hospital, doctor (or None) and date; holds past `now_ms()` hold
+    nothing, as in the gate's scripts."""
 
     def __init__(self, events: FakeEvents | None = None):
         self.events = events if events is not None else FakeEvents()
-        self.holds: dict[tuple, dict[str, tuple[int, int]]] = {}
+        self.holds: dict[tuple, dict[str, tuple[int, int, int]]] = {}
         self.ready: set[tuple] = set()
         self.complete = True
         self.leader: str | None = None
         self.fail_next_reserve = False
+        self.clock_ms: int | None = None  # None: the real clock
+        self.quota: dict[str, dict[str, int]] = {}
+
+    def now_ms(self) -> int:
+        return self.clock_ms if self.clock_ms is not None else int(time.time() * 1000)
+
+    def _live(self, key: tuple) -> dict[str, tuple[int, int, int]]:
+        held = self.holds.setdefault(key, {})
+        now = self.now_ms()
+        for field in [f for f, (_, _, exp) in held.items() if exp and exp <= now]:
+            del held[field]
+        return held
 
     def counts(self, hospital_id: str, day: str, practitioner_id=None) -> dict[str, int]:
-        """Units held per slot."""
-        return {
-            slot: sum(units for _, units in held.values())
-            for (hid, pid, d, slot), held in self.holds.items()
-            if (hid, pid, d) == (hospital_id, practitioner_id, day) and held
-        }
+        """Units per slot: booked by appointments, `h:` held, `o:` offered."""
+        out: dict[str, int] = {}
+        for key in list(self.holds):
+            hid, pid, d, slot = key
+            if (hid, pid, d) != (hospital_id, practitioner_id, day):
+                continue
+            for field, (_, units, expires) in self._live(key).items():
+                name = slot if not expires else "h:" + slot
+                out[name] = out.get(name, 0) + units
+                if expires and field.startswith("o:"):
+                    out["o:" + slot] = out.get("o:" + slot, 0) + units
+        return out
 
     def reserve(
         self,
@@ -203,22 +279,62 @@ class FakeCapacity:
         units=1,
         practitioner_id=None,
     ) -> tuple[int, int]:
+        outcome, value, _ = self._take(
+            hospital_id, day, slot, appointment_id, capacity, units, practitioner_id, 0
+        )
+        return outcome, value
+
+    def hold(
+        self, hospital_id, day, slot, field, capacity, ttl, *, units, practitioner_id, life_ms
+    ) -> tuple[int, int, int]:
+        return self._take(hospital_id, day, slot, field, capacity, units, practitioner_id, life_ms)
+
+    def _take(self, hospital_id, day, slot, field, capacity, units, practitioner_id, life):
+        if (hospital_id, practitioner_id, day) not in self.ready:
+            return NOT_READY, 0, 0
+        held = self._live((hospital_id, practitioner_id, day, slot))
+        if field in held:
+            return HELD, held[field][0], held[field][2]
+        taken = sum(u for _, u, _ in held.values())
+        if taken + units > capacity:
+            return FULL, taken, 0
+        used = {serial for serial, _, _ in held.values()}
+        serial = next(n for n in range(1, capacity + 2) if n not in used)
+        expires = self.now_ms() + life if life else 0
+        held[field] = (serial, units, expires)
+        self.events.availability(hospital_id, day, practitioner_id)  # as the script does
+        return HELD, serial, expires
+
+    def take_hold(
+        self, hospital_id, day, slot, field, appointment_id, ttl, practitioner_id
+    ) -> tuple[int, int]:
         if (hospital_id, practitioner_id, day) not in self.ready:
             return NOT_READY, 0
-        held = self.holds.setdefault((hospital_id, practitioner_id, day, slot), {})
+        held = self._live((hospital_id, practitioner_id, day, slot))
         if appointment_id in held:
             return HELD, held[appointment_id][0]
-        booked = sum(u for _, u in held.values())
-        if booked + units > capacity:
-            return FULL, booked
-        used = {serial for serial, _ in held.values()}
-        serial = next(n for n in range(1, capacity + 2) if n not in used)
-        held[appointment_id] = (serial, units)
-        self.events.availability(hospital_id, day, practitioner_id)  # as the script does
+        if field not in held:
+            return FULL, 0
+        serial, units, _ = held.pop(field)
+        held[appointment_id] = (serial, units, 0)
+        self.events.availability(hospital_id, day, practitioner_id)
         return HELD, serial
 
+    def claim_hold_quota(self, user_id, hold_id, expires_ms, limit) -> bool:
+        mine = self.quota.setdefault(user_id, {})
+        now = self.now_ms()
+        for hid in [h for h, exp in mine.items() if exp <= now]:
+            del mine[hid]
+        if len(mine) >= limit:
+            return False
+        mine[hold_id] = expires_ms
+        return True
+
+    def free_hold_quota(self, user_id, hold_id) -> None:
+        self.quota.get(user_id, {}).pop(hold_id, None)
+
     def release(self, hospital_id, day, slot, appointment_id, practitioner_id=None) -> bool:
-        held = self.holds.get((hospital_id, practitioner_id, day, slot), {})
+        held = self._live((hospital_id, practitioner_id, day, slot))
         released = held.pop(appointment_id, None) is not None
         if released:
             self.events.availability(hospital_id, day, practitioner_id)
@@ -229,17 +345,18 @@ class FakeCapacity:
     ) -> bool:
         if (hospital_id, practitioner_id, day) in self.ready:
             return False
+        now = self.now_ms()
         for records in slots:
-            held = {oid: (serial, units) for oid, serial, units in records.held}
-            booked = sum(units for _, units in held.values())
-            used = {serial for serial, _ in held.values()}
-            for appointment_id, units in records.pending:
-                if booked + units > records.capacity:
+            held = {oid: (serial, units, 0) for oid, serial, units in records.held}
+            taken = sum(units for _, units, _ in held.values())
+            used = {serial for serial, _, _ in held.values()}
+            for field, units, expires in records.pending:
+                if taken + units > records.capacity or (expires and expires <= now):
                     continue
                 serial = next(n for n in range(1, records.capacity + 2) if n not in used)
-                held[appointment_id] = (serial, units)
+                held[field] = (serial, units, expires)
                 used.add(serial)
-                booked += units
+                taken += units
             self.holds[(hospital_id, practitioner_id, day, records.slot)] = held
         self.ready.add((hospital_id, practitioner_id, day))
         self.events.availability(hospital_id, day, practitioner_id)
@@ -249,6 +366,7 @@ class FakeCapacity:
         """What a Redis flush does."""
         self.holds.clear()
         self.ready.clear()
+        self.quota.clear()
         self.complete = False
 
     def begin_full_rebuild(self) -> str:
@@ -367,6 +485,117 @@ class FakeUsers:
         return True
 
 
+class FakeHolds:
+    """HoldRepository in memory."""
+
+    def __init__(self):
+        self.docs: dict[ObjectId, dict] = {}
+
+    def insert(self, doc: dict) -> None:
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    def get(self, oid) -> dict | None:
+        doc = self.docs.get(oid)
+        return copy.deepcopy(doc) if doc else None
+
+    def end(self, oid, state: str, now: datetime, **extra) -> dict | None:
+        doc = self.docs.get(oid)
+        if doc is None or doc["state"] != LIVE_HOLD:
+            return None
+        doc.update(state=state, ended_ms=epoch_ms(now), **extra)
+        return copy.deepcopy(doc)
+
+    def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
+        return copy.deepcopy(
+            sorted(
+                (
+                    d
+                    for d in self.docs.values()
+                    if (d["hospital_id"], d["date"], d["state"]) == (hospital_id, day, LIVE_HOLD)
+                    and d["expires_ms"] > now_ms
+                ),
+                key=lambda d: d["created_ms"],
+            )
+        )
+
+    def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
+        return copy.deepcopy(
+            [d for d in self.docs.values() if d["state"] == LIVE_HOLD and d["expires_ms"] <= now_ms][
+                :limit
+            ]
+        )
+
+
+class FakeWaitlist:
+    """WaitlistRepository in memory, with its unique `wait_guard`."""
+
+    def __init__(self):
+        self.docs: dict[ObjectId, dict] = {}
+
+    def insert(self, doc: dict) -> None:
+        if any(d["wait_guard"] == doc["wait_guard"] for d in self.docs.values()):
+            raise DuplicateKeyError(f"wait_guard {doc['wait_guard']}")
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    def get(self, oid) -> dict | None:
+        doc = self.docs.get(oid)
+        return copy.deepcopy(doc) if doc else None
+
+    def waiting(self, hospital_id, practitioner_id, day) -> list[dict]:
+        return copy.deepcopy(
+            sorted(
+                (
+                    d
+                    for d in self.docs.values()
+                    if (d["hospital_id"], d.get("practitioner_id"), d["date"], d["status"])
+                    == (hospital_id, practitioner_id, day, WAITING)
+                ),
+                key=lambda d: (d["created_ms"], d["_id"]),
+            )
+        )
+
+    def live_count(self, user_id: str) -> int:
+        return sum(d["user_id"] == user_id and d["status"] in LIVE for d in self.docs.values())
+
+    def move(self, oid, from_status, to_status, changes, **match) -> dict | None:
+        doc = self.docs.get(oid)
+        if doc is None or doc["status"] != from_status:
+            return None
+        if any(doc.get(k) != v for k, v in match.items()):
+            return None
+        if to_status not in LIVE:
+            changes = {**changes, "wait_guard": f"x:{oid}"}
+        doc.update(status=to_status, **copy.deepcopy(changes))
+        return copy.deepcopy(doc)
+
+    def days_waiting(self, since: str) -> list[tuple]:
+        return sorted(
+            {
+                (d["hospital_id"], d.get("practitioner_id"), d["date"])
+                for d in self.docs.values()
+                if d["status"] == WAITING and d["date"] >= since
+            },
+            key=lambda t: (t[0], t[1] or "", t[2]),
+        )
+
+    def stale(self, status: str, field: str, before_ms: int, limit: int = 500) -> list[dict]:
+        return copy.deepcopy(
+            [
+                d
+                for d in self.docs.values()
+                if d["status"] == status and d.get(field) is not None and d[field] < before_ms
+            ][:limit]
+        )
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        found = sorted(
+            (d for d in self.docs.values() if _matches(d, filters)),
+            key=lambda d: (d["created_ms"], d["_id"]),
+            reverse=True,
+        )
+        return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
+
+
 class FakeSchedules:
     """The schedule source: configuration documents by hospital, as the schedule service
     answers them; `publish` also sets the version readers see."""
@@ -405,5 +634,7 @@ def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
         idempotency=FakeIdempotency(),
         limiter=Limiter(FakeCounters(), cfg),
         events=events,
+        holds=FakeHolds(),
+        waitlist=FakeWaitlist(),
     )
     return ctx, schedules

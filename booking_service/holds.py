@@ -1,0 +1,253 @@
+"""Holds: one place of a slot kept for a while (a patient paying, a waitlist offer), counted by
+the same atomic gate as bookings (lua/reserve.lua) and given back by the gate itself when its
+time is up: a hold past its time never blocks a booking, whether or not anything swept it.
+
+Order of a hold, chosen so nothing can overbook and nothing outlives its time:
+1. the user's live holds are counted (Redis, atomically: at most HOLD_LIMIT at once);
+2. the gate takes the place, with the hold's expiry by Redis's clock;
+3. MongoDB records the hold (the rebuild restores live holds from it). A process that dies
+   between 2 and 3 leaves a place that comes back by itself at the expiry; one that cannot
+   write 3 gives the place back at once.
+A hold becomes an appointment once (lua/take_hold.lua moves its place to the appointment in
+one step; booking.py), and is given back by DELETE, by its expiry, or by the reconciler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import redis
+from bson import ObjectId
+from pymongo.errors import PyMongoError
+
+from shared.auth import Principal
+from shared.errors import (
+    HoldExpired,
+    HoldMismatch,
+    HoldNotFound,
+    InvalidDate,
+    InvalidTransition,
+    PractitionerInactive,
+    ServiceUnavailable,
+    SlotFull,
+    TooManyHolds,
+)
+from shared.slots import iso_utc, parse_date
+
+from . import booking  # (which books with holds: a module import, used at call time)
+from .capacity import FULL, HELD, NOT_READY, hold_field
+from .repository import EXPIRED, RELEASED, USED, epoch_ms, to_object_id
+from .repository import HELD as LIVE_HOLD
+
+log = logging.getLogger(__name__)
+
+
+def public_hold(doc: dict) -> dict:
+    """A hold as the API shows it."""
+    out = {
+        "hold_id": str(doc["_id"]),
+        "state": doc["state"],
+        "expires_at": iso_utc(datetime.fromtimestamp(doc["expires_ms"] / 1000, tz=timezone.utc)),
+        "hospital_id": doc["hospital_id"],
+        "practitioner_id": doc.get("practitioner_id"),
+        "date": doc["date"],
+        "slot": doc["slot_start"],
+        "serial": doc.get("serial"),
+        "units": doc.get("units", 1),
+        "appointment_type": doc.get("appointment_type"),
+    }
+    if doc.get("waitlist_id"):
+        out["waitlist_id"] = doc["waitlist_id"]
+    if doc.get("appointment_id"):
+        out["appointment_id"] = doc["appointment_id"]
+    return out
+
+
+def place_hold(
+    ctx: booking.Context,
+    user_id: str,
+    body: dict,
+    now: datetime,
+    *,
+    limit: int | None,
+    waitlist_id: str | None = None,
+) -> dict:
+    """Hold one place (an appointment type's units) of a slot for the hospital's
+    `hold_seconds`; returns the hold's record. `limit`: the user's live holds at most (None:
+    a waitlist offer, which the user did not ask for)."""
+    hospital_id, day_text, slot_start = body["hospital_id"], body["date"], body["slot"]
+    practitioner_id = body.get("practitioner_id")
+    day = parse_date(day_text)
+    if day is None:
+        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
+    snapshot = booking._snapshot(ctx, hospital_id, [day_text], practitioner_id)
+    configuration = ctx.configurations.current(hospital_id, snapshot.published)
+    schedule = configuration.schedule_for(practitioner_id)
+    if practitioner_id is not None and not configuration.practitioner(practitioner_id).active:
+        raise PractitionerInactive(f"{practitioner_id} is not taking appointments")
+    kind = configuration.appointment_type(body.get("appointment_type"))
+    units = kind.units if kind is not None else 1
+    slot = booking.check_bookable(schedule, day, slot_start, now)
+    full = SlotFull(f"The {slot_start} slot on {day_text} is full")
+    counts = snapshot.counts[day_text]
+    if counts is not None and booking.taken_units(counts, slot_start) + units > slot.capacity:
+        raise full
+
+    oid = ObjectId()
+    hold_id = str(oid)
+    life_ms = configuration.hold_seconds * 1000
+    if limit is not None:
+        try:
+            counted = ctx.capacity.claim_hold_quota(
+                user_id, hold_id, epoch_ms(now) + life_ms, limit
+            )
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
+        if not counted:
+            raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
+    field = hold_field(hold_id, offered=waitlist_id is not None)
+    place = (hospital_id, day_text, slot_start, field, slot.capacity, booking.records_ttl(schedule, day, now))
+    try:
+        outcome, serial, expires_ms = ctx.capacity.hold(
+            *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
+        )
+        if outcome == NOT_READY:
+            booking.rebuild_day(ctx, schedule, hospital_id, day)
+            outcome, serial, expires_ms = ctx.capacity.hold(
+                *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
+            )
+    except (redis.RedisError, PyMongoError) as exc:
+        _forget_quota(ctx, user_id, hold_id, limit)
+        raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
+    if outcome != HELD:
+        _forget_quota(ctx, user_id, hold_id, limit)
+        if outcome == FULL:
+            raise full
+        raise ServiceUnavailable("Holds are unavailable: capacity records are rebuilding")
+    doc = {
+        "_id": oid,
+        "hospital_id": hospital_id,
+        "practitioner_id": practitioner_id,
+        "date": day_text,
+        "slot_start": slot_start,
+        "units": units,
+        "appointment_type": kind.code if kind is not None else None,
+        "serial": serial,
+        "field": field,
+        "user_id": user_id,
+        "state": LIVE_HOLD,
+        "created_ms": epoch_ms(now),
+        "expires_ms": expires_ms,
+    }
+    if waitlist_id is not None:
+        doc["waitlist_id"] = waitlist_id
+    try:
+        ctx.holds.insert(doc)
+    except PyMongoError as exc:
+        _give_back(ctx, doc)
+        _forget_quota(ctx, user_id, hold_id, limit)
+        raise ServiceUnavailable("Holds are unavailable: the database is down") from exc
+    return doc
+
+
+def hold(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dict:
+    """POST /api/holds: a place held for the caller."""
+    limit = ctx.config.desk_hold_limit if who.at_desk else ctx.config.hold_limit
+    return public_hold(place_hold(ctx, who.user_id, body, now, limit=limit))
+
+
+def find_hold(ctx: booking.Context, who: Principal, hold_id: str) -> dict:
+    """A hold the caller may see (its own; staff and admin: any); 404 otherwise."""
+    oid = to_object_id(hold_id)
+    doc = ctx.holds.get(oid) if oid is not None else None
+    if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
+        raise HoldNotFound(f"No hold {hold_id!r}")
+    return doc
+
+
+def usable_hold(ctx: booking.Context, who: Principal, hold_id: str, target: dict, now: datetime) -> dict:
+    """The live hold a booking or a move takes its place from: the caller's (a desk may use
+    any), for exactly the place `target` names; 410 hold_expired when it is gone or unknown,
+    409 hold_mismatch when it is for another place."""
+    oid = to_object_id(hold_id)
+    doc = ctx.holds.get(oid) if oid is not None else None
+    if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
+        raise HoldExpired(f"No live hold {hold_id!r}")
+    if doc["state"] != LIVE_HOLD or doc["expires_ms"] <= epoch_ms(now):
+        raise HoldExpired(f"The hold {hold_id} has expired or was used")
+    for name, held_for in (
+        ("hospital_id", doc["hospital_id"]),
+        ("practitioner_id", doc.get("practitioner_id")),
+        ("date", doc["date"]),
+        ("slot", doc["slot_start"]),
+        ("appointment_type", doc.get("appointment_type")),
+    ):
+        asked = target.get(name)
+        # The doctor must be the hold's (none is a place of the hospital's own); the type
+        # may be left out (the hold's is taken).
+        if asked != held_for and (asked is not None or name == "practitioner_id"):
+            raise HoldMismatch(
+                f"The hold {hold_id} is for {name} {held_for!r}, not {asked!r}",
+                errors={name: [f"the hold is for {held_for!r}"]},
+            )
+    return doc
+
+
+def release(ctx: booking.Context, who: Principal, hold_id: str, now: datetime) -> None:
+    """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
+    doc = find_hold(ctx, who, hold_id)
+    if doc["state"] == USED:
+        raise InvalidTransition("The hold was used by a booking; cancel the appointment instead")
+    end_hold(ctx, doc, RELEASED, now)
+
+
+def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict | None:
+    """End a live hold (`released` or `expired`), free its place and offer it to the
+    waitlist; the ended record, None when it had ended already."""
+    ended = ctx.holds.end(doc["_id"], state, now)
+    if ended is None:
+        return None
+    _give_back(ctx, ended)
+    _forget_quota(ctx, ended["user_id"], str(ended["_id"]), 0)
+    from .waitlist import hold_ended  # (the waitlist makes holds: imported when used)
+
+    hold_ended(ctx, ended, now)
+    return ended
+
+
+def expire_holds(ctx: booking.Context, now: datetime) -> int:
+    """Holds past their time still recorded live: end them, free their places (the gate has
+    usually dropped them already) and pass their places on; returns how many."""
+    return sum(
+        end_hold(ctx, doc, EXPIRED, now) is not None for doc in ctx.holds.expired(epoch_ms(now))
+    )
+
+
+def use_hold(ctx: booking.Context, doc: dict, appointment_id: str, now: datetime) -> None:
+    """A booking took the hold's place: the hold is used (best effort: a hold left `held`
+    in MongoDB is skipped by rebuilds, its appointment naming it, and ends at its time)."""
+    try:
+        ctx.holds.end(doc["_id"], USED, now, appointment_id=appointment_id)
+    except PyMongoError:
+        log.warning("hold %s used by %s not recorded as used", doc["_id"], appointment_id)
+    _forget_quota(ctx, doc["user_id"], str(doc["_id"]), 0)
+
+
+def _give_back(ctx: booking.Context, doc: dict) -> None:
+    try:
+        ctx.capacity.release(
+            doc["hospital_id"], doc["date"], doc["slot_start"], doc["field"],
+            doc.get("practitioner_id"),
+        )  # fmt: skip
+    except redis.RedisError:
+        log.warning("release of hold %s failed; it expires by itself", doc["_id"])
+
+
+def _forget_quota(ctx: booking.Context, user_id: str, hold_id: str, limit: int | None) -> None:
+    if limit is None:
+        return
+    try:
+        ctx.capacity.free_hold_quota(user_id, hold_id)
+    except redis.RedisError:
+        pass  # it expires with the hold's time

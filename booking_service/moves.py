@@ -1,0 +1,237 @@
+"""Reschedule: one appointment moved to another place, keeping its id, never losing both
+places and never keeping both.
+
+Order of a move (the new place is taken before the old one is given back):
+1. MongoDB records the intent on the appointment (`moving`: the target and a token), only
+   if it is confirmed, still where the caller saw it, and not moving already;
+2. the gate takes the target place under the appointment's id (or the place of the
+   caller's hold); a rebuild of the target day meanwhile keeps it (`moving_to`);
+3. MongoDB moves the appointment (date, slot, serial, guards, `moves` history) if its token
+   is still current, and records the old place as `release_pending`;
+4. the gate gives the old place back, and `release_pending` is cleared.
+A process that dies after 1 or 2 leaves `moving`: the reconciler forgets the move and gives
+the target place back (the appointment stays where it was). One that dies after 3 leaves
+`release_pending`: the reconciler gives the old place back. A full target, a duplicate or
+an edit refused at 2 or 3 undo what was done, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+import redis
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shared.auth import Principal
+from shared.errors import (
+    AppointmentInPast,
+    DuplicateBooking,
+    HoldExpired,
+    InvalidDate,
+    InvalidTransition,
+    PractitionerInactive,
+    ScheduleChanged,
+    ServiceUnavailable,
+    SlotFull,
+)
+from shared.slots import iso_utc, parse_date
+
+from . import booking, holds
+from .capacity import FULL, HELD
+from .repository import CONFIRMED, dup_guard, epoch_ms, has_started, public, serial_guard
+
+log = logging.getLogger(__name__)
+
+
+def reschedule(
+    ctx: booking.Context, who: Principal, appointment_id: str, body: dict, now: datetime
+) -> dict:
+    """POST /api/appointments/{id}/reschedule: the same appointment in a new place."""
+    doc = booking.find_visible(ctx, who, appointment_id)
+    if doc.get("release_pending"):
+        finish_release(ctx, doc)  # a move before this one left its old place to free
+    if doc["status"] != CONFIRMED:
+        raise InvalidTransition(f"Only a confirmed appointment can be moved (it is {doc['status']})")
+    if has_started(doc, now):
+        raise AppointmentInPast("A past appointment cannot be moved")
+    hospital_id = doc["hospital_id"]
+    day_text, slot_start = body["date"], body["slot"]
+    practitioner_id = body.get("practitioner_id", doc.get("practitioner_id"))
+    day = parse_date(day_text)
+    if day is None:
+        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
+    snapshot = booking._snapshot(ctx, hospital_id, [day_text], practitioner_id)
+    configuration = ctx.configurations.current(hospital_id, snapshot.published)
+    schedule = configuration.schedule_for(practitioner_id)
+    practitioner = None
+    if practitioner_id is not None:
+        practitioner = configuration.practitioner(practitioner_id)
+        if not practitioner.active:
+            raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
+    held_place = None
+    if body.get("hold_id") is not None:
+        target = {**body, "hospital_id": hospital_id, "practitioner_id": practitioner_id}
+        held_place = holds.usable_hold(ctx, who, body["hold_id"], target, now)
+    kind = configuration.appointment_type(
+        body.get("appointment_type")
+        or (held_place or {}).get("appointment_type")
+        or doc.get("appointment_type")
+    )
+    units = held_place["units"] if held_place else (kind.units if kind is not None else 1)
+    if (day_text, slot_start, practitioner_id) == (
+        doc["date"],
+        doc["slot_start"],
+        doc.get("practitioner_id"),
+    ):
+        raise InvalidTransition("The appointment is in that slot already")
+    slot = booking.check_bookable(schedule, day, slot_start, now)
+    counts = snapshot.counts[day_text]
+    full = SlotFull(f"The {slot_start} slot on {day_text} is full")
+    if held_place is None and counts is not None:
+        if booking.taken_units(counts, slot_start) + units > slot.capacity:
+            raise full
+
+    oid = doc["_id"]
+    token = uuid.uuid4().hex
+    move = {
+        "token": token,
+        "hospital_id": hospital_id,
+        "practitioner_id": practitioner_id,
+        "date": day_text,
+        "slot_start": slot_start,
+        "units": units,
+        "started_ms": epoch_ms(now),
+    }
+    try:
+        begun = ctx.appointments.begin_move(oid, (doc["date"], doc["slot_start"]), move)
+    except PyMongoError as exc:
+        raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
+    if begun is None:
+        raise InvalidTransition("The appointment changed or is being moved; please retry")
+
+    def undo(release_target: bool) -> None:
+        if ctx.appointments.abort_move(oid, token) and release_target:
+            booking._release(ctx, {**begun, **_place(move)})
+
+    published = ctx.reader.published(hospital_id)
+    if published.version != schedule.version:
+        undo(False)
+        raise ScheduleChanged(
+            "The hospital's schedule changed while this move was made; please try again"
+        )
+    try:
+        outcome, serial = booking.take_place(
+            ctx, schedule, day, slot_start, str(oid), slot.capacity, units, held_place
+        )
+    except (redis.RedisError, PyMongoError) as exc:
+        undo(True)
+        raise ServiceUnavailable("Moving is unavailable: the capacity store is down") from exc
+    if outcome != HELD:
+        undo(outcome != FULL)
+        if held_place is not None:
+            raise HoldExpired(f"The hold {held_place['_id']} has expired")
+        raise full
+
+    source = {
+        "date": doc["date"],
+        "slot": doc["slot_start"],
+        "serial": doc["serial"],
+    }
+    if doc.get("practitioner_id"):
+        source["practitioner_id"] = doc["practitioner_id"]
+    history = [*doc.get("moves", []), {"from": source, "moved_at": iso_utc(now), "by": who.user_id}]
+    changes = {
+        "date": day_text,
+        "slot_start": slot_start,
+        "slot": slot.as_dict(),
+        "serial": serial,
+        "units": units,
+        "starts_ms": epoch_ms(schedule.starts_at(day, slot_start)),
+        "dup_guard": dup_guard(hospital_id, day_text, doc["patient"]["phone"], practitioner_id),
+        "serial_guard": serial_guard(hospital_id, day_text, slot_start, serial, practitioner_id),
+        "moves": history,
+        "release_pending": {"token": token, **_place(_source_place(doc))},
+        "updated_ms": epoch_ms(now),
+    }
+    if practitioner is not None:
+        changes["practitioner_id"] = practitioner_id
+        changes["practitioner"] = {"practitioner_id": practitioner_id, "name": practitioner.name}
+    if kind is not None:
+        changes["appointment_type"] = kind.code
+    if held_place is not None:
+        changes["hold_id"] = str(held_place["_id"])
+    try:
+        moved = ctx.appointments.commit_move(oid, token, changes)
+    except DuplicateKeyError as exc:
+        undo(True)
+        raise DuplicateBooking(
+            f"{doc['patient']['phone']} already holds an appointment at {hospital_id} on {day_text}"
+        ) from exc
+    except PyMongoError as exc:
+        undo(True)
+        raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
+    if moved is None:  # the reconciler abandoned the move while this process was slow
+        booking._release(ctx, {**begun, **_place(move)})
+        raise ServiceUnavailable("The move took too long and was not made; please retry")
+    if held_place is not None:
+        holds.use_hold(ctx, held_place, str(oid), now)
+    finish_release(ctx, moved)
+    old_pid = doc.get("practitioner_id")
+    ctx.events.queue(hospital_id, doc["date"], old_pid)
+    ctx.events.queue(hospital_id, day_text, practitioner_id)
+    booking.place_freed(ctx, hospital_id, old_pid, doc["date"], now)
+    return public(ctx.appointments.get(oid) or moved)
+
+
+def _source_place(doc: dict) -> dict:
+    return {
+        "hospital_id": doc["hospital_id"],
+        "date": doc["date"],
+        "slot_start": doc["slot_start"],
+        "practitioner_id": doc.get("practitioner_id"),
+    }
+
+
+def _place(where: dict) -> dict:
+    """The fields `booking._release` needs to give a place back."""
+    return {
+        "hospital_id": where["hospital_id"],
+        "date": where["date"],
+        "slot_start": where["slot_start"],
+        "practitioner_id": where.get("practitioner_id"),
+    }
+
+
+def finish_release(ctx: booking.Context, doc: dict) -> bool:
+    """Give back the old place of a committed move, then forget it; True when done."""
+    pending = doc["release_pending"]
+    if not booking._release(ctx, {"_id": doc["_id"], **_place(pending)}):
+        return False
+    ctx.appointments.source_released(doc["_id"], pending["token"])
+    return True
+
+
+def repair(ctx: booking.Context, now: datetime) -> tuple[int, int]:
+    """The reconciler's part: moves whose process died before committing are forgotten and
+    their target places given back; committed moves whose old place is still held get it
+    freed. Returns (moves undone, old places freed)."""
+    before = epoch_ms(now) - int(ctx.config.pending_timeout_seconds * 1000)
+    undone = 0
+    for doc in ctx.appointments.stale_moves(before):
+        move = doc["moving"]
+        # Forgotten first: a slow mover's commit then fails on its token, and never finds
+        # its target place given back under it.
+        if ctx.appointments.abort_move(doc["_id"], move["token"]):
+            booking._release(ctx, {"_id": doc["_id"], **_place(move)})
+            undone += 1
+    freed = 0
+    for doc in ctx.appointments.unreleased_sources():
+        if finish_release(ctx, doc):
+            freed += 1
+            pending = doc["release_pending"]
+            booking.place_freed(
+                ctx, pending["hospital_id"], pending.get("practitioner_id"), pending["date"], now
+            )
+    return undone, freed

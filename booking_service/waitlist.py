@@ -1,0 +1,338 @@
+"""The waitlist: patients waiting for a place of a full day (a slot of it, when they name
+one), first come first served per hospital, doctor (or none) and date.
+
+When a place comes back (a cancel, a move away, a hold given back or past its time), the
+process that freed it offers it at once (`offer_places`); the reconciler offers what is left
+every pass, which also covers places an edit adds (capacity raised, a day reopened). An
+offer is a hold made for the entry (holds.py, `o:` field: the live stream's `offered`
+counts show it, no personal data), so the gate decides: one place, one offer. An entry is
+claimed (`waiting` -> `offering`) before its hold is made, so two processes never offer one
+entry; an offer not accepted in time passes to the next entry (`expired`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import redis
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shared.auth import Principal
+from shared.errors import (
+    DomainError,
+    HoldExpired,
+    InvalidDate,
+    InvalidTransition,
+    OutsideBookingWindow,
+    PractitionerInactive,
+    SlotFull,
+    SlotNotFound,
+    TooManyHolds,
+    WaitlistDuplicate,
+    WaitlistEntryNotFound,
+)
+from shared.slots import BEYOND_WINDOW, PAST, iso_utc, parse_date
+
+from . import booking, holds
+from .repository import (
+    ACCEPTED,
+    EXPIRED,
+    OFFERED,
+    OFFERING,
+    WAITING,
+    WITHDRAWN,
+    dup_guard,
+    epoch_ms,
+    to_object_id,
+)
+
+log = logging.getLogger(__name__)
+
+# Entries looked at per offer round (the first ones that fit are offered).
+MAX_ENTRIES_PER_ROUND = 200
+
+
+def public_entry(doc: dict, position: int | None = None) -> dict:
+    """A waitlist entry as the API shows it."""
+    out = {
+        "waitlist_id": str(doc["_id"]),
+        "status": doc["status"],
+        "hospital_id": doc["hospital_id"],
+        "practitioner_id": doc.get("practitioner_id"),
+        "date": doc["date"],
+        "slot": doc.get("slot_start"),
+        "patient": doc["patient"],
+        "appointment_type": doc.get("appointment_type"),
+        "created_at": iso_utc(_instant(doc["created_ms"])),
+    }
+    if position is not None:
+        out["position"] = position
+    if doc.get("hold_id"):
+        out["hold_id"] = doc["hold_id"]
+        out["offered_slot"] = doc.get("offered_slot")
+        out["offer_expires_at"] = iso_utc(_instant(doc["offer_expires_ms"]))
+    if doc.get("appointment_id"):
+        out["appointment_id"] = doc["appointment_id"]
+    return out
+
+
+def _instant(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def join(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dict:
+    """POST /api/waitlist: wait for a place of a day (of one slot, when `slot` is given)."""
+    hospital_id, day_text = body["hospital_id"], body["date"]
+    practitioner_id, slot_start = body.get("practitioner_id"), body.get("slot")
+    day = parse_date(day_text)
+    if day is None:
+        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
+    configuration = booking.current_configuration(ctx, hospital_id)
+    schedule = configuration.schedule_for(practitioner_id)
+    if practitioner_id is not None and not configuration.practitioner(practitioner_id).active:
+        raise PractitionerInactive(f"{practitioner_id} is not taking appointments")
+    kind = configuration.appointment_type(body.get("appointment_type"))
+    planned = schedule.day(day, now)
+    if planned.status in (PAST, BEYOND_WINDOW):
+        raise OutsideBookingWindow(f"{day_text} is outside the booking window")
+    if slot_start is not None:
+        booking.check_bookable(schedule, day, slot_start, now)
+    elif not planned.slots:
+        raise SlotNotFound(f"{day_text} has no slots to wait for")
+    if ctx.waitlist.live_count(who.user_id) >= ctx.config.waitlist_limit and not who.at_desk:
+        raise TooManyHolds(f"At most {ctx.config.waitlist_limit} waitlist entries at once")
+    oid = ObjectId()
+    doc = {
+        "_id": oid,
+        "hospital_id": hospital_id,
+        "practitioner_id": practitioner_id,
+        "date": day_text,
+        "slot_start": slot_start,
+        "patient": body["patient"],
+        "appointment_type": kind.code if kind is not None else None,
+        "units": kind.units if kind is not None else 1,
+        "user_id": who.user_id,
+        "status": WAITING,
+        "wait_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"], practitioner_id),
+        "created_ms": epoch_ms(now),
+    }
+    try:
+        ctx.waitlist.insert(doc)
+    except DuplicateKeyError as exc:
+        raise WaitlistDuplicate(
+            f"{body['patient']['phone']} is already waiting for {hospital_id} on {day_text}"
+        ) from exc
+    # A place may be free already (or have come back while this entry was written).
+    booking.place_freed(ctx, hospital_id, practitioner_id, day_text, now)
+    return answer(ctx, ctx.waitlist.get(oid) or doc)
+
+
+def answer(ctx: booking.Context, doc: dict) -> dict:
+    """An entry with its position among the waiting (1: the next offered)."""
+    if doc["status"] != WAITING:
+        return public_entry(doc)
+    ahead = ctx.waitlist.waiting(doc["hospital_id"], doc.get("practitioner_id"), doc["date"])
+    ids = [d["_id"] for d in ahead]
+    position = ids.index(doc["_id"]) + 1 if doc["_id"] in ids else len(ids) + 1
+    return public_entry(doc, position)
+
+
+def find_entry(ctx: booking.Context, who: Principal, waitlist_id: str) -> dict:
+    """An entry the caller may see (its own; staff and admin: any); 404 otherwise."""
+    oid = to_object_id(waitlist_id)
+    doc = ctx.waitlist.get(oid) if oid is not None else None
+    if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
+        raise WaitlistEntryNotFound(f"No waitlist entry {waitlist_id!r}")
+    return doc
+
+
+def list_entries(ctx: booking.Context, who: Principal, query: dict) -> dict:
+    """GET /api/waitlist: the caller's entries (staff and admin: all, filtered)."""
+    filters: dict = {}
+    if who.at_desk:
+        for name in ("hospital_id", "practitioner_id", "date"):
+            if name in query:
+                filters[name] = query[name]
+    else:
+        filters["user_id"] = who.user_id
+    if "status" in query:
+        filters["status"] = query["status"]
+    page, per_page = query["page"], query["per_page"]
+    docs, total = ctx.waitlist.search(filters, page, per_page)
+    return {
+        "entries": [public_entry(d) for d in docs],
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+    }
+
+
+def leave(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
+    """DELETE /api/waitlist/{id}: stop waiting; an offer held is given back (and passed on).
+    Idempotent."""
+    doc = find_entry(ctx, who, waitlist_id)
+    for status in (WAITING, OFFERED):
+        left = ctx.waitlist.move(doc["_id"], status, WITHDRAWN, {"updated_ms": epoch_ms(now)})
+        if left is not None:
+            if status == OFFERED:
+                _end_offer_hold(ctx, left, now)
+            return public_entry(left)
+    current = ctx.waitlist.get(doc["_id"]) or doc
+    if current["status"] in (WITHDRAWN, EXPIRED):
+        return public_entry(current)
+    raise InvalidTransition(f"The entry is {current['status']}; it cannot be withdrawn now")
+
+
+def accept(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
+    """POST /api/waitlist/{id}/accept: book the offered place (201: the appointment)."""
+    doc = find_entry(ctx, who, waitlist_id)
+    if doc["status"] != OFFERED:
+        if doc["status"] == EXPIRED:
+            raise HoldExpired("The offer has expired")
+        raise InvalidTransition(f"The entry is {doc['status']}, not offered")
+    if doc["offer_expires_ms"] <= epoch_ms(now):
+        raise HoldExpired("The offer has expired")
+    # The appointment is the entry's owner's, whoever accepts (a desk may, for them).
+    owner = Principal(doc["user_id"], "", "patient")
+    body = {
+        "hospital_id": doc["hospital_id"],
+        "practitioner_id": doc.get("practitioner_id"),
+        "date": doc["date"],
+        "slot": doc["offered_slot"],
+        "patient": doc["patient"],
+        "appointment_type": doc.get("appointment_type"),
+        "hold_id": doc["hold_id"],
+    }
+    appointment = booking.book(ctx, owner, body, now)
+    ctx.waitlist.move(
+        doc["_id"],
+        OFFERED,
+        ACCEPTED,
+        {"appointment_id": appointment["appointment_id"], "updated_ms": epoch_ms(now)},
+    )
+    return appointment
+
+
+def offer_places(
+    ctx: booking.Context, hospital_id: str, practitioner_id: str | None, day: str, now: datetime
+) -> int:
+    """Offer the day's free places to its waiting entries, first come first served, each to
+    the first entry it fits; returns the offers made."""
+    entries = ctx.waitlist.waiting(hospital_id, practitioner_id, day)[:MAX_ENTRIES_PER_ROUND]
+    if not entries:
+        return 0
+    try:
+        counted = booking.day_counts(ctx, hospital_id, [parse_date(day)], now, practitioner_id)
+    except DomainError:
+        return 0  # the hospital or the doctor is gone: nothing to offer
+    ((planned, counts),) = counted.days
+    if counts is None or planned.status != "open":
+        return 0
+    room = {
+        slot.start: slot.capacity - booking.taken_units(counts, slot.start)
+        for slot, started in zip(planned.slots, planned.started, strict=True)
+        if not started
+    }
+    offers = 0
+    for entry in entries:
+        wanted = [entry["slot_start"]] if entry.get("slot_start") else list(room)
+        fitting = [s for s in wanted if room.get(s, 0) >= entry.get("units", 1)]
+        if not fitting:
+            continue
+        made = _offer(ctx, entry, fitting, now)
+        if made is not None:
+            offers += 1
+            room[made] -= entry.get("units", 1)
+        if not any(v > 0 for v in room.values()):
+            break
+    return offers
+
+
+def _offer(ctx: booking.Context, entry: dict, slots: list[str], now: datetime) -> str | None:
+    """Claim the entry and hold a place of one of `slots` for it; the slot offered, None when
+    no place was left (the entry waits on) or another process claimed it."""
+    claimed = ctx.waitlist.move(entry["_id"], WAITING, OFFERING, {"claimed_ms": epoch_ms(now)})
+    if claimed is None:
+        return None
+    for slot in slots:
+        target = {
+            "hospital_id": entry["hospital_id"],
+            "practitioner_id": entry.get("practitioner_id"),
+            "date": entry["date"],
+            "slot": slot,
+            "appointment_type": entry.get("appointment_type"),
+        }
+        try:
+            hold = holds.place_hold(
+                ctx, entry["user_id"], target, now, limit=None, waitlist_id=str(entry["_id"])
+            )
+        except SlotFull:
+            continue
+        except DomainError as exc:  # the slot started, the day closed, ...
+            log.info("waitlist %s: no offer in %s: %s", entry["_id"], slot, exc.message)
+            continue
+        offered = ctx.waitlist.move(
+            entry["_id"],
+            OFFERING,
+            OFFERED,
+            {
+                "hold_id": str(hold["_id"]),
+                "offered_slot": slot,
+                "offer_expires_ms": hold["expires_ms"],
+                "updated_ms": epoch_ms(now),
+            },
+        )
+        if offered is None:  # withdrawn meanwhile: the place goes back
+            holds.end_hold(ctx, hold, "released", now)
+            return None
+        return slot
+    ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+    return None
+
+
+def hold_ended(ctx: booking.Context, hold: dict, now: datetime) -> None:
+    """A hold was given back or ran out (holds.end_hold): an offer it carried is over (the
+    entry expires), and its place goes to the next entry."""
+    if hold.get("waitlist_id"):
+        oid = to_object_id(hold["waitlist_id"])
+        if oid is not None and hold["state"] == EXPIRED:
+            ctx.waitlist.move(
+                oid, OFFERED, EXPIRED, {"updated_ms": epoch_ms(now)}, hold_id=str(hold["_id"])
+            )
+    booking.place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
+
+
+def _end_offer_hold(ctx: booking.Context, entry: dict, now: datetime) -> None:
+    hold = ctx.holds.get(to_object_id(entry["hold_id"]))
+    if hold is not None:
+        holds.end_hold(ctx, hold, "released", now)
+
+
+def upkeep(ctx: booking.Context, now: datetime, claim_timeout_ms: int) -> int:
+    """The reconciler's part: entries left `offering` by a process that died go back to
+    waiting; offers past their time whose hold a booking took are `accepted`, the others
+    `expired` (their holds end and pass the place on); then every day with waiting entries
+    gets its free places offered. Returns the offers made."""
+    for entry in ctx.waitlist.stale(OFFERING, "claimed_ms", epoch_ms(now) - claim_timeout_ms):
+        ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+    for entry in ctx.waitlist.stale(OFFERED, "offer_expires_ms", epoch_ms(now)):
+        hold = ctx.holds.get(to_object_id(entry["hold_id"]))
+        if hold is not None and hold.get("appointment_id"):
+            ctx.waitlist.move(
+                entry["_id"], OFFERED, ACCEPTED, {"appointment_id": hold["appointment_id"]}
+            )
+        elif hold is not None and hold["state"] == "held":
+            holds.end_hold(ctx, hold, EXPIRED, now)  # expires the entry, offers the place
+        else:
+            ctx.waitlist.move(entry["_id"], OFFERED, EXPIRED, {"updated_ms": epoch_ms(now)})
+    offers = 0
+    since = (now.date()).isoformat()
+    for hospital_id, practitioner_id, day in ctx.waitlist.days_waiting(since):
+        try:
+            offers += offer_places(ctx, hospital_id, practitioner_id, day, now)
+        except (redis.RedisError, PyMongoError) as exc:
+            log.warning("waitlist offers for %s %s failed: %s", hospital_id, day, exc)
+    return offers
+
