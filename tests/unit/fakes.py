@@ -235,7 +235,7 @@ class FakeCapacity:
 
     def __init__(self, events: FakeEvents | None = None):
         self.events = events if events is not None else FakeEvents()
-        self.holds: dict[tuple, dict[str, tuple[int, int, int]]] = {}
+        self.places: dict[tuple, dict[str, tuple[int, int, int]]] = {}
         self.ready: set[tuple] = set()
         self.complete = True
         self.leader: str | None = None
@@ -243,11 +243,19 @@ class FakeCapacity:
         self.clock_ms: int | None = None  # None: the real clock
         self.quota: dict[str, dict[str, int]] = {}
 
+    @property
+    def holds(self) -> dict[tuple, dict[str, tuple[int, int]]]:
+        """Each slot's places as the holds hashes have them: field -> (serial, units)."""
+        return {
+            key: {field: (serial, units) for field, (serial, units, _) in held.items()}
+            for key, held in self.places.items()
+        }
+
     def now_ms(self) -> int:
         return self.clock_ms if self.clock_ms is not None else int(time.time() * 1000)
 
     def _live(self, key: tuple) -> dict[str, tuple[int, int, int]]:
-        held = self.holds.setdefault(key, {})
+        held = self.places.setdefault(key, {})
         now = self.now_ms()
         for field in [f for f, (_, _, exp) in held.items() if exp and exp <= now]:
             del held[field]
@@ -256,7 +264,7 @@ class FakeCapacity:
     def counts(self, hospital_id: str, day: str, practitioner_id=None) -> dict[str, int]:
         """Units per slot: booked by appointments, `h:` held, `o:` offered."""
         out: dict[str, int] = {}
-        for key in list(self.holds):
+        for key in list(self.places):
             hid, pid, d, slot = key
             if (hid, pid, d) != (hospital_id, practitioner_id, day):
                 continue
@@ -357,14 +365,14 @@ class FakeCapacity:
                 held[field] = (serial, units, expires)
                 used.add(serial)
                 taken += units
-            self.holds[(hospital_id, practitioner_id, day, records.slot)] = held
+            self.places[(hospital_id, practitioner_id, day, records.slot)] = held
         self.ready.add((hospital_id, practitioner_id, day))
         self.events.availability(hospital_id, day, practitioner_id)
         return True
 
     def lose_everything(self) -> None:
         """What a Redis flush does."""
-        self.holds.clear()
+        self.places.clear()
         self.ready.clear()
         self.quota.clear()
         self.complete = False

@@ -53,6 +53,7 @@ def test_day_view_merges_counts():
             "display": "17:00-18:00",
             "capacity": 5,
             "booked": 2,
+            "held": 0,
             "available": 3,
             "bookable": True,
         },
@@ -62,6 +63,7 @@ def test_day_view_merges_counts():
             "display": "18:00-19:00",
             "capacity": 3,
             "booked": 3,
+            "held": 0,
             "available": 0,
             "bookable": False,
         },
@@ -71,6 +73,7 @@ def test_day_view_merges_counts():
             "display": "19:00-20:00",
             "capacity": 4,
             "booked": 0,
+            "held": 0,
             "available": 4,
             "bookable": True,
         },
@@ -129,9 +132,9 @@ def test_closed_day_view():
 def test_counts_view_open_day():
     view = counts_view(open_day(), {"17:00": 2, "18:00": 9})
     assert view["slots"] == {
-        "17:00": {"capacity": 5, "booked": 2, "available": 3},
-        "18:00": {"capacity": 3, "booked": 9, "available": 0},
-        "19:00": {"capacity": 4, "booked": 0, "available": 4},
+        "17:00": {"capacity": 5, "booked": 2, "held": 0, "offered": 0, "available": 3},
+        "18:00": {"capacity": 3, "booked": 9, "held": 0, "offered": 0, "available": 0},
+        "19:00": {"capacity": 4, "booked": 0, "held": 0, "offered": 0, "available": 4},
     }
     assert view["total_booked"] == 11
     assert view["status"] == OPEN
@@ -142,7 +145,13 @@ def test_counts_view_unknown_counts():
     view = counts_view(open_day(), None)
     assert view["total_booked"] is None
     assert view["counts"] == "unknown"
-    assert view["slots"]["17:00"] == {"capacity": 5, "booked": None, "available": None}
+    assert view["slots"]["17:00"] == {
+        "capacity": 5,
+        "booked": None,
+        "held": None,
+        "offered": None,
+        "available": None,
+    }
 
 
 def test_counts_view_closed_day_has_no_slots():
@@ -177,6 +186,10 @@ def days_and_counts(draw):
     started = (True,) * cut + (False,) * (n - cut)
     starts = st.sampled_from([s.start for s in slots] or ["00:00"])
     booked = draw(st.none() | st.dictionaries(starts, st.integers(0, 40)))
+    if booked is not None:  # live holds (`h:`), some of them waitlist offers (`o:`)
+        for start, units in draw(st.dictionaries(starts, st.integers(0, 10))).items():
+            booked["h:" + start] = units
+            booked["o:" + start] = draw(st.integers(0, units))
     return open_day(started=started, slots=slots), booked
 
 
@@ -192,12 +205,16 @@ def test_property_views_add_up(scenario):
             assert entry["available"] is None
             assert entry["bookable"] == (not started)
             continue
+        taken = entry["booked"] + entry["held"]
+        assert entry["held"] == booked.get("h:" + entry["start"], 0)
         assert entry["available"] >= 0
-        assert entry["available"] == max(0, entry["capacity"] - entry["booked"])
-        assert entry["bookable"] == (not started and entry["booked"] < entry["capacity"])
+        assert entry["available"] == max(0, entry["capacity"] - taken)
+        assert entry["bookable"] == (not started and taken < entry["capacity"])
         assert counts["slots"][entry["start"]] == {
             "capacity": entry["capacity"],
             "booked": entry["booked"],
+            "held": entry["held"],
+            "offered": booked.get("o:" + entry["start"], 0),
             "available": entry["available"],
         }
     if booked is None:
@@ -205,6 +222,7 @@ def test_property_views_add_up(scenario):
     else:
         assert view["total_booked"] == sum(s["booked"] for s in view["slots"])
         assert view["total_available"] == sum(s["available"] for s in view["slots"])
+        assert view["total_held"] == sum(s["held"] for s in view["slots"])
         assert counts["total_booked"] == view["total_booked"]
         assert view["total_available"] <= view["total_capacity"]
 

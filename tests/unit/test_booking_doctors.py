@@ -229,13 +229,20 @@ def test_reads_per_doctor_and_the_fit_of_a_type(ctx):
     ((day, counts),) = counted.days
     assert counted.units == 2
     assert counts_document(day, counts, counted.units)["slots"] == {
-        "17:00": {"capacity": 3, "booked": 2, "available": 1, "fits": False}
+        "17:00": {
+            "capacity": 3,
+            "booked": 2,
+            "held": 0,
+            "offered": 0,
+            "available": 1,
+            "fits": False,
+        }
     }
     hospital_level = booking.day_counts(ctx, "c1", [SAT], NOW)
     ((day, counts),) = hospital_level.days
     assert hospital_level.units is None
     assert counts_document(day, counts)["slots"] == {
-        "17:00": {"capacity": 5, "booked": 0, "available": 5}
+        "17:00": {"capacity": 5, "booked": 0, "held": 0, "offered": 0, "available": 5}
     }
     with pytest.raises(PractitionerNotFound):
         booking.day_counts(ctx, "c1", [SAT], NOW, "nobody")

@@ -70,7 +70,7 @@ def test_book_then_see_counts_then_full(app, client):
     assert counts == {
         "hospital_id": "h1",
         "date": day,
-        "slots": {"17:00": {"capacity": 1, "booked": 1, "available": 0}},
+        "slots": {"17:00": {"capacity": 1, "booked": 1, "held": 0, "offered": 0, "available": 0}},
         "total_booked": 1,
         "status": "open",
         "counts": "live",
