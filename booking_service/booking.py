@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import redis
 from bson import ObjectId
@@ -31,9 +31,9 @@ from shared.config import Config
 from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     AppointmentInPast,
-    HoldExpired,
     AppointmentNotFound,
     DuplicateBooking,
+    HoldExpired,
     HospitalClosed,
     InvalidDate,
     InvalidTransition,
@@ -232,7 +232,6 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
 
     _check_still_current(ctx, schedule, oid, now)
     appointment_id = str(oid)
-    ttl = records_ttl(schedule, day, now)
     try:
         outcome, value = take_place(
             ctx, schedule, day, slot_start, appointment_id, slot.capacity, units, held_place
@@ -382,12 +381,12 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
     for doc in ctx.appointments.moving_to(hospital_id, day_text):
         move = doc["moving"]
         if move.get("practitioner_id") == practitioner_id:
-            started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=timezone.utc)
+            started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=UTC)
             waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0))
     now = utcnow()
     for doc in ctx.holds.live_on(hospital_id, day_text, epoch_ms(now)):
         if doc.get("practitioner_id") == practitioner_id and str(doc["_id"]) not in taken_holds:
-            created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=timezone.utc)
+            created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=UTC)
             waiting[doc["slot_start"]].append(
                 (created, doc["field"], doc["units"], doc["expires_ms"])
             )
@@ -404,7 +403,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
 
 def _oldest(entry: tuple) -> datetime:
     created = entry[0]
-    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
 def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:

@@ -15,7 +15,7 @@ one step; booking.py), and is given back by DELETE, by its expiry, or by the rec
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from bson import ObjectId
@@ -48,7 +48,7 @@ def public_hold(doc: dict) -> dict:
     out = {
         "hold_id": str(doc["_id"]),
         "state": doc["state"],
-        "expires_at": iso_utc(datetime.fromtimestamp(doc["expires_ms"] / 1000, tz=timezone.utc)),
+        "expires_at": iso_utc(datetime.fromtimestamp(doc["expires_ms"] / 1000, tz=UTC)),
         "hospital_id": doc["hospital_id"],
         "practitioner_id": doc.get("practitioner_id"),
         "date": doc["date"],
@@ -107,7 +107,14 @@ def place_hold(
         if not counted:
             raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
     field = hold_field(hold_id, offered=waitlist_id is not None)
-    place = (hospital_id, day_text, slot_start, field, slot.capacity, booking.records_ttl(schedule, day, now))
+    place = (
+        hospital_id,
+        day_text,
+        slot_start,
+        field,
+        slot.capacity,
+        booking.records_ttl(schedule, day, now),
+    )
     try:
         outcome, serial, expires_ms = ctx.capacity.hold(
             *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
@@ -166,7 +173,9 @@ def find_hold(ctx: booking.Context, who: Principal, hold_id: str) -> dict:
     return doc
 
 
-def usable_hold(ctx: booking.Context, who: Principal, hold_id: str, target: dict, now: datetime) -> dict:
+def usable_hold(
+    ctx: booking.Context, who: Principal, hold_id: str, target: dict, now: datetime
+) -> dict:
     """The live hold a booking or a move takes its place from: the caller's (a desk may use
     any), for exactly the place `target` names; 410 hold_expired when it is gone or unknown,
     409 hold_mismatch when it is for another place."""

@@ -53,7 +53,9 @@ def reschedule(
     if doc.get("release_pending"):
         finish_release(ctx, doc)  # a move before this one left its old place to free
     if doc["status"] != CONFIRMED:
-        raise InvalidTransition(f"Only a confirmed appointment can be moved (it is {doc['status']})")
+        raise InvalidTransition(
+            f"Only a confirmed appointment can be moved (it is {doc['status']})"
+        )
     if has_started(doc, now):
         raise AppointmentInPast("A past appointment cannot be moved")
     hospital_id = doc["hospital_id"]

@@ -386,9 +386,7 @@ class HoldRepository:
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         """Holds past their time still recorded as live: their places are given back."""
-        return list(
-            self.col.find({"state": HELD, "expires_ms": {"$lte": now_ms}}).limit(limit)
-        )
+        return list(self.col.find({"state": HELD, "expires_ms": {"$lte": now_ms}}).limit(limit))
 
 
 class WaitlistRepository:

@@ -131,9 +131,7 @@ class HoldSchema(Schema):
     """A hold: a place kept until `expires_at`."""
 
     hold_id = fields.Str(required=True)
-    state = fields.Str(
-        required=True, metadata={"enum": ["held", "used", "released", "expired"]}
-    )
+    state = fields.Str(required=True, metadata={"enum": ["held", "used", "released", "expired"]})
     expires_at = fields.Str(required=True)
     hospital_id = fields.Str(required=True)
     practitioner_id = fields.Str(allow_none=True)

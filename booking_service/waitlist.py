@@ -13,7 +13,7 @@ entry; an offer not accepted in time passes to the next entry (`expired`).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from bson import ObjectId
@@ -79,7 +79,7 @@ def public_entry(doc: dict, position: int | None = None) -> dict:
 
 
 def _instant(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def join(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dict:
@@ -335,4 +335,3 @@ def upkeep(ctx: booking.Context, now: datetime, claim_timeout_ms: int) -> int:
         except (redis.RedisError, PyMongoError) as exc:
             log.warning("waitlist offers for %s %s failed: %s", hospital_id, day, exc)
     return offers
-

@@ -7,11 +7,10 @@ cached configuration is still current, the counts say how many places each slot 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-
-import time
 
 import redis
 

@@ -108,7 +108,13 @@ def test_every_read_answers_per_doctor(gateway, admin):
     assert calendar["days"][0]["slots"][1]["booked"] == 2
     counts = gateway.get(f"/api/availability/{hid}/{day}{q}").json()
     assert counts["practitioner_id"] == "helal"
-    assert counts["slots"]["10:00"] == {"capacity": 10, "booked": 2, "available": 8}
+    assert counts["slots"]["10:00"] == {
+        "capacity": 10,
+        "booked": 2,
+        "held": 0,
+        "offered": 0,
+        "available": 8,
+    }
     bulk = gateway.post(
         "/api/availability/bulk",
         {"hospital_id": hid, "practitioner_id": "helal", "dates": [str(day)]},
@@ -119,7 +125,13 @@ def test_every_read_answers_per_doctor(gateway, admin):
     own = gateway.get(f"/api/availability/{hid}/{day}").json()
     assert "practitioner_id" not in own and own["slots"]["10:00"]["booked"] == 0
     rina = gateway.get(f"/api/availability/{hid}/{day}?practitioner_id=rina").json()
-    assert rina["slots"]["10:00"] == {"capacity": 3, "booked": 0, "available": 3}
+    assert rina["slots"]["10:00"] == {
+        "capacity": 3,
+        "booked": 0,
+        "held": 0,
+        "offered": 0,
+        "available": 3,
+    }
     # a doctor's sessions
     sessions = gateway.get(
         f"/api/dynamic-slots/available/{hid}/{day}?practitioner_id=sessions"
@@ -169,7 +181,14 @@ def test_the_fit_of_an_appointment_type(gateway, admin):
     counts = gateway.get(
         f"/api/availability/{hid}/{day}?practitioner_id=rina&appointment_type=new"
     ).json()
-    assert counts["slots"]["09:00"] == {"capacity": 3, "booked": 2, "available": 1, "fits": False}
+    assert counts["slots"]["09:00"] == {
+        "capacity": 3,
+        "booked": 2,
+        "held": 0,
+        "offered": 0,
+        "available": 1,
+        "fits": False,
+    }
     assert counts["slots"]["10:00"]["fits"] is True
     follow = gateway.get(
         f"/api/dynamic-slots/available/{hid}/{day}?practitioner_id=rina&appointment_type=followup"
@@ -230,7 +249,13 @@ def test_booking_with_a_doctor_and_a_type(gateway, admin, patient):
         == "cancelled"
     )
     rina = gateway.get(f"/api/availability/{hid}/{day}?practitioner_id=rina").json()
-    assert rina["slots"]["09:00"] == {"capacity": 3, "booked": 1, "available": 2}
+    assert rina["slots"]["09:00"] == {
+        "capacity": 3,
+        "booked": 1,
+        "held": 0,
+        "offered": 0,
+        "available": 2,
+    }
 
 
 def test_40_concurrent_mixed_unit_bookings_never_exceed_a_doctors_capacity(
@@ -370,6 +395,7 @@ def _v1_day(day, weekday, slots) -> dict:
                 "display": d,
                 "capacity": 15,
                 "booked": 0,
+                "held": 0,  # v1.1: read answers add `held` per slot (API.md, "Holds")
                 "available": 15,
                 "bookable": True,
             }
@@ -377,6 +403,7 @@ def _v1_day(day, weekday, slots) -> dict:
         ],
         "total_capacity": 15 * len(slots),
         "total_booked": 0,
+        "total_held": 0,
         "total_available": 15 * len(slots),
         "counts": "live",
     }
@@ -384,7 +411,8 @@ def _v1_day(day, weekday, slots) -> dict:
 
 def test_gomotis_v1_answers_are_unchanged_byte_for_byte(admin, gateway):
     """Gomoti's document under a fresh id (nothing booked): each v1 answer is exactly the
-    bytes the v1 contract gives, in its field order, with no field of v1.1."""
+    bytes the v1 contract gives, in its field order, with only the response fields v1.1
+    adds to every read answer (`held`, `offered`, `total_held`)."""
     hid = f"g-{uuid.uuid4().hex[:8]}"
     doc = dict(copy.deepcopy(GOMOTI), hospital_id=hid)
     assert admin.post("/api/dynamic-slots/hospitals", doc).status_code == 201
@@ -401,7 +429,10 @@ def test_gomotis_v1_answers_are_unchanged_byte_for_byte(admin, gateway):
         {"hospital_id": hid, "start": str(day), "days": [v1_day]}
     )
     counts = {
-        "slots": {s: {"capacity": 15, "booked": 0, "available": 15} for s, _, _ in slots},
+        "slots": {
+            s: {"capacity": 15, "booked": 0, "held": 0, "offered": 0, "available": 15}
+            for s, _, _ in slots
+        },
         "total_booked": 0,
         "status": "open",
         "counts": "live",

@@ -209,7 +209,7 @@ def test_cancel_edit_and_limits_on_the_cluster(system, admin):
     assert edited.status_code == 200, edited.text
     assert system["redis"].get(keys.schedule_version_key(hid)) == b"2"
     slot = gateway.get(f"/api/availability/{hid}/{day}").json()["slots"]["09:00"]
-    assert slot == {"capacity": 3, "booked": 1, "available": 2}
+    assert slot == {"capacity": 3, "booked": 1, "held": 0, "offered": 0, "available": 2}
     # failed logins are counted (and refused past the limit) on the cluster too
     wrong = {"email": f"nobody-{hid}@example.com", "password": "wrong"}
     for _ in range(10):

@@ -24,13 +24,15 @@ from booking_service.repository import (
     ACTIVE,
     CANCELLED,
     CONFIRMED,
-    HELD as LIVE_HOLD,
     LIVE,
     PENDING,
     REJECTED,
     VISIBLE,
     WAITING,
     epoch_ms,
+)
+from booking_service.repository import (
+    HELD as LIVE_HOLD,
 )
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
 from shared.config import Config
@@ -133,9 +135,11 @@ class FakeAppointments:
 
     def commit_move(self, oid, token: str, changes: dict) -> dict | None:
         doc = self.docs.get(oid)
-        if doc is None or doc["status"] != CONFIRMED or (doc.get("moving") or {}).get(
-            "token"
-        ) != token:
+        if (
+            doc is None
+            or doc["status"] != CONFIRMED
+            or (doc.get("moving") or {}).get("token") != token
+        ):
             return None
         updated = {k: v for k, v in {**doc, **copy.deepcopy(changes)}.items() if k != "moving"}
         self._unique(updated, ignore=oid)
@@ -156,7 +160,11 @@ class FakeAppointments:
 
     def stale_moves(self, before_ms: int, limit: int = 500) -> list[dict]:
         return copy.deepcopy(
-            [d for d in self.docs.values() if (d.get("moving") or {}).get("started_ms", before_ms) < before_ms][:limit]
+            [
+                d
+                for d in self.docs.values()
+                if (d.get("moving") or {}).get("started_ms", before_ms) < before_ms
+            ][:limit]
         )
 
     def unreleased_sources(self, limit: int = 500) -> list[dict]:
@@ -528,9 +536,11 @@ class FakeHolds:
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         return copy.deepcopy(
-            [d for d in self.docs.values() if d["state"] == LIVE_HOLD and d["expires_ms"] <= now_ms][
-                :limit
-            ]
+            [
+                d
+                for d in self.docs.values()
+                if d["state"] == LIVE_HOLD and d["expires_ms"] <= now_ms
+            ][:limit]
         )
 
 

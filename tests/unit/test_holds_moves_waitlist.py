@@ -1,0 +1,600 @@
+"""Holds, reschedule and the waitlist over fakes (tests/unit/fakes.py): every rule, and each
+point where a process can die in the middle of a move, with what the reconciler makes of it.
+The gate's own scripts are tested against a real server in tests/integration/test_holds_gate.py
+and the whole chain through the gateway in tests/e2e/test_holds_moves_waitlist.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from booking_service import booking, holds, moves, reconciler, waitlist
+from booking_service.repository import CANCELLED, CONFIRMED, epoch_ms
+from shared.auth import Principal
+from shared.config import Config
+from shared.errors import (
+    DuplicateBooking,
+    HoldExpired,
+    HoldMismatch,
+    InvalidTransition,
+    ServiceUnavailable,
+    SlotFull,
+    TooManyHolds,
+    WaitlistDuplicate,
+)
+from tests.unit.fakes import fake_context
+
+# Tuesday 2026-11-24, 10:00 in Dhaka; the Saturday's 17:00 and 18:00 slots hold 2 each.
+NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+SAT, SUN = "2026-11-28", "2026-11-29"
+PATIENT = Principal("p1", "p1@example.com", "patient")
+OTHER = Principal("p2", "p2@example.com", "patient")
+THIRD = Principal("p3", "p3@example.com", "patient")
+STAFF = Principal("s1", "staff@example.com", "staff")
+
+
+class Crash(BaseException):
+    """A process dying at this point (nothing after it runs, no handler catches it)."""
+
+
+def hospital(**changes) -> dict:
+    doc = {
+        "hospital_id": "h1",
+        "hospital_name": "H1",
+        "timezone": "Asia/Dhaka",
+        "schedule": {
+            "0": {"slots": [{"start": "17:00", "end": "18:00"}]},
+            "6": {
+                "slots": [{"start": "17:00", "end": "18:00"}, {"start": "18:00", "end": "19:00"}]
+            },
+        },
+        "max_appointments_per_slot": 2,
+        "advance_booking_days": 10,
+        "hold_seconds": 300,
+        "appointment_types": {
+            "new": {"name": "New", "units": 2},
+            "followup": {"name": "Follow-up", "units": 1},
+        },
+        "version": 1,
+    }
+    doc.update(changes)
+    return doc
+
+
+@pytest.fixture
+def setup(monkeypatch):
+    ctx, schedules = fake_context(
+        Config(bcrypt_rounds=4, pending_timeout_seconds=30, hold_limit=2, waitlist_limit=5)
+    )
+    schedules.publish(hospital())
+    for day in (SAT, SUN):
+        ctx.capacity.ready.add(("h1", None, day))
+    ctx.capacity.clock_ms = epoch_ms(NOW)  # Redis's clock, for the gate's expiries
+    for module in (booking, reconciler):
+        monkeypatch.setattr(module, "utcnow", lambda: NOW)
+    return ctx, schedules
+
+
+def later(ctx, seconds: float) -> datetime:
+    """Move both clocks on by `seconds`; the new now."""
+    ctx.capacity.clock_ms += int(seconds * 1000)
+    return NOW + timedelta(seconds=seconds)
+
+
+def place(slot="17:00", day=SAT, **more) -> dict:
+    return {"hospital_id": "h1", "date": day, "slot": slot, **more}
+
+
+def request(phone="+8801711111111", slot="17:00", day=SAT, **more) -> dict:
+    return {**place(slot, day), "patient": {"name": "Rahim", "phone": phone}, **more}
+
+
+def fill(ctx, slot="17:00", day=SAT) -> list[dict]:
+    """Book both places of a slot."""
+    hour = slot[:2]
+    return [
+        booking.book(ctx, STAFF, request(phone=f"+880170000{hour}{n}", slot=slot, day=day), NOW)
+        for n in (1, 2)
+    ]
+
+
+def counts(ctx, day=SAT) -> dict:
+    return ctx.capacity.counts("h1", day)
+
+
+# --- holds ---------------------------------------------------------------------------------
+
+
+def test_a_hold_takes_a_place_that_reads_show_as_held(setup):
+    ctx, _ = setup
+    made = holds.hold(ctx, PATIENT, place(), NOW)
+    assert made["state"] == "held" and made["serial"] == 1
+    assert made["expires_at"] == "2026-11-24T04:05:00Z"  # hold_seconds by the gate's clock
+    assert counts(ctx) == {"h:17:00": 1}
+    answer = booking.day_counts(ctx, "h1", [date(2026, 11, 28)], NOW)
+    ((_, day_counts),) = answer.days
+    booking.book(ctx, OTHER, request(), NOW)
+    with pytest.raises(SlotFull):  # one booked, one held: full
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), NOW)
+    assert day_counts is not None
+
+
+def test_a_hold_past_its_time_never_blocks_a_booking_even_unswept(setup):
+    ctx, _ = setup
+    holds.hold(ctx, PATIENT, place(), NOW)
+    holds.hold(ctx, OTHER, place(), NOW)
+    with pytest.raises(SlotFull):
+        booking.book(ctx, THIRD, request(), NOW)
+    after = later(ctx, 301)
+    made = booking.book(ctx, THIRD, request(), after)  # no sweep ran
+    assert made["status"] == CONFIRMED
+    assert counts(ctx) == {"17:00": 1}
+
+
+def test_a_user_holds_at_most_the_limit_at_once(setup):
+    ctx, _ = setup
+    first = holds.hold(ctx, PATIENT, place("17:00"), NOW)
+    holds.hold(ctx, PATIENT, place("18:00"), NOW)
+    with pytest.raises(TooManyHolds):
+        holds.hold(ctx, PATIENT, place("17:00", SUN), NOW)
+    holds.release(ctx, PATIENT, first["hold_id"], NOW)
+    assert holds.hold(ctx, PATIENT, place("17:00", SUN), NOW)["state"] == "held"
+    with pytest.raises(TooManyHolds):
+        holds.hold(ctx, PATIENT, place("17:00", SUN), NOW)
+    # past their time, holds stop counting; a desk holds for many
+    after = later(ctx, 301)
+    assert holds.hold(ctx, PATIENT, place("17:00", SUN), after)["state"] == "held"
+    for slot in ("17:00", "17:00", "18:00", "18:00"):
+        holds.hold(ctx, STAFF, place(slot), after)
+    assert (counts(ctx)["h:17:00"], counts(ctx)["h:18:00"]) == (2, 2)
+
+
+def test_a_full_slot_cannot_be_held(setup):
+    ctx, _ = setup
+    fill(ctx)
+    with pytest.raises(SlotFull):
+        holds.hold(ctx, PATIENT, place(), NOW)
+    assert not ctx.holds.docs and not ctx.capacity.quota.get("p1")
+
+
+def test_a_hold_becomes_an_appointment_exactly_once_and_never_slot_full(setup):
+    ctx, _ = setup
+    mine = holds.hold(ctx, PATIENT, place(), NOW)
+    holds.hold(ctx, OTHER, place(), NOW)  # the slot is now fully held
+    made = booking.book(ctx, PATIENT, request(hold_id=mine["hold_id"]), NOW)
+    assert (made["serial"], made["hold_id"]) == (mine["serial"], mine["hold_id"])
+    assert counts(ctx) == {"17:00": 1, "h:17:00": 1}
+    assert ctx.holds.get(ObjectId(mine["hold_id"]))["state"] == "used"
+    with pytest.raises(HoldExpired):  # used: gone
+        booking.book(ctx, PATIENT, request(phone="+8801799999999", hold_id=mine["hold_id"]), NOW)
+    assert counts(ctx) == {"17:00": 1, "h:17:00": 1}
+
+
+def test_two_bookings_racing_for_one_hold_get_one_place(setup, monkeypatch):
+    """Both pass the checks; the gate's take_hold lets one through."""
+    ctx, _ = setup
+    mine = holds.hold(ctx, STAFF, place(), NOW)
+    usable = holds.usable_hold
+    seen = []
+
+    def checked_twice(*args):
+        doc = usable(*args)
+        seen.append(doc)
+        return doc
+
+    monkeypatch.setattr(holds, "usable_hold", checked_twice)
+    first = booking.book(ctx, STAFF, request(hold_id=mine["hold_id"]), NOW)
+    ctx.holds.docs[ObjectId(mine["hold_id"])]["state"] = "held"  # the second read it as live
+    with pytest.raises(HoldExpired):
+        booking.book(ctx, STAFF, request(phone="+8801722222222", hold_id=mine["hold_id"]), NOW)
+    assert first["status"] == CONFIRMED and counts(ctx) == {"17:00": 1}
+    assert len(seen) == 2
+
+
+def test_a_hold_must_be_the_callers_and_for_that_place(setup):
+    ctx, _ = setup
+    mine = holds.hold(ctx, PATIENT, place(), NOW)
+    with pytest.raises(HoldExpired):  # someone else's hold is unknown to them
+        booking.book(ctx, OTHER, request(hold_id=mine["hold_id"]), NOW)
+    with pytest.raises(HoldMismatch):
+        booking.book(ctx, PATIENT, request(slot="18:00", hold_id=mine["hold_id"]), NOW)
+    with pytest.raises(HoldMismatch):
+        booking.book(ctx, PATIENT, request(hold_id=mine["hold_id"], appointment_type="new"), NOW)
+    # a desk may book a patient's hold for them
+    made = booking.book(ctx, STAFF, request(hold_id=mine["hold_id"]), NOW)
+    assert made["serial"] == mine["serial"]
+
+
+def test_an_expired_or_unknown_hold_is_410(setup):
+    ctx, _ = setup
+    mine = holds.hold(ctx, PATIENT, place(), NOW)
+    with pytest.raises(HoldExpired):
+        booking.book(ctx, PATIENT, request(hold_id=str(ObjectId())), NOW)
+    after = later(ctx, 300)
+    with pytest.raises(HoldExpired):
+        booking.book(ctx, PATIENT, request(hold_id=mine["hold_id"]), after)
+    assert not [d for d in ctx.appointments.docs.values() if d["status"] == CONFIRMED]
+
+
+def test_the_gate_refuses_a_hold_it_dropped_even_if_mongodb_still_says_held(setup):
+    """MongoDB's expiry is checked by the caller's clock; the gate's by Redis's: the gate
+    decides, and the appointment written ahead is closed."""
+    ctx, _ = setup
+    mine = holds.hold(ctx, PATIENT, place(), NOW)
+    ctx.capacity.clock_ms += 300_000  # Redis's clock is ahead
+    with pytest.raises(HoldExpired):
+        booking.book(ctx, PATIENT, request(hold_id=mine["hold_id"]), NOW)
+    assert {d["status"] for d in ctx.appointments.docs.values()} == {"rejected"}
+
+
+def test_a_rebuild_restores_live_holds_only(setup):
+    ctx, _ = setup
+    live = holds.hold(ctx, PATIENT, place("17:00"), NOW)
+    used = holds.hold(ctx, OTHER, place("17:00"), NOW)
+    booking.book(ctx, OTHER, request(phone="+8801722222222", hold_id=used["hold_id"]), NOW)
+    gone = holds.hold(ctx, THIRD, place("18:00"), NOW)
+    ctx.holds.docs[ObjectId(gone["hold_id"])]["expires_ms"] = epoch_ms(NOW) + 1000
+    ctx.holds.docs[ObjectId(used["hold_id"])]["state"] = "held"  # its "used" write was lost
+    ctx.capacity.lose_everything()
+    ctx.capacity.clock_ms += 2000
+    assert booking.rebuild_day(
+        ctx,
+        ctx.configurations.current("h1", ctx.reader.published("h1")).schedule,
+        "h1",
+        date(2026, 11, 28),
+    )
+    places = ctx.capacity.places[("h1", None, SAT, "17:00")]
+    assert set(places) == {"h:" + live["hold_id"], next(iter(
+        str(d["_id"]) for d in ctx.appointments.docs.values() if d["status"] == CONFIRMED
+    ))}  # fmt: skip
+    assert ctx.capacity.places[("h1", None, SAT, "18:00")] == {}
+    assert counts(ctx) == {"17:00": 1, "h:17:00": 1}
+
+
+def test_release_gives_the_place_back_and_a_used_hold_cannot_be_released(setup):
+    ctx, _ = setup
+    first = holds.hold(ctx, PATIENT, place(), NOW)
+    holds.release(ctx, PATIENT, first["hold_id"], NOW)
+    holds.release(ctx, PATIENT, first["hold_id"], NOW)  # idempotent
+    assert counts(ctx) == {}
+    second = holds.hold(ctx, PATIENT, place(), NOW)
+    booking.book(ctx, PATIENT, request(hold_id=second["hold_id"]), NOW)
+    with pytest.raises(InvalidTransition):
+        holds.release(ctx, PATIENT, second["hold_id"], NOW)
+    assert counts(ctx) == {"17:00": 1}
+
+
+def test_the_reconciler_ends_holds_past_their_time(setup):
+    ctx, _ = setup
+    made = holds.hold(ctx, PATIENT, place(), NOW)
+    after = later(ctx, 301)
+    assert holds.expire_holds(ctx, after) == 1
+    assert ctx.holds.get(ObjectId(made["hold_id"]))["state"] == "expired"
+    assert holds.expire_holds(ctx, after) == 0
+
+
+# --- reschedule ------------------------------------------------------------------------------
+
+
+def test_a_move_keeps_the_id_and_records_where_it_came_from(setup):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    booking.book(ctx, OTHER, request(phone="+8801722222222", slot="18:00"), NOW)
+    moved = moves.reschedule(
+        ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "18:00"}, NOW
+    )
+    assert moved["appointment_id"] == made["appointment_id"]
+    assert (moved["date"], moved["slot"]["start"], moved["serial"]) == (SAT, "18:00", 2)
+    assert moved["rescheduled_from"] == {"date": SAT, "slot": "17:00", "serial": 1}
+    assert [m["from"] for m in moved["moves"]] == [moved["rescheduled_from"]]
+    assert counts(ctx) == {"17:00": 0, "18:00": 2} or counts(ctx) == {"18:00": 2}
+    again = moves.reschedule(
+        ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW
+    )
+    assert len(again["moves"]) == 2 and again["rescheduled_from"]["slot"] == "18:00"
+    assert counts(ctx, SUN) == {"17:00": 1} and counts(ctx) == {"18:00": 1}
+    doc = ctx.appointments.get(ObjectId(made["appointment_id"]))
+    assert "moving" not in doc and "release_pending" not in doc
+
+
+def test_a_full_target_changes_nothing(setup):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(slot="18:00"), NOW)
+    fill(ctx, "17:00")
+    before = ctx.appointments.get(ObjectId(made["appointment_id"]))
+    with pytest.raises(SlotFull):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "17:00"}, NOW)
+    assert ctx.appointments.get(ObjectId(made["appointment_id"])) == before
+    assert counts(ctx) == {"17:00": 2, "18:00": 1}
+
+
+def test_the_gate_refusing_a_move_undoes_its_intent(setup, monkeypatch):
+    """The counts said there was room; the gate did not: the intent is forgotten."""
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(slot="18:00"), NOW)
+    stale = ctx.reader.published_and_counts("h1", [SAT])
+    fill(ctx, "17:00")
+    monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
+    with pytest.raises(SlotFull):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "17:00"}, NOW)
+    doc = ctx.appointments.get(ObjectId(made["appointment_id"]))
+    assert "moving" not in doc and doc["slot_start"] == "18:00"
+    assert counts(ctx) == {"17:00": 2, "18:00": 1}
+
+
+def test_a_move_follows_the_booking_rules(setup):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    booking.book(ctx, PATIENT, request(day=SUN), NOW)  # the same phone on Sunday
+    with pytest.raises(DuplicateBooking):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    assert counts(ctx, SUN) == {"17:00": 1}  # the target place taken was given back
+    with pytest.raises(InvalidTransition):  # the place it has already
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "17:00"}, NOW)
+    with pytest.raises(booking.AppointmentNotFound):
+        moves.reschedule(ctx, OTHER, made["appointment_id"], {"date": SAT, "slot": "18:00"}, NOW)
+    booking.cancel(ctx, PATIENT, made["appointment_id"], NOW)
+    with pytest.raises(InvalidTransition):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "18:00"}, NOW)
+
+
+def test_a_move_into_a_held_place(setup):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(slot="18:00"), NOW)
+    mine = holds.hold(ctx, PATIENT, place("17:00"), NOW)
+    holds.hold(ctx, OTHER, place("17:00"), NOW)  # 17:00 is fully held
+    moved = moves.reschedule(
+        ctx,
+        PATIENT,
+        made["appointment_id"],
+        {"date": SAT, "slot": "17:00", "hold_id": mine["hold_id"]},
+        NOW,
+    )
+    assert moved["serial"] == mine["serial"] and counts(ctx) == {"17:00": 1, "h:17:00": 1}
+
+
+def _moving(ctx, appointment_id) -> dict:
+    return ctx.appointments.get(ObjectId(appointment_id))
+
+
+def test_a_crash_before_the_target_is_taken_is_undone(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+
+    def die(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(booking, "take_place", die)
+    with pytest.raises(Crash):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    assert _moving(ctx, made["appointment_id"])["moving"]["date"] == SUN
+    assert moves.repair(ctx, NOW + timedelta(seconds=31)) == (1, 0)
+    doc = _moving(ctx, made["appointment_id"])
+    assert "moving" not in doc and (doc["date"], doc["serial"]) == (SAT, 1)
+    assert counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {}
+
+
+def test_a_crash_between_taking_the_target_and_committing_keeps_the_old_place(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+
+    def die(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(ctx.appointments, "commit_move", die)
+    with pytest.raises(Crash):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    assert counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {"17:00": 1}  # both, for now
+    assert moves.repair(ctx, NOW + timedelta(seconds=10)) == (0, 0)  # not stale yet
+    assert moves.repair(ctx, NOW + timedelta(seconds=31)) == (1, 0)
+    assert counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {}
+    doc = _moving(ctx, made["appointment_id"])
+    assert (doc["date"], doc["status"]) == (SAT, CONFIRMED) and "moving" not in doc
+
+
+def test_a_rebuild_during_a_move_keeps_its_target_place(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    monkeypatch.setattr(ctx.appointments, "commit_move", lambda *a: (_ for _ in ()).throw(Crash))
+    with pytest.raises(Crash):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    ctx.capacity.lose_everything()
+    schedule = ctx.configurations.current("h1", ctx.reader.published("h1")).schedule
+    booking.rebuild_day(ctx, schedule, "h1", date(2026, 11, 29))
+    booking.rebuild_day(ctx, schedule, "h1", date(2026, 11, 28))
+    assert counts(ctx, SUN) == {"17:00": 1} and counts(ctx) == {"17:00": 1}
+
+
+def test_a_crash_after_the_commit_frees_the_old_place_by_the_reconciler(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    monkeypatch.setattr(moves, "finish_release", lambda *a: (_ for _ in ()).throw(Crash))
+    with pytest.raises(Crash):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    doc = _moving(ctx, made["appointment_id"])
+    assert (doc["date"], doc["release_pending"]["date"]) == (SUN, SAT)
+    assert counts(ctx) == {"17:00": 1}  # the old place is still held
+    monkeypatch.undo()
+    monkeypatch.setattr(booking, "utcnow", lambda: NOW)
+    assert moves.repair(ctx, NOW) == (0, 1)
+    assert counts(ctx) == {} and counts(ctx, SUN) == {"17:00": 1}
+    assert "release_pending" not in _moving(ctx, made["appointment_id"])
+    assert moves.repair(ctx, NOW) == (0, 0)
+
+
+def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    release = ctx.capacity.release
+    calls = []
+
+    def lost_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            import redis
+
+            raise redis.ConnectionError("Redis went away")
+        return release(*args)
+
+    monkeypatch.setattr(ctx.capacity, "release", lost_once)
+    moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "18:00"}, NOW)
+    assert counts(ctx) == {"17:00": 1, "18:00": 1}  # old place still held: release lost
+    moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "17:00"}, NOW)
+    assert counts(ctx) == {"17:00": 1, "18:00": 0} or counts(ctx) == {"17:00": 1}
+
+
+def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    take = booking.take_place
+
+    def slow(*args, **kwargs):
+        outcome = take(*args, **kwargs)
+        moves.repair(ctx, NOW + timedelta(seconds=31))  # the reconciler gives up on it
+        return outcome
+
+    monkeypatch.setattr(booking, "take_place", slow)
+    with pytest.raises(ServiceUnavailable):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    doc = _moving(ctx, made["appointment_id"])
+    assert doc["date"] == SAT and counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {}
+
+
+def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
+    ctx, _ = setup
+    made = booking.book(ctx, PATIENT, request(), NOW)
+    take = booking.take_place
+
+    def cancelled_meanwhile(*args, **kwargs):
+        outcome = take(*args, **kwargs)
+        booking.cancel(ctx, PATIENT, made["appointment_id"], NOW)
+        return outcome
+
+    monkeypatch.setattr(booking, "take_place", cancelled_meanwhile)
+    with pytest.raises(ServiceUnavailable):
+        moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW)
+    assert _moving(ctx, made["appointment_id"])["status"] == CANCELLED
+    assert counts(ctx) == {} and counts(ctx, SUN) == {}
+
+
+# --- waitlist --------------------------------------------------------------------------------
+
+
+def wait_body(phone: str, slot: str | None = None, **more) -> dict:
+    body = {"hospital_id": "h1", "date": SAT, "patient": {"name": "W", "phone": phone}, **more}
+    if slot:
+        body["slot"] = slot
+    return body
+
+
+def test_entries_wait_in_order_and_a_freed_place_goes_to_the_first(setup):
+    ctx, _ = setup
+    first_booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    assert (a["status"], a["position"], b["position"]) == ("waiting", 1, 2)
+    booking.cancel(ctx, STAFF, first_booked["appointment_id"], NOW)
+    offered = waitlist.answer(ctx, ctx.waitlist.get(ObjectId(a["waitlist_id"])))
+    assert offered["status"] == "offered" and offered["offered_slot"] == "17:00"
+    assert offered["offer_expires_at"] == "2026-11-24T04:05:00Z"
+    assert waitlist.answer(ctx, ctx.waitlist.get(ObjectId(b["waitlist_id"])))["position"] == 1
+    assert counts(ctx)["o:17:00"] == 1  # what the live stream shows: no one's name
+    made = waitlist.accept(ctx, PATIENT, a["waitlist_id"], NOW)
+    assert made["status"] == CONFIRMED and made["booked_by"] == "p1"
+    assert made["patient"]["phone"] == "+8801755555551"
+    assert ctx.waitlist.get(ObjectId(a["waitlist_id"]))["status"] == "accepted"
+    with pytest.raises(InvalidTransition):
+        waitlist.accept(ctx, PATIENT, a["waitlist_id"], NOW)
+
+
+def test_one_place_one_offer(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    entries = [
+        waitlist.join(ctx, p, wait_body(f"+88017666666{n}"), NOW)
+        for n, p in enumerate((PATIENT, OTHER, THIRD))
+    ]
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    # the reconciler runs too: still one offer for one place
+    waitlist.upkeep(ctx, NOW, 30_000)
+    statuses = [ctx.waitlist.get(ObjectId(e["waitlist_id"]))["status"] for e in entries]
+    assert statuses == ["offered", "waiting", "waiting"]
+
+
+def test_an_offer_not_taken_in_time_passes_to_the_next(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    after = later(ctx, 301)
+    with pytest.raises(HoldExpired):
+        waitlist.accept(ctx, PATIENT, a["waitlist_id"], after)
+    waitlist.upkeep(ctx, after, 30_000)
+    assert ctx.waitlist.get(ObjectId(a["waitlist_id"]))["status"] == "expired"
+    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
+    assert waitlist.accept(ctx, OTHER, b["waitlist_id"], after)["serial"] == 1
+
+
+def test_a_freed_place_goes_to_the_first_entry_it_fits(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    big = waitlist.join(ctx, PATIENT, wait_body("+8801755555551", appointment_type="new"), NOW)
+    other_slot = waitlist.join(ctx, OTHER, wait_body("+8801755555552", slot="18:00"), NOW)
+    fits = waitlist.join(ctx, THIRD, wait_body("+8801755555553"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    status = {
+        e["waitlist_id"]: ctx.waitlist.get(ObjectId(e["waitlist_id"]))["status"]
+        for e in (big, other_slot, fits)
+    }
+    assert list(status.values()) == ["waiting", "waiting", "offered"]
+
+
+def test_withdrawing_an_offer_passes_it_on_and_a_free_place_is_offered_at_once(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    assert waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)["status"] == "cancelled"
+    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
+    assert counts(ctx)["o:17:00"] == 1
+    # a day with room: the entry is offered as it joins
+    sunday = waitlist.join(ctx, THIRD, {**wait_body("+8801755555553"), "date": SUN}, NOW)
+    assert sunday["status"] == "offered"
+
+
+def test_one_live_entry_per_phone_and_day_and_a_limit_per_user(setup):
+    ctx, _ = setup
+    fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    with pytest.raises(WaitlistDuplicate):
+        waitlist.join(ctx, OTHER, wait_body("8801755555551"), NOW)
+    for n in range(2, 6):
+        waitlist.join(ctx, PATIENT, wait_body(f"+880175555555{n}"), NOW)
+    with pytest.raises(TooManyHolds):
+        waitlist.join(ctx, PATIENT, wait_body("+8801755555559"), NOW)
+
+
+def test_the_reconciler_offers_places_an_edit_added_and_unsticks_dead_claims(setup):
+    ctx, schedules = setup
+    fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    stuck = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    # a process died between claiming the second entry and holding a place for it
+    ctx.waitlist.move(
+        ObjectId(stuck["waitlist_id"]), "waiting", "offering", {"claimed_ms": epoch_ms(NOW)}
+    )
+    schedules.publish(hospital(max_appointments_per_slot=3, version=2))  # capacity raised
+    waitlist.upkeep(ctx, NOW + timedelta(seconds=31), 30_000)
+    statuses = [ctx.waitlist.get(ObjectId(e["waitlist_id"]))["status"] for e in (a, stuck)]
+    assert statuses == ["offered", "offered"]
