@@ -50,8 +50,9 @@ def reschedule(
 ) -> dict:
     """POST /api/appointments/{id}/reschedule: the same appointment in a new place."""
     doc = booking.find_visible(ctx, who, appointment_id)
-    if doc.get("release_pending"):
-        finish_release(ctx, doc)  # a move before this one left its old place to free
+    if doc.get("release_pending") and not finish_release(ctx, doc):
+        # a move before this one left its old place to free, and it cannot be freed now
+        raise ServiceUnavailable("Moving is unavailable: the capacity store is down")
     if doc["status"] != CONFIRMED:
         raise InvalidTransition(
             f"Only a confirmed appointment can be moved (it is {doc['status']})"

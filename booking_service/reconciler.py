@@ -30,19 +30,21 @@ from shared.slots import parse_date
 
 from . import holds, moves, waitlist
 from .booking import Context, _release, abandon_stale, current_configuration, rebuild_day
+from .repository import epoch_ms
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "cap:reconciler:lock"
 
 
 def rebuild_all(ctx: Context) -> int:
-    """Rebuild every day with active appointments, then set the complete-records marker;
-    returns days built."""
+    """Rebuild every day with active appointments or live holds, then set the
+    complete-records marker; returns days built."""
     token = ctx.capacity.begin_full_rebuild()
     now = utcnow()
     since = (now - timedelta(days=2)).date().isoformat()
     built = 0
-    for hospital_id, practitioner_id, day_text in ctx.appointments.active_days(since):
+    days = set(ctx.appointments.active_days(since)) | ctx.holds.live_days(epoch_ms(now))
+    for hospital_id, practitioner_id, day_text in sorted(days, key=_day_order):
         try:
             schedule = current_configuration(ctx, hospital_id).schedule_for(practitioner_id)
         except DomainError:
@@ -53,6 +55,10 @@ def rebuild_all(ctx: Context) -> int:
         built += rebuild_day(ctx, schedule, hospital_id, parse_date(day_text))
     ctx.capacity.finish_full_rebuild(token)
     return built
+
+
+def _day_order(day: tuple[str, str | None, str]) -> tuple[str, str, str]:
+    return day[0], day[1] or "", day[2]
 
 
 def reconcile_once(ctx: Context, last_sweep) -> object:

@@ -384,6 +384,16 @@ class HoldRepository:
             ).sort("created_ms", ASCENDING)
         )
 
+    def live_days(self, now_ms: int) -> set[tuple[str, str | None, str]]:
+        """(hospital_id, practitioner_id or None, date) with live holds."""
+        return {
+            (d["hospital_id"], d.get("practitioner_id"), d["date"])
+            for d in self.col.find(
+                {"state": HELD, "expires_ms": {"$gt": now_ms}},
+                {"hospital_id": 1, "practitioner_id": 1, "date": 1},
+            )
+        }
+
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         """Holds past their time still recorded as live: their places are given back."""
         return list(self.col.find({"state": HELD, "expires_ms": {"$lte": now_ms}}).limit(limit))

@@ -13,6 +13,12 @@ end
 local now = now_ms()
 local mine = redis.call('HGET', KEYS[2], ARGV[3])
 if mine then
+  -- taken already (a retry, or a rebuild placed the appointment itself): the hold holds
+  -- nothing more
+  if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then
+    write_counts(KEYS[1], ARGV[1], tally(KEYS[2], now))
+    announce(KEYS[3], ARGV[5], ARGV[4])
+  end
   local serial = parse(mine)
   return {1, serial}
 end

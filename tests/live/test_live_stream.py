@@ -116,6 +116,50 @@ def test_a_booking_and_a_cancel_send_the_new_counts(gateway, admin, hospital):
         assert_growing([first, *seen])
 
 
+def slot_of(item: Event, slot: str) -> dict | None:
+    """A slot of an availability event (None for other events)."""
+    if item.name == "availability":
+        return item.data["slots"][slot]
+    if item.name == "resync":
+        return item.data["availability"]["slots"][slot]
+    return None
+
+
+def test_holds_and_waitlist_offers_reach_the_stream_without_personal_data(gateway, admin, hospital):
+    """A hold shows as `held`; a place a cancel frees is offered to the waitlist, which the
+    stream shows as `offered`, with nobody's name or phone."""
+    hid, day = hospital["hospital_id"], tomorrow()
+    capacity = hospital["max_appointments_per_slot"]
+    made = [
+        admin.post("/api/appointments", booking(hid, day, "10:00", phone=f"+88017100000{n:02d}"))
+        for n in range(capacity)
+    ]
+    assert all(r.status_code == 201 for r in made), [r.text for r in made]
+    with EventStream(gateway.base, live_path(hid, day)) as stream:
+        stream.next_event()
+        hold = admin.post("/api/holds", {"hospital_id": hid, "date": str(day), "slot": "09:00"})
+        assert hold.status_code == 201, hold.text
+        seen = until(stream, lambda item: (slot_of(item, "09:00") or {}).get("held") == 1)
+        assert seen[-1].data == gateway.get(f"/api/availability/{hid}/{day}").json()
+        waiting = admin.post(
+            "/api/waitlist",
+            {
+                "hospital_id": hid,
+                "date": str(day),
+                "slot": "10:00",
+                "patient": {"name": "Waiting Person", "phone": "+8801799999911"},
+            },
+        )
+        assert waiting.status_code == 201 and waiting.json()["status"] == "waiting"
+        cancel = admin.delete(f"/api/appointments/{made[0].json()['appointment_id']}")
+        assert cancel.status_code == 200, cancel.text
+        seen = until(stream, lambda item: (slot_of(item, "10:00") or {}).get("offered") == 1)
+        ten = slot_of(seen[-1], "10:00")
+        assert (ten["booked"], ten["held"], ten["available"]) == (capacity - 1, 1, 0)
+        for item in seen:
+            assert "Waiting" not in str(item.data) and "8801799999911" not in str(item.data)
+
+
 def test_each_announced_change_is_answered_with_the_state_after_it(gateway, hospital, redis_client):
     """The live side alone: markers published as the services publish them."""
     hid, day = hospital["hospital_id"], str(tomorrow())

@@ -51,9 +51,20 @@ def target(admin) -> str:
     return resp.json()["hospital_id"]
 
 
-def write_endpoints(hid: str) -> list[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def appointment(admin, target) -> str:
+    """An appointment a reschedule's body can be sent for (by the admin)."""
+    resp = admin.post("/api/appointments", booking(target, next_weekday(3), "10:00"))
+    assert resp.status_code == 201, resp.text
+    return resp.json()["appointment_id"]
+
+
+def write_endpoints(hid: str, appointment_id: str) -> list[tuple[str, str]]:
     return [
         ("POST", "/api/appointments"),
+        ("POST", "/api/holds"),
+        ("POST", "/api/waitlist"),
+        ("POST", f"/api/appointments/{appointment_id}/reschedule"),
         ("POST", "/api/availability/bulk"),
         ("POST", "/api/auth/register"),
         ("POST", "/api/auth/login"),
@@ -87,9 +98,9 @@ CRAFTED_BODIES = {
 
 
 @pytest.mark.parametrize("case", sorted(CRAFTED_BODIES))
-def test_crafted_bodies_are_client_errors(gateway, admin, patient, target, case):
-    for method, path in write_endpoints(target):
-        api = patient if path == "/api/appointments" else admin
+def test_crafted_bodies_are_client_errors(gateway, admin, patient, target, appointment, case):
+    for method, path in write_endpoints(target, appointment):
+        api = patient if path in ("/api/appointments", "/api/holds", "/api/waitlist") else admin
         resp = raw(api, method, path, CRAFTED_BODIES[case])
         assert_client_error(resp, (case, method, path))
 
@@ -220,6 +231,16 @@ def templates(hid: str, day: str) -> dict[str, dict]:
     patient_body = booking(hid, day, "09:00")
     return {
         "appointments": patient_body,
+        "appointments_hold": dict(patient_body, hold_id="6565656565656565656565ab"),
+        "holds": {
+            "hospital_id": hid,
+            "date": day,
+            "slot": "09:00",
+            "practitioner_id": "doc",
+            "appointment_type": "new",
+        },
+        "waitlist": dict(patient_body, slot="09:00", appointment_type="new"),
+        "reschedule": {"date": day, "slot": "11:00", "appointment_type": "new"},
         "bulk": {"hospital_id": hid, "dates": [day, day], "practitioner_id": "doc"},
         "appointments_doctor": dict(patient_body, practitioner_id="doc", appointment_type="new"),
         "register": {
@@ -267,6 +288,10 @@ DOCTOR = {
 
 BODY_ENDPOINTS = {
     "appointments": ("POST", "/api/appointments"),
+    "appointments_hold": ("POST", "/api/appointments"),
+    "holds": ("POST", "/api/holds"),
+    "waitlist": ("POST", "/api/waitlist"),
+    "reschedule": ("POST", "/api/appointments/{aid}/reschedule"),
     "appointments_doctor": ("POST", "/api/appointments"),
     "bulk": ("POST", "/api/availability/bulk"),
     "register": ("POST", "/api/auth/register"),
@@ -311,11 +336,13 @@ FUZZ = settings(
 
 
 @pytest.mark.parametrize("endpoint", sorted(BODY_ENDPOINTS))
-def test_hostile_values_in_every_body_field(admin, patient, target, clear_login_counters, endpoint):
+def test_hostile_values_in_every_body_field(
+    admin, patient, target, appointment, clear_login_counters, endpoint
+):
     method, path = BODY_ENDPOINTS[endpoint]
     template = templates(target, str(next_weekday(2)))[endpoint]
     where_to = paths_of(template)
-    api = patient if endpoint.startswith("appointments") else admin
+    api = patient if endpoint.startswith(("appointments", "holds", "waitlist")) else admin
 
     @FUZZ
     @given(
@@ -327,7 +354,7 @@ def test_hostile_values_in_every_body_field(admin, patient, target, clear_login_
         body = put(template, where, new)
         if extra and isinstance(body, dict):
             body = dict(body, unexpected=new)
-        resp = raw(api, method, path.format(hid=target), encode(body))
+        resp = raw(api, method, path.format(hid=target, aid=appointment), encode(body))
         if resp.status_code < 400:
             return  # the hostile value happened to be acceptable
         assert_client_error(resp, (endpoint, where, repr(new)[:200]))
@@ -352,6 +379,9 @@ GET_PATHS = [
     "/api/appointments?hospital_id={a}&date={b}&status={c}&page={b}",
     "/api/appointments?date_from={a}&date_to={b}&per_page={c}",
     "/api/appointments/{a}",
+    "/api/holds/{a}",
+    "/api/waitlist/{a}",
+    "/api/waitlist?hospital_id={a}&date={b}&status={c}&page={b}",
 ]
 
 
@@ -364,7 +394,12 @@ def test_hostile_values_in_every_path_and_query_parameter(admin, template):
     @given(a=text, b=text, c=text, method=st.sampled_from(["GET", "DELETE"]))
     def check(a, b, c, method):
         if method == "DELETE" and not template.startswith(
-            ("/api/appointments/", "/api/dynamic-slots/hospitals/{a}/practitioners/")
+            (
+                "/api/appointments/",
+                "/api/dynamic-slots/hospitals/{a}/practitioners/",
+                "/api/holds/",
+                "/api/waitlist/{a}",
+            )
         ):
             method = "GET"
         url = template.format(a=path_part(a), b=path_part(b), c=path_part(c))

@@ -534,6 +534,13 @@ class FakeHolds:
             )
         )
 
+    def live_days(self, now_ms: int) -> set[tuple]:
+        return {
+            (d["hospital_id"], d.get("practitioner_id"), d["date"])
+            for d in self.docs.values()
+            if d["state"] == LIVE_HOLD and d["expires_ms"] > now_ms
+        }
+
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         return copy.deepcopy(
             [

@@ -289,7 +289,7 @@ def test_a_move_keeps_the_id_and_records_where_it_came_from(setup):
     assert (moved["date"], moved["slot"]["start"], moved["serial"]) == (SAT, "18:00", 2)
     assert moved["rescheduled_from"] == {"date": SAT, "slot": "17:00", "serial": 1}
     assert [m["from"] for m in moved["moves"]] == [moved["rescheduled_from"]]
-    assert counts(ctx) == {"17:00": 0, "18:00": 2} or counts(ctx) == {"18:00": 2}
+    assert counts(ctx) == {"18:00": 2}
     again = moves.reschedule(
         ctx, PATIENT, made["appointment_id"], {"date": SUN, "slot": "17:00"}, NOW
     )
@@ -442,7 +442,7 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
     moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "18:00"}, NOW)
     assert counts(ctx) == {"17:00": 1, "18:00": 1}  # old place still held: release lost
     moves.reschedule(ctx, PATIENT, made["appointment_id"], {"date": SAT, "slot": "17:00"}, NOW)
-    assert counts(ctx) == {"17:00": 1, "18:00": 0} or counts(ctx) == {"17:00": 1}
+    assert counts(ctx) == {"17:00": 1}  # the lost release was finished first
 
 
 def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
@@ -598,3 +598,19 @@ def test_the_reconciler_offers_places_an_edit_added_and_unsticks_dead_claims(set
     waitlist.upkeep(ctx, NOW + timedelta(seconds=31), 30_000)
     statuses = [ctx.waitlist.get(ObjectId(e["waitlist_id"]))["status"] for e in (a, stuck)]
     assert statuses == ["offered", "offered"]
+
+
+def test_after_redis_lost_its_data_the_reconciler_restores_a_day_of_only_holds(setup):
+    ctx, _ = setup
+    made = holds.hold(ctx, PATIENT, place("17:00", SUN), NOW)
+    ctx.capacity.lose_everything()
+    reconciler.reconcile_once(ctx, NOW - timedelta(minutes=1))
+    assert ctx.capacity.records_complete()
+    assert counts(ctx, SUN) == {"h:17:00": 1}
+    assert ctx.capacity.places[("h1", None, SUN, "17:00")] == {
+        "h:" + made["hold_id"]: (
+            made["serial"],
+            1,
+            ctx.holds.docs[ObjectId(made["hold_id"])]["expires_ms"],
+        )
+    }
