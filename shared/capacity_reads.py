@@ -19,6 +19,7 @@ from .clients import is_cluster
 from .versions import Published
 
 _READY = keys.READY_FIELD.encode()
+_EARLIEST = b"_e"  # the day's earliest hold expiry (booking_service/lua/places.lua)
 
 
 class DayCounts(Mapping):
@@ -105,6 +106,11 @@ def _without_expired(flat: tuple, stale: dict[str, dict], now_ms: int) -> tuple:
                 fields[name] = str(value).encode()
             else:
                 fields.pop(name, None)
+    left = [int(v) for f, v in fields.items() if f[:2] == b"e:"]
+    if left:
+        fields[_EARLIEST] = str(min(left)).encode()
+    else:
+        fields.pop(_EARLIEST, None)
     return tuple(item for pair in sorted(fields.items()) for item in pair)
 
 
@@ -168,11 +174,14 @@ class CapacityReader:
             if complete is None and _READY not in flat:
                 counts[day] = None
                 continue
-            for field, value in zip(flat[::2], flat[1::2], strict=True):
-                if field[:2] == b"e:":  # a live hold in the slot: is one past its time?
-                    now_ms = now_ms or int(time.time() * 1000)
-                    if int(value) <= now_ms:
-                        expired.setdefault(day, []).append(field[2:].decode())
+            if _EARLIEST in flat:  # a live hold in the day: is one past its time?
+                now_ms = now_ms or int(time.time() * 1000)
+                if int(flat[flat.index(_EARLIEST) + 1]) <= now_ms:
+                    expired[day] = [
+                        field[2:].decode()
+                        for field, value in zip(flat[::2], flat[1::2], strict=True)
+                        if field[:2] == b"e:" and int(value) <= now_ms
+                    ]
             counts[day] = DayCounts(flat)
         if expired:
             self._recount_holds(hospital_id, practitioner_id, expired, counts, now_ms)

@@ -7,7 +7,8 @@
 --   `serial:units:expires_ms`, expiry by this Redis's own clock (TIME).
 -- The day's counts hash mirrors, per slot: `<slot>` units booked by appointments, `h:<slot>`
 -- units held by live holds, `o:<slot>` of them offered, `e:<slot>` the earliest expiry (ms);
--- the `h:`, `o:`, `e:` fields exist only while the slot has a live hold.
+-- the `h:`, `o:`, `e:` fields exist only while the slot has a live hold; `_e` is the day's
+-- earliest `e:`.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -64,18 +65,43 @@ local function free_serial(state)
   return serial
 end
 
+-- The day's earliest hold expiry, `_e` (absent without live holds): readers look at this one
+-- field to know whether a slot's `e:` has passed (shared/capacity_reads.py).
+local function refresh_earliest(counts)
+  local flat = redis.call('HGETALL', counts)
+  local earliest = false
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 2) == 'e:' then
+      local expires = tonumber(flat[i + 1])
+      if not earliest or expires < earliest then
+        earliest = expires
+      end
+    end
+  end
+  if earliest then
+    redis.call('HSET', counts, '_e', earliest)
+  else
+    redis.call('HDEL', counts, '_e')
+  end
+end
+
 -- Write a slot's counts from its tally.
 local function write_counts(counts, slot, state)
   redis.call('HSET', counts, slot, state.booked)
+  local changed
   if state.held > 0 then
     redis.call('HSET', counts, 'h:' .. slot, state.held, 'e:' .. slot, state.earliest)
+    changed = true
   else
-    redis.call('HDEL', counts, 'h:' .. slot, 'e:' .. slot)
+    changed = redis.call('HDEL', counts, 'h:' .. slot, 'e:' .. slot) > 0
   end
   if state.offered > 0 then
     redis.call('HSET', counts, 'o:' .. slot, state.offered)
   else
     redis.call('HDEL', counts, 'o:' .. slot)
+  end
+  if changed then
+    refresh_earliest(counts)
   end
 end
 

@@ -55,15 +55,25 @@ def built(
     assert records.rebuild(hid, DAY, [SlotRecords(s, capacity, [], []) for s in slots], TTL, pid)
 
 
+def without_earliest(found: dict) -> dict:
+    """The counts without `_e`, once checked: the day's earliest `e:` (absent without)."""
+    expiries = [v for k, v in found.items() if k.startswith("e:")]
+    assert found.get("_e") == (min(expiries) if expiries else None), found
+    return {k: v for k, v in found.items() if k != "_e"}
+
+
 def counts(client, hid: str, pid: str | None = None) -> dict:
     """The day's counts as the reader answers them."""
-    return dict(CapacityReader(client).published_and_counts(hid, [DAY], pid).counts[DAY])
+    reader = CapacityReader(client)
+    return without_earliest(dict(reader.published_and_counts(hid, [DAY], pid).counts[DAY]))
 
 
 def stored_counts(client, hid: str, pid: str | None = None) -> dict:
     """The day's counts hash as stored (no reader correction), without the ready marker."""
     raw = client.hgetall(keys.counts_key(hid, DAY, pid))
-    return {k.decode(): int(v) for k, v in raw.items() if k != keys.READY_FIELD.encode()}
+    return without_earliest(
+        {k.decode(): int(v) for k, v in raw.items() if k != keys.READY_FIELD.encode()}
+    )
 
 
 def holds(client, hid: str, slot: str = "17:00", pid: str | None = None) -> dict:
