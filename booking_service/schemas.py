@@ -102,7 +102,7 @@ class MovedFromSchema(Schema):
 class MoveSchema(Schema):
     """One reschedule of an appointment."""
 
-    moved_from = fields.Nested(MovedFromSchema, data_key="from", required=True)
+    moved_from = fields.Nested(MovedFromSchema, attribute="from", data_key="from", required=True)
     moved_at = fields.Str(required=True)
     by = fields.Str(required=True)
 
