@@ -46,7 +46,7 @@ from shared.errors import (
     SlotNotFound,
 )
 from shared.events import LiveEvents
-from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Schedule, iso_utc, parse_date
+from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Practitioner, Schedule, iso_utc, parse_date
 
 from . import holds
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
@@ -162,6 +162,22 @@ def check_bookable(schedule: Schedule, day: date, slot_start: str, now: datetime
     return slot
 
 
+def where_to_book(
+    ctx: Context, hospital_id: str, day_text: str, practitioner_id: str | None
+) -> tuple[Snapshot, Configuration, Schedule, Practitioner | None]:
+    """What a booking, a hold or a move is checked against: one read of the published
+    version and the day's counts, the configuration it names, and the schedule a place is
+    taken in, the doctor's (who must be taking appointments) or the hospital's own."""
+    snapshot = _snapshot(ctx, hospital_id, [day_text], practitioner_id)
+    configuration = ctx.configurations.current(hospital_id, snapshot.published)
+    if practitioner_id is None:
+        return snapshot, configuration, configuration.schedule, None
+    practitioner = configuration.practitioner(practitioner_id)
+    if not practitioner.active:
+        raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
+    return snapshot, configuration, practitioner.schedule, practitioner
+
+
 def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     """Book a place; returns the appointment as the API shows it."""
     hospital_id, day_text, slot_start = body["hospital_id"], body["date"], body["slot"]
@@ -169,15 +185,9 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot = _snapshot(ctx, hospital_id, [day_text], practitioner_id)
-    configuration = ctx.configurations.current(hospital_id, snapshot.published)
-    schedule = configuration.schedule
-    practitioner = None
-    if practitioner_id is not None:
-        practitioner = configuration.practitioner(practitioner_id)
-        if not practitioner.active:
-            raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
-        schedule = practitioner.schedule
+    snapshot, configuration, schedule, practitioner = where_to_book(
+        ctx, hospital_id, day_text, practitioner_id
+    )
     held_place = None
     if body.get("hold_id") is not None:
         held_place = holds.usable_hold(ctx, who, body["hold_id"], body, now)
@@ -404,6 +414,16 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
 def _oldest(entry: tuple) -> datetime:
     created = entry[0]
     return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+def find_owned(repository, who: Principal, record_id: str, owner_field: str, missing) -> dict:
+    """A hold's or a waitlist entry's record the caller may see (its own; staff and admin:
+    any), by its canonical id; `missing` (404) otherwise."""
+    oid = to_object_id(record_id)
+    doc = repository.get(oid) if oid is not None else None
+    if doc is None or (not who.at_desk and doc[owner_field] != who.user_id):
+        raise missing
+    return doc
 
 
 def find_visible(ctx: Context, who: Principal, appointment_id: str) -> dict:

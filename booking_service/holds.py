@@ -28,7 +28,6 @@ from shared.errors import (
     HoldNotFound,
     InvalidDate,
     InvalidTransition,
-    PractitionerInactive,
     ServiceUnavailable,
     SlotFull,
     TooManyHolds,
@@ -81,11 +80,9 @@ def place_hold(
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot = booking._snapshot(ctx, hospital_id, [day_text], practitioner_id)
-    configuration = ctx.configurations.current(hospital_id, snapshot.published)
-    schedule = configuration.schedule_for(practitioner_id)
-    if practitioner_id is not None and not configuration.practitioner(practitioner_id).active:
-        raise PractitionerInactive(f"{practitioner_id} is not taking appointments")
+    snapshot, configuration, schedule, _ = booking.where_to_book(
+        ctx, hospital_id, day_text, practitioner_id
+    )
     kind = configuration.appointment_type(body.get("appointment_type"))
     units = kind.units if kind is not None else 1
     slot = booking.check_bookable(schedule, day, slot_start, now)
@@ -166,11 +163,9 @@ def hold(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dic
 
 def find_hold(ctx: booking.Context, who: Principal, hold_id: str) -> dict:
     """A hold the caller may see (its own; staff and admin: any); 404 otherwise."""
-    oid = to_object_id(hold_id)
-    doc = ctx.holds.get(oid) if oid is not None else None
-    if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
-        raise HoldNotFound(f"No hold {hold_id!r}")
-    return doc
+    return booking.find_owned(
+        ctx.holds, who, hold_id, "user_id", HoldNotFound(f"No hold {hold_id!r}")
+    )
 
 
 def usable_hold(

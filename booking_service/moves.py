@@ -31,7 +31,6 @@ from shared.errors import (
     HoldExpired,
     InvalidDate,
     InvalidTransition,
-    PractitionerInactive,
     ScheduleChanged,
     ServiceUnavailable,
     SlotFull,
@@ -65,14 +64,9 @@ def reschedule(
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot = booking._snapshot(ctx, hospital_id, [day_text], practitioner_id)
-    configuration = ctx.configurations.current(hospital_id, snapshot.published)
-    schedule = configuration.schedule_for(practitioner_id)
-    practitioner = None
-    if practitioner_id is not None:
-        practitioner = configuration.practitioner(practitioner_id)
-        if not practitioner.active:
-            raise PractitionerInactive(f"{practitioner.name} is not taking appointments")
+    snapshot, configuration, schedule, practitioner = booking.where_to_book(
+        ctx, hospital_id, day_text, practitioner_id
+    )
     held_place = None
     if body.get("hold_id") is not None:
         target = {**body, "hospital_id": hospital_id, "practitioner_id": practitioner_id}

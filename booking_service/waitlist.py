@@ -141,11 +141,8 @@ def answer(ctx: booking.Context, doc: dict) -> dict:
 
 def find_entry(ctx: booking.Context, who: Principal, waitlist_id: str) -> dict:
     """An entry the caller may see (its own; staff and admin: any); 404 otherwise."""
-    oid = to_object_id(waitlist_id)
-    doc = ctx.waitlist.get(oid) if oid is not None else None
-    if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
-        raise WaitlistEntryNotFound(f"No waitlist entry {waitlist_id!r}")
-    return doc
+    missing = WaitlistEntryNotFound(f"No waitlist entry {waitlist_id!r}")
+    return booking.find_owned(ctx.waitlist, who, waitlist_id, "user_id", missing)
 
 
 def list_entries(ctx: booking.Context, who: Principal, query: dict) -> dict:

@@ -1,7 +1,7 @@
 """Holds, reschedule and the waitlist over fakes (tests/unit/fakes.py): every rule, and each
 point where a process can die in the middle of a move, with what the reconciler makes of it.
 The gate's own scripts are tested against a real server in tests/integration/test_holds_gate.py
-and the whole chain through the gateway in tests/e2e/test_holds_moves_waitlist.py."""
+and the whole chain through the gateway in tests/e2e/test_holds_moves_waitlist_e2e.py."""
 
 from __future__ import annotations
 
