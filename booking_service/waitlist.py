@@ -203,12 +203,10 @@ def accept(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime
         "hold_id": doc["hold_id"],
     }
     appointment = booking.book(ctx, owner, body, now)
-    ctx.waitlist.move(
-        doc["_id"],
-        OFFERED,
-        ACCEPTED,
-        {"appointment_id": appointment["appointment_id"], "updated_ms": epoch_ms(now)},
-    )
+    accepted = {"appointment_id": appointment["appointment_id"], "updated_ms": epoch_ms(now)}
+    # (the reconciler may have seen the offer's time pass while the booking took its place)
+    if ctx.waitlist.move(doc["_id"], OFFERED, ACCEPTED, accepted) is None:
+        ctx.waitlist.move(doc["_id"], EXPIRED, ACCEPTED, accepted)
     return appointment
 
 
@@ -293,11 +291,15 @@ def hold_ended(ctx: booking.Context, hold: dict, now: datetime) -> None:
     """A hold was given back or ran out (holds.end_hold): an offer it carried is over (the
     entry expires), and its place goes to the next entry."""
     if hold.get("waitlist_id"):
-        oid = to_object_id(hold["waitlist_id"])
-        if oid is not None and hold["state"] == EXPIRED:
-            ctx.waitlist.move(
-                oid, OFFERED, EXPIRED, {"updated_ms": epoch_ms(now)}, hold_id=str(hold["_id"])
-            )
+        # the offer is over: run out, or given back by its owner (declined)
+        ended = EXPIRED if hold["state"] == EXPIRED else WITHDRAWN
+        ctx.waitlist.move(
+            to_object_id(hold["waitlist_id"]),
+            OFFERED,
+            ended,
+            {"updated_ms": epoch_ms(now)},
+            hold_id=str(hold["_id"]),
+        )
     booking.place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
 
 

@@ -614,3 +614,38 @@ def test_after_redis_lost_its_data_the_reconciler_restores_a_day_of_only_holds(s
             ctx.holds.docs[ObjectId(made["hold_id"])]["expires_ms"],
         )
     }
+
+
+def test_an_offer_given_back_by_its_owner_is_declined_and_passed_on(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    offer = ctx.waitlist.get(ObjectId(a["waitlist_id"]))
+    holds.release(ctx, PATIENT, offer["hold_id"], NOW)
+    assert ctx.waitlist.get(ObjectId(a["waitlist_id"]))["status"] == "cancelled"
+    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
+
+
+def test_an_offer_accepted_as_its_time_ran_out_is_accepted(setup, monkeypatch):
+    """The booking took the hold's place just in time; the reconciler then saw the offer's
+    time pass and expired the entry: the entry still ends accepted."""
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    book = booking.book
+
+    def book_then_expire(*args):
+        made = book(*args)
+        entry = ctx.waitlist.get(ObjectId(a["waitlist_id"]))
+        ctx.waitlist.move(entry["_id"], "offered", "expired", {})
+        return made
+
+    monkeypatch.setattr(booking, "book", book_then_expire)
+    made = waitlist.accept(ctx, PATIENT, a["waitlist_id"], NOW)
+    entry = ctx.waitlist.get(ObjectId(a["waitlist_id"]))
+    assert (entry["status"], entry["appointment_id"]) == ("accepted", made["appointment_id"])
