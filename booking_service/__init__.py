@@ -48,6 +48,12 @@ def create_app(
     api.register_blueprint(waitlist_blp)
 
     run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
+    from . import calendars, fhir, webhooks
+
+    # The integrations (API.md, "Integrations"): FHIR R4, iCalendar, webhooks; background work
+    # (the webhook deliveries) runs where the reconciler does.
+    for integration in (fhir, calendars, webhooks):
+        integration.init_app(app, api, context, cfg, run)
     if run:
         reconciler = Reconciler(context)
         reconciler.start()

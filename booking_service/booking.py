@@ -48,7 +48,7 @@ from shared.errors import (
 from shared.events import LiveEvents
 from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Practitioner, Schedule, iso_utc, parse_date
 
-from . import holds
+from . import holds, outbox
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from .limits import Limiter
 from .repository import (
@@ -221,6 +221,7 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         "updated_ms": epoch_ms(now),
         "starts_at": schedule.starts_at(day, slot_start),
         "units": units,
+        "version": 0,  # grows with every change (confirm, cancel, move, visit step)
     }
     if practitioner is not None:
         doc["practitioner_id"] = practitioner_id
@@ -259,12 +260,18 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         raise ServiceUnavailable("Booking is unavailable: capacity records are rebuilding")
 
     serial = value
+    created = outbox.event(
+        outbox.APPOINTMENT_CREATED,
+        outbox.appointment_data(doc, status=CONFIRMED, serial=serial, version=1),
+        now,
+    )
     try:
         confirmed = ctx.appointments.confirm(
             oid,
             serial,
             serial_guard(hospital_id, day_text, slot_start, serial, practitioner_id),
             now,
+            created,
         )
     except PyMongoError as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
@@ -483,15 +490,14 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         )
     if has_started(doc, now):
         raise AppointmentInPast("A past appointment cannot be cancelled")
+    stamps = {"cancelled_at": iso_utc(now), "cancelled_by": who.user_id}
+    cancelled = outbox.event(
+        outbox.APPOINTMENT_CANCELLED,
+        outbox.appointment_data(doc, status=CANCELLED, version=doc.get("version", 0) + 1, **stamps),
+        now,
+    )
     try:
-        closed = ctx.appointments.close(
-            doc["_id"],
-            CONFIRMED,
-            CANCELLED,
-            now,
-            cancelled_at=iso_utc(now),
-            cancelled_by=who.user_id,
-        )
+        closed = ctx.appointments.close(doc["_id"], CONFIRMED, CANCELLED, now, cancelled, **stamps)
     except PyMongoError as exc:
         raise ServiceUnavailable("Cancelling is unavailable: the database is down") from exc
     if closed is None:  # a concurrent cancel won

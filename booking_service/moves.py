@@ -37,7 +37,7 @@ from shared.errors import (
 )
 from shared.slots import iso_utc, parse_date
 
-from . import booking, holds
+from . import booking, holds, outbox
 from .capacity import FULL, HELD
 from .repository import CONFIRMED, dup_guard, epoch_ms, has_started, public, serial_guard
 
@@ -160,7 +160,12 @@ def reschedule(
     if held_place is not None:
         changes["hold_id"] = str(held_place["_id"])
     try:
-        moved = ctx.appointments.commit_move(oid, token, changes)
+        rescheduled = outbox.event(
+            outbox.APPOINTMENT_RESCHEDULED,
+            outbox.appointment_data(doc, **changes, version=doc.get("version", 0) + 1),
+            now,
+        )
+        moved = ctx.appointments.commit_move(oid, token, changes, rescheduled)
     except DuplicateKeyError as exc:
         undo(True)
         raise DuplicateBooking(

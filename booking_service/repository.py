@@ -23,6 +23,8 @@ from pymongo.write_concern import WriteConcern
 from shared.ids import is_appointment_id, phone_digits
 from shared.slots import iso_utc
 
+from .outbox import with_event
+
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
 # The visit, on the appointment's own date (API.md, "Day of the visit").
@@ -73,6 +75,9 @@ def ensure_indexes(db: Database) -> None:
     db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
     db.appointments.create_index([("status", ASCENDING), ("updated_ms", ASCENDING)])
     db.appointments.create_index([("moving.hospital_id", ASCENDING), ("moving.date", ASCENDING)])
+    # Documents whose outbox holds webhook events not relayed yet (booking_service/outbox.py).
+    db.appointments.create_index("outbox_pending")
+    db.waitlist.create_index("outbox_pending")
     db.holds.create_index([("state", ASCENDING), ("expires_ms", ASCENDING)])
     db.holds.create_index([("hospital_id", ASCENDING), ("date", ASCENDING), ("state", ASCENDING)])
     db.waitlist.create_index("wait_guard", unique=True)
@@ -177,47 +182,66 @@ class AppointmentRepository:
         """Write the appointment ahead of its reservation; DuplicateKeyError on a duplicate."""
         self.col.insert_one(doc)
 
-    def confirm(self, oid: ObjectId, serial: int, guard: str, now: datetime) -> dict | None:
-        """pending -> confirmed with its serial; None when the reconciler abandoned it."""
+    def confirm(
+        self, oid: ObjectId, serial: int, guard: str, now: datetime, event: dict | None = None
+    ) -> dict | None:
+        """pending -> confirmed with its serial (and its webhook `event`, written with it);
+        None when the reconciler abandoned it."""
+        update = {
+            "$set": {
+                "status": CONFIRMED,
+                "serial": serial,
+                "serial_guard": guard,
+                "updated_ms": epoch_ms(now),
+            },
+            "$inc": {"version": 1},
+        }
         return self.col.find_one_and_update(
             {"_id": oid, "status": PENDING},
-            {
-                "$set": {
-                    "status": CONFIRMED,
-                    "serial": serial,
-                    "serial_guard": guard,
-                    "updated_ms": epoch_ms(now),
-                }
-            },
+            with_event(update, event),
             return_document=ReturnDocument.AFTER,
         )
 
     def close(
-        self, oid: ObjectId, from_status: str, to_status: str, now: datetime, **extra
+        self,
+        oid: ObjectId,
+        from_status: str,
+        to_status: str,
+        now: datetime,
+        event: dict | None = None,
+        **extra,
     ) -> dict | None:
         """Move an appointment out of the active set, freeing both guards; None if it moved."""
+        update = {
+            "$set": {
+                "status": to_status,
+                "dup_guard": f"x:{oid}",
+                "serial_guard": f"x:{oid}",
+                "updated_ms": epoch_ms(now),
+                **extra,
+            },
+            "$inc": {"version": 1},
+        }
         return self.col.find_one_and_update(
             {"_id": oid, "status": from_status},
-            {
-                "$set": {
-                    "status": to_status,
-                    "dup_guard": f"x:{oid}",
-                    "serial_guard": f"x:{oid}",
-                    "updated_ms": epoch_ms(now),
-                    **extra,
-                }
-            },
+            with_event(update, event),
             return_document=ReturnDocument.AFTER,
         )
 
     def move(
-        self, oid: ObjectId, from_statuses: tuple[str, ...], to_status: str, changes: dict
+        self,
+        oid: ObjectId,
+        from_statuses: tuple[str, ...],
+        to_status: str,
+        changes: dict,
+        event: dict | None = None,
     ) -> dict | None:
         """A visit step: from one of `from_statuses` to `to_status`, atomically (None when the
         appointment is in none of them: another desk moved it first)."""
+        update = {"$set": {"status": to_status, **changes}, "$inc": {"version": 1}}
         return self.col.find_one_and_update(
             {"_id": oid, "status": {"$in": list(from_statuses)}},
-            {"$set": {"status": to_status, **changes}},
+            with_event(update, event),
             return_document=ReturnDocument.AFTER,
         )
 
@@ -257,12 +281,15 @@ class AppointmentRepository:
             return_document=ReturnDocument.AFTER,
         )
 
-    def commit_move(self, oid: ObjectId, token: str, changes: dict) -> dict | None:
+    def commit_move(
+        self, oid: ObjectId, token: str, changes: dict, event: dict | None = None
+    ) -> dict | None:
         """Move the appointment to its new place, if its move `token` is still the current
         one (the reconciler has not abandoned it); DuplicateKeyError when a guard refuses."""
+        update = {"$set": changes, "$unset": {"moving": ""}, "$inc": {"version": 1}}
         return self.col.find_one_and_update(
             {"_id": oid, "status": CONFIRMED, "moving.token": token},
-            {"$set": changes, "$unset": {"moving": ""}},
+            with_event(update, event),
             return_document=ReturnDocument.AFTER,
         )
 
@@ -435,14 +462,21 @@ class WaitlistRepository:
         return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE)}})
 
     def move(
-        self, oid: ObjectId, from_status: str, to_status: str, changes: dict, **match
+        self,
+        oid: ObjectId,
+        from_status: str,
+        to_status: str,
+        changes: dict,
+        event: dict | None = None,
+        **match,
     ) -> dict | None:
-        """From one status to another, atomically (None when the entry is not in it)."""
+        """From one status to another, atomically, with its webhook `event` if any (None when
+        the entry is not in it)."""
         if to_status not in LIVE:
             changes = {**changes, "wait_guard": f"x:{oid}"}
         return self.col.find_one_and_update(
             {"_id": oid, "status": from_status, **match},
-            {"$set": {"status": to_status, **changes}},
+            with_event({"$set": {"status": to_status, **changes}}, event),
             return_document=ReturnDocument.AFTER,
         )
 

@@ -38,6 +38,7 @@ from shared.errors import (
 )
 from shared.slots import Schedule, iso_utc, minutes, parse_date
 
+from . import outbox
 from .booking import Context, find_visible
 from .repository import (
     CHECKED_IN,
@@ -92,8 +93,20 @@ def visit_step(ctx: Context, who: Principal, appointment_id: str, name: str, now
     }
     if step.to_status == IN_CONSULTATION:
         changes["started_ms"] = epoch_ms(now)  # orders "now serving"
+    changed = outbox.event(
+        outbox.APPOINTMENT_STATUS_CHANGED,
+        {
+            **outbox.appointment_data(
+                doc, status=step.to_status, version=doc.get("version", 0) + 1, **changes
+            ),
+            "previous_status": doc["status"],
+        },
+        now,
+    )
     try:
-        moved = ctx.appointments.move(doc["_id"], step.from_statuses, step.to_status, changes)
+        moved = ctx.appointments.move(
+            doc["_id"], step.from_statuses, step.to_status, changes, changed
+        )
     except PyMongoError as exc:
         raise ServiceUnavailable("Visit steps are unavailable: the database is down") from exc
     if moved is None:

@@ -35,7 +35,7 @@ from shared.errors import (
 )
 from shared.slots import BEYOND_WINDOW, PAST, iso_utc, parse_date
 
-from . import booking, holds
+from . import booking, holds, outbox
 from .repository import (
     ACCEPTED,
     EXPIRED,
@@ -268,17 +268,16 @@ def _offer(ctx: booking.Context, entry: dict, slots: list[str], now: datetime) -
         except DomainError as exc:  # the slot started, the day closed, ...
             log.info("waitlist %s: no offer in %s: %s", entry["_id"], slot, exc.message)
             continue
-        offered = ctx.waitlist.move(
-            entry["_id"],
-            OFFERING,
-            OFFERED,
-            {
-                "hold_id": str(hold["_id"]),
-                "offered_slot": slot,
-                "offer_expires_ms": hold["expires_ms"],
-                "updated_ms": epoch_ms(now),
-            },
+        offer = {
+            "hold_id": str(hold["_id"]),
+            "offered_slot": slot,
+            "offer_expires_ms": hold["expires_ms"],
+            "updated_ms": epoch_ms(now),
+        }
+        made = outbox.event(
+            outbox.WAITLIST_OFFERED, public_entry({**entry, **offer, "status": OFFERED}), now
         )
+        offered = ctx.waitlist.move(entry["_id"], OFFERING, OFFERED, offer, made)
         if offered is None:  # withdrawn meanwhile: the place goes back
             holds.end_hold(ctx, hold, "released", now)
             return None

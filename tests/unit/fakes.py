@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
+import orjson
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
@@ -73,16 +74,25 @@ class FakeAppointments:
         self._unique(doc)
         self.docs[doc["_id"]] = copy.deepcopy(doc)
 
-    def _update(self, oid: ObjectId, status: str, changes: dict) -> dict | None:
+    def _update(
+        self, oid: ObjectId, status: str, changes: dict, event: dict | None = None
+    ) -> dict | None:
+        """A change of one document: its version grows, and its webhook event is recorded
+        with it (booking_service/outbox.py)."""
         doc = self.docs.get(oid)
         if doc is None or doc["status"] != status:
             return None
-        updated = {**doc, **changes}
+        updated = {**doc, **changes, "version": doc.get("version", 0) + 1}
+        if event is not None:
+            updated["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]
+            updated["outbox_pending"] = 1
         self._unique(updated, ignore=oid)
         self.docs[oid] = updated
         return copy.deepcopy(updated)
 
-    def confirm(self, oid: ObjectId, serial: int, guard: str, now: datetime) -> dict | None:
+    def confirm(
+        self, oid: ObjectId, serial: int, guard: str, now: datetime, event=None
+    ) -> dict | None:
         return self._update(
             oid,
             PENDING,
@@ -92,9 +102,12 @@ class FakeAppointments:
                 "serial_guard": guard,
                 "updated_ms": epoch_ms(now),
             },
+            event,
         )
 
-    def close(self, oid, from_status: str, to_status: str, now: datetime, **extra) -> dict | None:
+    def close(
+        self, oid, from_status: str, to_status: str, now: datetime, event=None, **extra
+    ) -> dict | None:
         return self._update(
             oid,
             from_status,
@@ -105,6 +118,7 @@ class FakeAppointments:
                 "updated_ms": epoch_ms(now),
                 **extra,
             },
+            event,
         )
 
     def mark_released(self, oids: list) -> None:
@@ -133,7 +147,7 @@ class FakeAppointments:
         doc["moving"] = copy.deepcopy(move)
         return copy.deepcopy(doc)
 
-    def commit_move(self, oid, token: str, changes: dict) -> dict | None:
+    def commit_move(self, oid, token: str, changes: dict, event=None) -> dict | None:
         doc = self.docs.get(oid)
         if (
             doc is None
@@ -141,10 +155,12 @@ class FakeAppointments:
             or (doc.get("moving") or {}).get("token") != token
         ):
             return None
-        updated = {k: v for k, v in {**doc, **copy.deepcopy(changes)}.items() if k != "moving"}
-        self._unique(updated, ignore=oid)
-        self.docs[oid] = updated
-        return copy.deepcopy(updated)
+        self.docs[oid] = {k: v for k, v in doc.items() if k != "moving"}
+        try:
+            return self._update(oid, CONFIRMED, copy.deepcopy(changes), event)
+        except DuplicateKeyError:
+            self.docs[oid] = doc
+            raise
 
     def abort_move(self, oid, token: str) -> bool:
         doc = self.docs.get(oid)
@@ -174,11 +190,11 @@ class FakeAppointments:
         doc = self.docs.get(oid)
         return copy.deepcopy(doc) if doc else None
 
-    def move(self, oid, from_statuses, to_status: str, changes: dict) -> dict | None:
+    def move(self, oid, from_statuses, to_status: str, changes: dict, event=None) -> dict | None:
         doc = self.docs.get(oid)
         if doc is None or doc["status"] not in from_statuses:
             return None
-        return self._update(oid, doc["status"], {"status": to_status, **changes})
+        return self._update(oid, doc["status"], {"status": to_status, **changes}, event)
 
     def on_day(self, hospital_id: str, day: str, statuses) -> list[dict]:
         return [
@@ -582,7 +598,7 @@ class FakeWaitlist:
     def live_count(self, user_id: str) -> int:
         return sum(d["user_id"] == user_id and d["status"] in LIVE for d in self.docs.values())
 
-    def move(self, oid, from_status, to_status, changes, **match) -> dict | None:
+    def move(self, oid, from_status, to_status, changes, event=None, **match) -> dict | None:
         doc = self.docs.get(oid)
         if doc is None or doc["status"] != from_status:
             return None
@@ -591,6 +607,9 @@ class FakeWaitlist:
         if to_status not in LIVE:
             changes = {**changes, "wait_guard": f"x:{oid}"}
         doc.update(status=to_status, **copy.deepcopy(changes))
+        if event is not None:
+            doc["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]
+            doc["outbox_pending"] = 1
         return copy.deepcopy(doc)
 
     def days_waiting(self, since: str) -> list[tuple]:
