@@ -1,8 +1,226 @@
-"""(Being built: issue 16.)"""
+"""iCalendar (RFC 5545), API.md "Integrations": the HTTP layer.
+
+- `GET /api/appointments/{id}/calendar.ics` (its owner, staff, admin; anyone else 404): one
+  VCALENDAR with the appointment's VEVENT (booking_service/calendars_ics.py says what it holds
+  and why).
+- Admin: `POST /api/feeds {"hospital_id", "practitioner_id"?}` -> `201 {"feed_id", "url", ...}`,
+  `GET /api/feeds` (live feeds, no secrets), `GET` / `DELETE /api/feeds/{feed_id}` (revoke:
+  204, idempotent).
+- `GET /api/feeds/{feed_id}.ics?token=<secret>`: no bearer token, the URL is the credential;
+  every visible appointment from today through the booking window (at most
+  `calendars_service.FEED_MAX_EVENTS`, the earliest; `X-Feed-Truncated: true` when some were
+  left out). Anything wrong is the same `404 feed_not_found`. Query parameters other than
+  `token` are ignored (calendar clients add their own).
+
+A feed id has the appointments' canonical form (24 lowercase hex digits), checked by the
+`feed_id` path converter before any lookup. Every answer is `Cache-Control: no-store`.
+
+`url` is relative to the gateway unless FEEDS_BASE_URL (shared/config.py, checked at start)
+gives the public origin to make it absolute: the Host a request arrives with is the client's
+to choose, so it never goes into a URL we hand out.
+"""
 
 from __future__ import annotations
 
+import re
 
-def init_app(app, api, ctx, cfg, run_workers: bool) -> None:
+from flask import Flask, Response, current_app, request
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from shared.auth import current_principal, require_auth
+from shared.clock import utcnow
+from shared.errors import ServiceUnavailable
+from shared.ids import APPOINTMENT_ID_PATTERN, AppointmentIdConverter, AsciiInt, Identifier
+from shared.schemas import StrictSchema
+from shared.web import SlotbookBlueprint, no_store
+
+from . import calendars_service as service
+from .booking import Context
+from .calendars_ics import ICS_CONTENT_TYPE
+from .calendars_repository import FeedRepository
+
+# The public origin (and path prefix, if any) feed URLs are made absolute with, e.g.
+# `https://api.example.org`; empty: URLs relative to the gateway. (A setting of this module
+# for now: shared/config.py is where it belongs.)
+_BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
+
+FEEDS_EXTENSION = "calendars.feeds"
+
+
+class FeedIdConverter(AppointmentIdConverter):
+    """`<feed_id:feed_id>`: 24 lowercase hex digits, else 404 feed_not_found."""
+
+    reason = "feed_not_found"
+    label = "feed"
+
+
+def _id_param_schema(converter) -> dict:
+    return {"type": "string", "pattern": f"^{APPOINTMENT_ID_PATTERN}$"}
+
+
+class FeedCreateSchema(StrictSchema):
+    """A feed to make: a hospital's appointments, or one doctor's."""
+
+    hospital_id = Identifier(required=True, metadata={"example": "gomoti"})
+    practitioner_id = Identifier(metadata={"description": "only this doctor's appointments"})
+
+
+class FeedSchema(Schema):
+    """A calendar feed (its secret only in `url`, and only in the answer that made it)."""
+
+    feed_id = fields.Str(required=True)
+    hospital_id = fields.Str(required=True)
+    practitioner_id = fields.Str(allow_none=True)
+    created_at = fields.Str(required=True)
+    created_by = fields.Str(required=True)
+    revoked_at = fields.Str()
+    url = fields.Str(
+        metadata={
+            "description": "/api/feeds/{feed_id}.ics?token=<secret>: shown once (relative to "
+            "the gateway unless the service knows its public URL)"
+        }
+    )
+
+
+class FeedListArgsSchema(StrictSchema):
+    """Filters and pagination of the live feeds."""
+
+    hospital_id = Identifier()
+    practitioner_id = Identifier()
+    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class FeedListSchema(Schema):
+    """A page of live feeds, newest first."""
+
+    feeds = fields.List(fields.Nested(FeedSchema), required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+    total = fields.Int(required=True)
+
+
+ICS_DOC = {"type": "string", "description": "an iCalendar object (RFC 5545)"}
+TOKEN_DOC = [
+    {
+        "in": "query",
+        "name": "token",
+        "required": True,
+        "description": "the feed's secret, as its URL gives it",
+        "schema": {"type": "string", "pattern": f"^{service.TOKEN_PATTERN}$"},
+    }
+]
+
+calendars_blp = SlotbookBlueprint(
+    "calendars",
+    __name__,
+    url_prefix="/api",
+    description="iCalendar (RFC 5545): an appointment's .ics, and revocable feed URLs",
+)
+
+
+@calendars_blp.after_request
+def _no_store(response):
+    """Personal data, and URLs that are credentials: no cache on the way keeps them."""
+    return no_store(response)
+
+
+def _ctx() -> Context:
+    return current_app.extensions["booking.ctx"]
+
+
+def _feeds():
+    feeds = current_app.extensions.get(FEEDS_EXTENSION)
+    if feeds is None:
+        raise ServiceUnavailable("Calendar feeds are unavailable: no database")
+    return feeds
+
+
+def _calendar(body: bytes, headers: dict | None = None) -> Response:
+    return Response(body, status=200, content_type=ICS_CONTENT_TYPE, headers=headers)
+
+
+@calendars_blp.route("/appointments/<appointment_id:appointment_id>/calendar.ics")
+class AppointmentCalendar(MethodView):
+    @require_auth()
+    @calendars_blp.response(200, ICS_DOC, content_type="text/calendar")
+    @calendars_blp.error_answers(401, 404, 503)
+    def get(self, appointment_id):
+        """The appointment as an iCalendar event (its owner, staff, admin): a stable UID, a
+        SEQUENCE that grows with every change, STATUS:CANCELLED once cancelled."""
+        return _calendar(service.appointment_ics(_ctx(), current_principal(), appointment_id))
+
+
+@calendars_blp.route("/feeds")
+class Feeds(MethodView):
+    @require_auth("admin")
+    @calendars_blp.arguments(FeedCreateSchema())
+    @calendars_blp.response(201, FeedSchema)
+    @calendars_blp.error_answers(400, 401, 403, 404, 503)
+    def post(self, body):
+        """Make a feed URL (admin): the secret is in `url`, shown this once."""
+        base = current_app.extensions.get("calendars.base_url", "")
+        return service.create_feed(_ctx(), _feeds(), current_principal(), body, utcnow(), base)
+
+    @require_auth("admin")
+    @calendars_blp.arguments(FeedListArgsSchema(), location="query")
+    @calendars_blp.response(200, FeedListSchema)
+    @calendars_blp.error_answers(400, 401, 403, 503)
+    def get(self, args):
+        """Live feeds (admin), newest first, without their secrets."""
+        return service.list_feeds(_feeds(), args)
+
+
+@calendars_blp.route("/feeds/<feed_id:feed_id>")
+class FeedById(MethodView):
+    @require_auth("admin")
+    @calendars_blp.response(200, FeedSchema)
+    @calendars_blp.error_answers(401, 403, 404, 503)
+    def get(self, feed_id):
+        """One feed (admin), revoked or not, without its secret."""
+        return service.get_feed(_feeds(), feed_id)
+
+    @require_auth("admin")
+    @calendars_blp.response(204)
+    @calendars_blp.error_answers(401, 403, 404, 503)
+    def delete(self, feed_id):
+        """Revoke a feed (admin; idempotent): its URL answers 404 from now on."""
+        service.revoke_feed(_feeds(), current_principal(), feed_id, utcnow())
+
+
+@calendars_blp.route("/feeds/<feed_id:feed_id>.ics")
+class FeedCalendar(MethodView):
+    @calendars_blp.doc(parameters=TOKEN_DOC)
+    @calendars_blp.response(200, ICS_DOC, content_type="text/calendar")
+    @calendars_blp.error_answers(404, 503)
+    def get(self, feed_id):
+        """The feed (no bearer token: the URL is the credential): the appointments from
+        today through the booking window, cancelled ones as STATUS:CANCELLED."""
+        tokens = request.args.getlist("token")
+        answer = service.read_feed(_ctx(), _feeds(), feed_id, tokens, utcnow())
+        return _calendar(answer.body, {"X-Feed-Truncated": "true"} if answer.truncated else None)
+
+
+def feeds_base_url(value: str) -> str:
+    """FEEDS_BASE_URL checked: empty, or http(s)://host[:port][/path] (no query, no
+    fragment), without its trailing slash; ValueError otherwise (a startup error)."""
+    if value and _BASE_URL.fullmatch(value) is None:
+        raise ValueError(
+            f"FEEDS_BASE_URL must be like https://api.example.org (no query), got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def init_app(app: Flask, api, ctx: Context, cfg, run_workers: bool) -> None:
     """Register this integration's routes (and start its background work when
-    `run_workers`)."""
+    `run_workers`: it has none)."""
+    app.extensions["calendars.base_url"] = feeds_base_url(cfg.feeds_base_url)
+    # The adapters' collections live in one database; the fakes of unit tests have none
+    # (a test puts its own repository under FEEDS_EXTENSION). No I/O here.
+    collection = getattr(ctx.appointments, "col", None)
+    if collection is not None and app.extensions.get(FEEDS_EXTENSION) is None:
+        app.extensions[FEEDS_EXTENSION] = FeedRepository(collection.database)
+    app.url_map.converters["feed_id"] = FeedIdConverter
+    api.register_converter(FeedIdConverter, _id_param_schema)
+    api.register_blueprint(calendars_blp)

@@ -4,7 +4,7 @@ Every change a webhook can be told about is one conditional single-document upda
 confirm, a cancel, a move, a visit step, a waitlist offer). The event is pushed into that same
 document's `outbox` list by that same update, so it exists exactly when the change does: no
 process can die between the two. `outbox_pending` (1) marks documents whose outbox holds
-events not yet relayed; the relay (booking_service/webhooks.py) copies each event, once, by
+events not yet relayed; the relay (booking_service/webhooks_service.py) copies each event, once, by
 its id, into the delivery queue, then takes it out of the document.
 
 An event is stored as its JSON text (`$push` of a string: the MongoDB wire server of `make

@@ -77,6 +77,20 @@ class Config:
     hold_limit: int = 2
     desk_hold_limit: int = 50
     waitlist_limit: int = 5
+    # Webhooks (booking_service/webhooks*.py): attempts before a delivery is dead, the base and
+    # cap of the exponential backoff, the time limit of one attempt, how often each process
+    # looks for work, how long a claimed attempt is its process's alone, and whether private
+    # addresses may receive deliveries in production.
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 2.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_poll_seconds: float = 1.0
+    webhook_lease_seconds: float = 30.0
+    webhook_allow_private: bool = False
+    # Calendar feeds (booking_service/calendars*.py): the public origin their URLs start with
+    # (empty: URLs relative to the gateway).
+    feeds_base_url: str = ""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -120,6 +134,20 @@ class Config:
             hold_limit=env_int("HOLD_LIMIT", cls.hold_limit),
             desk_hold_limit=env_int("DESK_HOLD_LIMIT", cls.desk_hold_limit),
             waitlist_limit=env_int("WAITLIST_LIMIT", cls.waitlist_limit),
+            webhook_max_attempts=env_int("WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
+            webhook_backoff_seconds=env_float(
+                "WEBHOOK_BACKOFF_SECONDS", cls.webhook_backoff_seconds
+            ),
+            webhook_backoff_max_seconds=env_float(
+                "WEBHOOK_BACKOFF_MAX_SECONDS", cls.webhook_backoff_max_seconds
+            ),
+            webhook_timeout_seconds=env_float(
+                "WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds
+            ),
+            webhook_poll_seconds=env_float("WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
+            webhook_lease_seconds=env_float("WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
+            webhook_allow_private=env_str("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
+            feeds_base_url=env_str("FEEDS_BASE_URL", cls.feeds_base_url),
         )
 
     @property

@@ -19,6 +19,12 @@ TEST_ENV = {
     # Every test registers patients from 127.0.0.1; tests/security pins the limit itself.
     "REGISTER_LIMIT": "100000",
     "ACCESS_LOG_LEVEL": "WARNING",
+    # Webhooks: short backoff, few attempts, quick polls and leases (tests/e2e/test_webhooks_e2e).
+    "WEBHOOK_MAX_ATTEMPTS": "4",
+    "WEBHOOK_BACKOFF_SECONDS": "0.2",
+    "WEBHOOK_TIMEOUT_SECONDS": "2",
+    "WEBHOOK_POLL_SECONDS": "0.25",
+    "WEBHOOK_LEASE_SECONDS": "5",
 }
 
 

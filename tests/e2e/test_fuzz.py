@@ -70,6 +70,19 @@ BOOKING_PATHS = {
     "/api/appointments/{appointment_id}/{step}": {"post"},
     "/api/appointments/{appointment_id}/queue": {"get"},
     "/api/queue/{hospital_id}/{day}": {"get"},
+    "/api/appointments/{appointment_id}/reschedule": {"post"},
+    "/api/holds": {"post"},
+    "/api/holds/{hold_id}": {"get", "delete"},
+    "/api/waitlist": {"get", "post"},
+    "/api/waitlist/{waitlist_id}": {"get", "delete"},
+    "/api/waitlist/{waitlist_id}/accept": {"post"},
+    "/api/appointments/{appointment_id}/calendar.ics": {"get"},
+    "/api/feeds": {"get", "post"},
+    "/api/feeds/{feed_id}": {"get", "delete"},
+    "/api/feeds/{feed_id}.ics": {"get"},
+    "/api/webhooks": {"get", "post"},
+    "/api/webhooks/{webhook_id}": {"get", "delete"},
+    "/api/webhooks/{webhook_id}/deliveries": {"get"},
 }
 GATEWAY_PATHS = {**SCHEDULE_PATHS, **BOOKING_PATHS}
 

@@ -1,0 +1,52 @@
+"""The `feeds` collection: revocable calendar feed URLs (booking_service/calendars_service.py).
+
+A feed's secret is never stored: only its SHA-256 (hex), and not even that once revoked.
+Documents: `_id` (ObjectId: the feed id's canonical form is its 24 lowercase hex digits),
+`hospital_id`, `practitioner_id` (or None), `token_sha256`, `created_at` (written by insert:
+a real date), `created_ms`, `created_by`, and once revoked `revoked_ms` / `revoked_at` /
+`revoked_by`. Feeds are read by `_id` only (and listed by an admin), so no index is needed.
+"""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo import DESCENDING
+from pymongo.database import Database
+from pymongo.write_concern import WriteConcern
+
+
+class FeedRepository:
+    """The `feeds` collection (majority write concern: a revocation must not be lost)."""
+
+    def __init__(self, db: Database):
+        self.col = db.get_collection(
+            "feeds", write_concern=WriteConcern(w="majority", wtimeout=5000)
+        )
+
+    def insert(self, doc: dict) -> None:
+        """Record a new feed."""
+        self.col.insert_one(doc)
+
+    def get(self, oid: ObjectId) -> dict | None:
+        """One feed by id, revoked or not."""
+        return self.col.find_one({"_id": oid})
+
+    def revoke(self, oid: ObjectId, changes: dict) -> bool:
+        """Revoke a live feed (its hash forgotten); False when it was revoked already."""
+        result = self.col.update_one(
+            {"_id": oid, "revoked_ms": None},
+            {"$set": {**changes, "token_sha256": None}},
+        )
+        return result.modified_count == 1
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        """Live feeds matching `filters`, newest first, without their hashes."""
+        query = {**filters, "revoked_ms": None}
+        total = self.col.count_documents(query)
+        cursor = (
+            self.col.find(query, {"token_sha256": 0})
+            .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return list(cursor), total
