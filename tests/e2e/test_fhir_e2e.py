@@ -527,11 +527,19 @@ def test_hostile_input_is_never_a_server_error(gateway, admin, patient, stack):
     phone["contained"][0]["telecom"][0]["value"] = "+৮৮০১৭১২৩৪৫৬৭৮"  # not ASCII digits
     doc = outcome(post_fhir(patient, phone), 400, "validation_error")
     assert doc["issue"][1]["expression"] == ["Appointment.contained[0].telecom"]
-    # A body over the limit: the gateway refuses a declared length before forwarding it (in the
-    # contract's error shape: the gateway's answers are its own); the service itself answers
-    # a body over its limit with an OperationOutcome.
+    # A body over the limit: the gateway refuses it before forwarding it, declared or streamed,
+    # and on /fhir its own answers are OperationOutcomes too; the service itself answers a
+    # body over its limit with one.
     huge = b'{"resourceType": "Appointment", "text": "' + b"x" * 70_000 + b'"}'
-    assert post_fhir(patient, huge).status_code == 413
+    outcome(post_fhir(patient, huge), 413, "payload_too_large")
+    streamed = requests.post(
+        gateway.base + FHIR + "/Appointment",
+        data=iter([huge]),
+        headers={"Content-Type": MEDIA, **patient._headers(None)},
+        timeout=30,
+    )
+    outcome(streamed, 413, "payload_too_large")
+    outcome(gateway.get(FHIR + "/Slot?schedule=" + "x" * 9000), 414, "uri_too_long")
     direct = requests.post(
         stack.booking_url + FHIR + "/Appointment",
         data=iter([huge]),  # streamed: no Content-Length
