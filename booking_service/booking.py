@@ -23,6 +23,7 @@ import redis
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from shared import metrics
 from shared.answers import CountedDays
 from shared.auth import Principal
 from shared.capacity_reads import CapacityReader, Snapshot, held
@@ -32,6 +33,7 @@ from shared.configurations import Configuration, ConfigurationCache
 from shared.errors import (
     AppointmentInPast,
     AppointmentNotFound,
+    DomainError,
     DuplicateBooking,
     HoldExpired,
     HospitalClosed,
@@ -320,6 +322,37 @@ def take_place(
         rebuild_day(ctx, schedule, hospital_id, day)
         outcome, value = attempt()
     return outcome, value
+
+
+def book_once(
+    ctx: Context, who: Principal, body: dict, key: str | None, now: datetime
+) -> tuple[int, dict, bool]:
+    """A booking as both APIs make it (`POST /api/appointments`, FHIR `POST Appointment`):
+    a patient's attempt counted against the booking limit, an `Idempotency-Key`'s answer
+    replayed (a replay is no new attempt, and is answered even past the limit), and the
+    bookings metric. (status, answer, replayed)."""
+    from .idempotency import run_once  # (it stores answers of this module's bookings)
+
+    def attempt() -> dict:
+        if not who.at_desk:
+            ctx.limiter.check_booking(who.user_id)
+        return book(ctx, who, body, now)
+
+    outcome: str | None = "internal_error"
+    try:
+        if key is None:
+            answer = attempt()
+            outcome = "confirmed"
+            return 201, answer, False
+        status, answer, replayed = run_once(ctx.idempotency, who.user_id, key, body, now, attempt)
+        outcome = None if replayed else "confirmed"
+        return status, answer, replayed
+    except DomainError as exc:
+        outcome = exc.reason
+        raise
+    finally:
+        if outcome is not None:
+            metrics.count_booking(outcome)
 
 
 def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: datetime) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import orjson
 from flask import Blueprint, Response, current_app, request
 
-from shared import jsonbody, metrics
+from shared import jsonbody
 from shared.auth import current_principal
 from shared.clock import utcnow
 from shared.errors import DomainError
@@ -30,7 +30,6 @@ from shared.errors import ValidationError as RequestInvalid
 from . import booking, fhir_ids, fhir_service
 from . import fhir_params as params
 from . import fhir_resources as res
-from .idempotency import run_once
 
 CONTENT_TYPE = f"{res.MEDIA_TYPE}; charset=utf-8"
 PREFIX = "/fhir"
@@ -311,33 +310,8 @@ def create_appointment():
     # What webargs and the schema do before the REST view runs: not a booking attempt yet.
     body = fhir_service.booking_body(ctx, res.booking_request(_body()), now)
     key = request.headers.get("Idempotency-Key")
-    outcome: str | None = "internal_error"
-    try:
-
-        def attempt() -> dict:
-            # As the REST view: a replay is no new attempt, and is answered past the limit.
-            if not who.at_desk:
-                ctx.limiter.check_booking(who.user_id)
-            return booking.book(ctx, who, body, now)
-
-        headers = {}
-        if key is None:
-            status, answer = 201, attempt()
-            outcome = "confirmed"
-        else:
-            status, answer, replayed = run_once(
-                ctx.idempotency, who.user_id, key, body, now, attempt
-            )
-            # A replay answers an attempt already counted; it is not a new one.
-            outcome = None if replayed else "confirmed"
-            headers["Idempotent-Replayed"] = "true" if replayed else None
-    except DomainError as exc:
-        outcome = exc.reason
-        raise
-    finally:
-        if outcome is not None:
-            metrics.count_booking(outcome)
-    headers = {k: v for k, v in headers.items() if v is not None}
+    status, answer, replayed = booking.book_once(ctx, who, body, key, now)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
     if status >= 400:  # a refusal replayed, as it was answered the first time
         return _personal(_answer(res.outcome_of_error_body(status, answer), status, headers))
     created = fhir_service.created_appointment(ctx, answer)

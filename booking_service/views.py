@@ -9,17 +9,15 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
-from shared import metrics
 from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
-from shared.errors import DomainError, InvalidDate
+from shared.errors import InvalidDate
 from shared.request_parsing import READ_QUERY_DOC, read_query
 from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
 from . import accounts, booking, holds, moves, visits, waitlist
-from .idempotency import run_once
 from .repository import public
 from .schemas import (
     AppointmentCreateSchema,
@@ -142,37 +140,12 @@ class Appointments(MethodView):
     @appointments_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Book a place in a slot (patient for self or family; admin for anyone)."""
-        outcome: str | None = "internal_error"
-        try:
-            who = current_principal()
-            ctx = _ctx()
-            key = request.headers.get("Idempotency-Key")
-            now = utcnow()
-
-            def attempt() -> dict:
-                # Counted only when a booking is really attempted: a replay of an answer
-                # already given is not a new attempt, and is answered even past the limit.
-                if not who.at_desk:
-                    ctx.limiter.check_booking(who.user_id)
-                return booking.book(ctx, who, body, now)
-
-            if key is None:
-                answer = attempt()
-                outcome = "confirmed"
-                return json_answer(answer, 201)
-            status, answer, replayed = run_once(
-                ctx.idempotency, who.user_id, key, body, now, attempt
-            )
-            # A replay answers an attempt already counted; it is not a new one.
-            outcome = None if replayed else "confirmed"
-            headers = {"Idempotent-Replayed": "true"} if replayed else None
-            return json_answer(answer, status, headers)
-        except DomainError as exc:
-            outcome = exc.reason
-            raise
-        finally:
-            if outcome is not None:
-                metrics.count_booking(outcome)
+        key = request.headers.get("Idempotency-Key")
+        status, answer, replayed = booking.book_once(
+            _ctx(), current_principal(), body, key, utcnow()
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return json_answer(answer, status, headers)
 
     @require_auth()
     @appointments_blp.arguments(AppointmentListArgsSchema(), location="query")
