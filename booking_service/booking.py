@@ -419,18 +419,24 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
     held: dict[str, list] = defaultdict(list)
     waiting: dict[str, list] = defaultdict(list)  # slot -> [(created, field, units, expiry)]
     taken_holds = set()
-    for doc in ctx.appointments.on_day(hospital_id, day_text, ACTIVE):
-        taken_holds.add(doc.get("hold_id"))
-        if doc.get("practitioner_id") != practitioner_id:
-            continue
-        units = doc.get("units", 1)
-        if doc["status"] in PLACED and doc.get("serial"):
-            held[doc["slot_start"]].append((str(doc["_id"]), int(doc["serial"]), units))
-        elif doc["status"] == PENDING:
-            waiting[doc["slot_start"]].append((doc["created_at"], str(doc["_id"]), units, 0))
-    for doc in ctx.appointments.moving_to(hospital_id, day_text):
-        move = doc["moving"]
-        if move.get("practitioner_id") == practitioner_id:
+    for doc in ctx.appointments.for_rebuild(hospital_id, day_text):
+        here = (doc["hospital_id"], doc["date"]) == (hospital_id, day_text)
+        if here and doc["status"] in ACTIVE:
+            taken_holds.add(doc.get("hold_id"))
+            if doc.get("practitioner_id") == practitioner_id:
+                units = doc.get("units", 1)
+                if doc["status"] in PLACED and doc.get("serial"):
+                    held[doc["slot_start"]].append((str(doc["_id"]), int(doc["serial"]), units))
+                elif doc["status"] == PENDING:
+                    created = doc["created_at"]
+                    waiting[doc["slot_start"]].append((created, str(doc["_id"]), units, 0))
+        move = doc.get("moving")  # (a move within the day is both held here and moving here)
+        if (
+            move
+            and doc["status"] == CONFIRMED
+            and (move["hospital_id"], move["date"]) == (hospital_id, day_text)
+            and move.get("practitioner_id") == practitioner_id
+        ):
             started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=UTC)
             waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0))
     now = utcnow()

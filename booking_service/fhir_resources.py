@@ -546,7 +546,8 @@ def _fhir_structure(raw: dict, problems: _Problems) -> None:
     except PydanticError as exc:
         for error in exc.errors()[:MAX_ISSUES]:
             problems.add(_fhir_path(tuple(error.get("loc", ()))), str(error.get("msg")))
-    except (TypeError, ValueError, RecursionError, AttributeError, KeyError):
+    except (TypeError, ValueError, RecursionError, AttributeError, LookupError):
+        # (fhir.resources raises LookupError for a contained resource of an empty type)
         problems.add("Appointment", "is not a valid FHIR R4 Appointment")
 
 

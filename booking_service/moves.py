@@ -5,7 +5,7 @@ Order of a move (the new place is taken before the old one is given back):
 1. MongoDB records the intent on the appointment (`moving`: the target and a token), only
    if it is confirmed, still where the caller saw it, and not moving already;
 2. the gate takes the target place under the appointment's id (or the place of the
-   caller's hold); a rebuild of the target day meanwhile keeps it (`moving_to`);
+   caller's hold); a rebuild of the target day meanwhile keeps it (`for_rebuild`);
 3. MongoDB moves the appointment (date, slot, serial, guards, `moves` history) if its token
    is still current, and records the old place as `release_pending`;
 4. the gate gives the old place back, and `release_pending` is cleared.

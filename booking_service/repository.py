@@ -255,13 +255,23 @@ class AppointmentRepository:
             )
         )
 
-    def moving_to(self, hospital_id: str, day: str) -> list[dict]:
-        """Appointments of other places being moved into this hospital-day right now (their
-        target place is taken in Redis before MongoDB records the move: a rebuild keeps it)."""
+    def for_rebuild(self, hospital_id: str, day: str) -> list[dict]:
+        """In one query (one scan where indexes are not used): a hospital-day's active
+        appointments, and the appointments being moved into it right now (their target place
+        is taken in Redis before MongoDB records the move: a rebuild keeps it)."""
         return list(
             self.col.find(
-                {"moving.hospital_id": hospital_id, "moving.date": day, "status": CONFIRMED},
-                {"moving": 1, "units": 1, "created_at": 1},
+                {
+                    "$or": [
+                        {"hospital_id": hospital_id, "date": day, "status": {"$in": list(ACTIVE)}},
+                        {
+                            "moving.hospital_id": hospital_id,
+                            "moving.date": day,
+                            "status": CONFIRMED,
+                        },
+                    ]
+                },
+                {**DAY_FIELDS, "hospital_id": 1, "date": 1, "moving": 1},
             )
         )
 

@@ -125,11 +125,13 @@ class FakeAppointments:
         for oid in oids:
             self.docs[oid]["released"] = True
 
-    def moving_to(self, hospital_id: str, day: str) -> list[dict]:
+    def for_rebuild(self, hospital_id: str, day: str) -> list[dict]:
         return [
             copy.deepcopy(d)
             for d in self.docs.values()
-            if d.get("moving")
+            if (d["hospital_id"], d["date"]) == (hospital_id, day)
+            and d["status"] in ACTIVE
+            or d.get("moving")
             and d["status"] == CONFIRMED
             and (d["moving"]["hospital_id"], d["moving"]["date"]) == (hospital_id, day)
         ]

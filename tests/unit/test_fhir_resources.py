@@ -1469,3 +1469,13 @@ def test_instant_bounds_read_days_in_the_hospitals_zone():
         fhir_params.date_range(Args(start=str(day)), "start"), planned
     )
     assert (lower, upper) == ((midnight, True), (midnight + timedelta(days=1), False))
+
+
+@pytest.mark.parametrize("kind", ["", "Nope", "Type", 7])
+def test_a_contained_resource_of_no_known_type_is_a_400(kind):
+    """Found by the property above: fhir.resources raises LookupError for these."""
+    body = create_body()
+    body["contained"] = [{"resourceType": kind}]
+    with pytest.raises(ValidationError) as caught:
+        res.booking_request(body)
+    assert caught.value.status == 400
