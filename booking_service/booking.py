@@ -48,7 +48,16 @@ from shared.errors import (
     SlotNotFound,
 )
 from shared.events import LiveEvents
-from shared.slots import BEYOND_WINDOW, CLOSED, PAST, Practitioner, Schedule, iso_utc, parse_date
+from shared.slots import (
+    BEYOND_WINDOW,
+    CLOSED,
+    PAST,
+    AppointmentType,
+    Practitioner,
+    Schedule,
+    iso_utc,
+    parse_date,
+)
 
 from . import holds, outbox
 from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
@@ -225,13 +234,7 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         "units": units,
         "version": 0,  # grows with every change (confirm, cancel, move, visit step)
     }
-    if practitioner is not None:
-        doc["practitioner_id"] = practitioner_id
-        doc["practitioner"] = {"practitioner_id": practitioner_id, "name": practitioner.name}
-    if kind is not None:
-        doc["appointment_type"] = kind.code
-    if held_place is not None:
-        doc["hold_id"] = str(held_place["_id"])
+    doc.update(placed_with(practitioner, kind, held_place))
     try:
         ctx.appointments.insert_pending(doc)
     except DuplicateKeyError as exc:
@@ -288,6 +291,25 @@ def book(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     # announced by the gate's script when the place was taken).
     ctx.events.queue(hospital_id, day_text, practitioner_id)
     return public(confirmed)
+
+
+def placed_with(
+    practitioner: Practitioner | None, kind: AppointmentType | None, held_place: dict | None
+) -> dict:
+    """An appointment's fields that say with which doctor (and the doctor's name then), of
+    which type, and from which hold its place came; none of them when it has none."""
+    out: dict = {}
+    if practitioner is not None:
+        out["practitioner_id"] = practitioner.practitioner_id
+        out["practitioner"] = {
+            "practitioner_id": practitioner.practitioner_id,
+            "name": practitioner.name,
+        }
+    if kind is not None:
+        out["appointment_type"] = kind.code
+    if held_place is not None:
+        out["hold_id"] = str(held_place["_id"])
+    return out
 
 
 def take_place(

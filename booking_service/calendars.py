@@ -26,13 +26,13 @@ import re
 
 from flask import Flask, Response, current_app, request
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
-from shared.ids import APPOINTMENT_ID_PATTERN, AppointmentIdConverter, AsciiInt, Identifier
-from shared.schemas import StrictSchema
+from shared.ids import APPOINTMENT_ID_PATTERN, AppointmentIdConverter, Identifier
+from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
 
 from . import calendars_service as service
@@ -83,13 +83,11 @@ class FeedSchema(Schema):
     )
 
 
-class FeedListArgsSchema(StrictSchema):
+class FeedListArgsSchema(PageArgsSchema):
     """Filters and pagination of the live feeds."""
 
     hospital_id = Identifier()
     practitioner_id = Identifier()
-    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class FeedListSchema(Schema):

@@ -122,10 +122,10 @@ def place_hold(
                 *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
             )
     except (redis.RedisError, PyMongoError) as exc:
-        _forget_quota(ctx, user_id, hold_id, limit)
+        _forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
     if outcome != HELD:
-        _forget_quota(ctx, user_id, hold_id, limit)
+        _forget_quota(ctx, user_id, hold_id)
         if outcome == FULL:
             raise full
         raise ServiceUnavailable("Holds are unavailable: capacity records are rebuilding")
@@ -150,7 +150,7 @@ def place_hold(
         ctx.holds.insert(doc)
     except PyMongoError as exc:
         _give_back(ctx, doc)
-        _forget_quota(ctx, user_id, hold_id, limit)
+        _forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the database is down") from exc
     return doc
 
@@ -213,7 +213,7 @@ def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict
     if ended is None:
         return None
     _give_back(ctx, ended)
-    _forget_quota(ctx, ended["user_id"], str(ended["_id"]), 0)
+    _forget_quota(ctx, ended["user_id"], str(ended["_id"]))
     from .waitlist import hold_ended  # (the waitlist makes holds: imported when used)
 
     hold_ended(ctx, ended, now)
@@ -235,7 +235,7 @@ def use_hold(ctx: booking.Context, doc: dict, appointment_id: str, now: datetime
         ctx.holds.end(doc["_id"], USED, now, appointment_id=appointment_id)
     except PyMongoError:
         log.warning("hold %s used by %s not recorded as used", doc["_id"], appointment_id)
-    _forget_quota(ctx, doc["user_id"], str(doc["_id"]), 0)
+    _forget_quota(ctx, doc["user_id"], str(doc["_id"]))
 
 
 def _give_back(ctx: booking.Context, doc: dict) -> None:
@@ -248,9 +248,9 @@ def _give_back(ctx: booking.Context, doc: dict) -> None:
         log.warning("release of hold %s failed; it expires by itself", doc["_id"])
 
 
-def _forget_quota(ctx: booking.Context, user_id: str, hold_id: str, limit: int | None) -> None:
-    if limit is None:
-        return
+def _forget_quota(ctx: booking.Context, user_id: str, hold_id: str) -> None:
+    """The hold no longer counts against its user (a no-op for a hold never counted: a
+    waitlist offer's)."""
     try:
         ctx.capacity.free_hold_quota(user_id, hold_id)
     except redis.RedisError:

@@ -152,13 +152,7 @@ def reschedule(
         "release_pending": {"token": token, **_place(_source_place(doc))},
         "updated_ms": epoch_ms(now),
     }
-    if practitioner is not None:
-        changes["practitioner_id"] = practitioner_id
-        changes["practitioner"] = {"practitioner_id": practitioner_id, "name": practitioner.name}
-    if kind is not None:
-        changes["appointment_type"] = kind.code
-    if held_place is not None:
-        changes["hold_id"] = str(held_place["_id"])
+    changes.update(booking.placed_with(practitioner, kind, held_place))
     try:
         rescheduled = outbox.event(
             outbox.APPOINTMENT_RESCHEDULED,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shared.ids import AsciiInt, Identifier, Phone, Text, WallTime, is_appointment_id
-from shared.schemas import DayCountsSchema, SlotConfigSchema, StrictSchema
+from shared.ids import Identifier, Phone, Text, WallTime, is_appointment_id
+from shared.schemas import DayCountsSchema, PageArgsSchema, SlotConfigSchema, StrictSchema
 
 
 class RecordId(fields.Str):
@@ -177,7 +177,7 @@ class WaitlistEntrySchema(Schema):
     appointment_id = fields.Str()
 
 
-class WaitlistListArgsSchema(StrictSchema):
+class WaitlistListArgsSchema(PageArgsSchema):
     """Filters (hospital, doctor, date: staff and admin) and pagination."""
 
     hospital_id = Identifier()
@@ -188,8 +188,6 @@ class WaitlistListArgsSchema(StrictSchema):
             ["waiting", "offering", "offered", "accepted", "expired", "cancelled"]
         )
     )
-    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class WaitlistListSchema(Schema):
@@ -201,7 +199,7 @@ class WaitlistListSchema(Schema):
     total = fields.Int(required=True)
 
 
-class AppointmentListArgsSchema(StrictSchema):
+class AppointmentListArgsSchema(PageArgsSchema):
     """Filters and pagination (filters other than status are for admins). `status=active`:
     pending or confirmed (what an edit's conflict check must see)."""
 
@@ -223,8 +221,6 @@ class AppointmentListArgsSchema(StrictSchema):
             ]
         )
     )
-    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class AppointmentListSchema(Schema):

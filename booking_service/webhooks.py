@@ -19,8 +19,8 @@ from werkzeug.routing import BaseConverter
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
-from shared.ids import APPOINTMENT_ID_PATTERN, AsciiInt, IdNotFound
-from shared.schemas import StrictSchema
+from shared.ids import APPOINTMENT_ID_PATTERN, IdNotFound
+from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
 
 from . import outbox
@@ -132,12 +132,10 @@ class DeliverySchema(Schema):
     dead_reason = fields.Str(required=True, allow_none=True)
 
 
-class DeliveryListArgsSchema(StrictSchema):
+class DeliveryListArgsSchema(PageArgsSchema):
     """Pagination, and a state to filter by."""
 
     state = fields.Str(validate=validate.OneOf(STATES))
-    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class DeliveryListSchema(Schema):

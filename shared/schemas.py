@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, RAISE, Schema, fields
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+
+from .ids import AsciiInt
 
 
 class StrictSchema(Schema):
@@ -10,6 +12,13 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class PageArgsSchema(StrictSchema):
+    """The pagination of every list: `page` (from 1) and `per_page` (1..500), ASCII digits."""
+
+    page = AsciiInt(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = AsciiInt(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class ApiErrorSchema(Schema):

@@ -372,3 +372,87 @@ def test_the_offer_accept_and_expiry_chain_of_the_waitlist(gateway, admin, db):
     ]
     everyone = admin.get(f"/api/waitlist?hospital_id={hid}").json()
     assert everyone["total"] == 2
+
+
+def twins(first, second):
+    """Two requests sent at once (each a callable); their answers."""
+    with ThreadPoolExecutor(2) as pool:
+        one, two = pool.submit(first), pool.submit(second)
+        return one.result(), two.result()
+
+
+def test_twin_moves_of_one_appointment_leave_it_in_one_place(gateway, admin, db):
+    hid, day = new_hospital(admin, 2), next_weekday(6)
+    patient = gateway.new_patient()
+    mine = patient.post("/api/appointments", booking(hid, day, "09:00")).json()
+    path = f"/api/appointments/{mine['appointment_id']}/reschedule"
+    answers = twins(
+        lambda: patient.post(path, {"date": str(day), "slot": "10:00"}),
+        lambda: patient.post(path, {"date": str(day), "slot": "11:00"}),
+    )
+    codes = sorted(r.status_code for r in answers)
+    assert codes in ([200, 200], [200, 409]), [r.text for r in answers]
+    for resp in answers:
+        if resp.status_code == 409:
+            assert_error_shape(resp, 409, "invalid_transition")
+    doc = patient.get(f"/api/appointments/{mine['appointment_id']}").json()
+    where = doc["slot"]["start"]
+    assert where in ("10:00", "11:00")
+    booked = {s: slot_counts(gateway, hid, day, s)["booked"] for s in ("09:00", "10:00", "11:00")}
+    assert booked == {"09:00": 0, "10:00": int(where == "10:00"), "11:00": int(where == "11:00")}
+    raw = db.appointments.find_one({"hospital_id": hid})
+    assert "moving" not in raw and "release_pending" not in raw
+
+
+def test_twin_accepts_of_one_offer_make_one_appointment(gateway, admin, db):
+    hid, day = new_hospital(admin, 1), next_weekday(6)
+    booked = admin.post("/api/appointments", booking(hid, day, "09:00")).json()
+    for slot in ("10:00", "11:00"):
+        admin.post("/api/appointments", booking(hid, day, slot, phone=f"+88017222222{slot[:2]}"))
+    waiter = gateway.new_patient()
+    entry = waiter.post(
+        "/api/waitlist",
+        {"hospital_id": hid, "date": str(day), "patient": {"name": "W", "phone": "+8801744444449"}},
+    ).json()
+    assert admin.delete(f"/api/appointments/{booked['appointment_id']}").status_code == 200
+    assert waiter.get(f"/api/waitlist/{entry['waitlist_id']}").json()["status"] == "offered"
+    accept = f"/api/waitlist/{entry['waitlist_id']}/accept"
+    answers = twins(lambda: waiter.post(accept), lambda: waiter.post(accept))
+    assert sorted(r.status_code for r in answers)[0] == 201, [r.text for r in answers]
+    assert sorted(r.status_code for r in answers)[1] in (409, 410), [r.text for r in answers]
+    assert len(confirmed_in(db, hid, day)) == 3
+    counts = slot_counts(gateway, hid, day, "09:00")
+    assert (counts["booked"], counts["held"]) == (1, 0)
+    assert waiter.get(f"/api/waitlist/{entry['waitlist_id']}").json()["status"] == "accepted"
+
+
+def test_twin_releases_of_one_hold_give_one_place_back(gateway, admin):
+    hid, day = new_hospital(admin, 2), next_weekday(6)
+    patient = gateway.new_patient()
+    admin.post("/api/appointments", booking(hid, day, "10:00"))
+    hold = patient.post("/api/holds", hold_body(hid, day)).json()
+    path = f"/api/holds/{hold['hold_id']}"
+    answers = twins(lambda: patient.delete(path), lambda: patient.delete(path))
+    assert [r.status_code for r in answers] == [204, 204]
+    counts = slot_counts(gateway, hid, day, "10:00")
+    assert (counts["booked"], counts["held"], counts["available"]) == (1, 0, 1)
+    assert patient.get(path).json()["state"] == "released"
+
+
+def test_a_waiting_entry_is_left_through_the_gateway(gateway, admin):
+    hid, day = new_hospital(admin, 1), next_weekday(6)
+    for slot in ("09:00", "10:00", "11:00"):
+        admin.post("/api/appointments", booking(hid, day, slot, phone=f"+88017333334{slot[:2]}"))
+    waiter, other = gateway.new_patient(), gateway.new_patient()
+    entry = waiter.post(
+        "/api/waitlist",
+        {"hospital_id": hid, "date": str(day), "slot": "10:00",
+         "patient": {"name": "W", "phone": "+8801744444448"}},
+    ).json()  # fmt: skip
+    assert entry["status"] == "waiting" and entry["slot"] == "10:00"
+    path = f"/api/waitlist/{entry['waitlist_id']}"
+    assert_error_shape(other.delete(path), 404, "waitlist_entry_not_found")
+    left = waiter.delete(path)
+    assert left.status_code == 200 and left.json()["status"] == "cancelled"
+    assert waiter.delete(path).json()["status"] == "cancelled"  # idempotent
+    assert waiter.get("/api/waitlist?status=waiting").json()["total"] == 0

@@ -804,3 +804,25 @@ def test_normal_form_is_a_fixed_point():
     helal, errors = validate_practitioner(copy.deepcopy(doc["practitioners"]["helal"]), "helal")
     assert errors == {}
     assert helal == doc["practitioners"]["helal"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(30, True), (300, True), (1800, True), (29, False), (1801, False), (0, False),
+     (-5, False), (300.5, False), ("300", False), (True, False), (None, False)],
+)  # fmt: skip
+def test_hold_seconds_is_30_to_1800_and_kept_only_when_given(value, ok):
+    """API.md, "Holds": a hospital's `hold_seconds` (default 300, 30..1800)."""
+    doc, errors = validate_hospital({**v1_body(), "hold_seconds": value})
+    if ok:
+        assert errors == {} and doc["hold_seconds"] == value
+    else:
+        assert list(errors) == ["hold_seconds"]
+    without, errors = validate_hospital(v1_body())
+    assert errors == {} and "hold_seconds" not in without
+    from shared.configurations import DEFAULT_HOLD_SECONDS, Configuration
+
+    assert DEFAULT_HOLD_SECONDS == 300
+    assert Configuration.compile({**without, "version": 1}).hold_seconds == 300
+    if ok:
+        assert Configuration.compile({**doc, "version": 1}).hold_seconds == value
