@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-import redis
-
 from shared import keys
 from shared.capacity_reads import CapacityReader
 from shared.versions import EDITING
-
-
-@pytest.fixture
-def client(redis_url):
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    conn.close()
 
 
 def test_version_and_counts_in_one_read(client):

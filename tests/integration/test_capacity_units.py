@@ -4,28 +4,12 @@ per-doctor records under the hospital-day's hash tag, releases and rebuilds with
 from __future__ import annotations
 
 import threading
-import uuid
-
-import pytest
-import redis
 
 from booking_service.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from shared import keys
 from shared.capacity_reads import CapacityReader
 
 DAY = "2030-01-05"
-
-
-@pytest.fixture
-def client(redis_url):
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def hid():
-    return f"h-{uuid.uuid4().hex[:8]}"
 
 
 def built(records: CapacityRecords, hid: str, pid: str | None, capacity: int = 5) -> None:

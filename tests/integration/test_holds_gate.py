@@ -12,9 +12,6 @@ import threading
 import time
 import uuid
 
-import pytest
-import redis
-
 from booking_service.capacity import (
     FULL,
     HELD,
@@ -31,18 +28,6 @@ TTL = 3600
 SHORT_LIFE_MS = 300  # a hold that is past its time after PAST_SHORT_LIFE seconds
 PAST_SHORT_LIFE = 0.45
 LONG_LIFE_MS = 600_000
-
-
-@pytest.fixture
-def client(redis_url):
-    conn = redis.Redis.from_url(redis_url)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def hid():
-    return f"h-{uuid.uuid4().hex[:8]}"
 
 
 def built(
