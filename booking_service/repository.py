@@ -247,33 +247,35 @@ class AppointmentRepository:
 
     def on_day(self, hospital_id: str, day: str, statuses: tuple[str, ...]) -> list[dict]:
         """A hospital-day's appointments in `statuses` (ACTIVE for a rebuild, PLACED for the
-        queue), every doctor's, with what those need and no personal data."""
-        return list(
-            self.col.find(
-                {"hospital_id": hospital_id, "date": day, "status": {"$in": list(statuses)}},
-                DAY_FIELDS,
-            )
+        queue), every doctor's, with what those need and no personal data.
+
+        Found by hospital and date alone, and the statuses picked here: with a `$in` on the
+        status, nx-27017 scans the whole collection instead of using the index (73 ms
+        against 6 ms with 5,000 appointments). A day's closed appointments are few."""
+        wanted = set(statuses)
+        found = self.col.find(
+            {"hospital_id": hospital_id, "date": day},
+            {**DAY_FIELDS, "hospital_id": 1, "date": 1, "moving": 1},
         )
+        return [doc for doc in found if doc.get("status") in wanted]
 
     def for_rebuild(self, hospital_id: str, day: str) -> list[dict]:
-        """In one query (one scan where indexes are not used): a hospital-day's active
-        appointments, and the appointments being moved into it right now (their target place
-        is taken in Redis before MongoDB records the move: a rebuild keeps it)."""
-        return list(
+        """A hospital-day's active appointments, and the appointments being moved into it
+        right now (their target place is taken in Redis before MongoDB records the move: a
+        rebuild keeps it); each once, as last read.
+
+        Two queries, each on an index: one `$or` is a full scan on nx-27017 (99 ms against
+        10 ms for both with 5,000 appointments). The moves are read first: a move into the
+        day that commits in between is then seen by one query or the other."""
+        arriving = list(
             self.col.find(
-                {
-                    "$or": [
-                        {"hospital_id": hospital_id, "date": day, "status": {"$in": list(ACTIVE)}},
-                        {
-                            "moving.hospital_id": hospital_id,
-                            "moving.date": day,
-                            "status": CONFIRMED,
-                        },
-                    ]
-                },
+                {"moving.hospital_id": hospital_id, "moving.date": day, "status": CONFIRMED},
                 {**DAY_FIELDS, "hospital_id": 1, "date": 1, "moving": 1},
             )
         )
+        here = self.on_day(hospital_id, day, ACTIVE)
+        seen = {doc["_id"] for doc in here}
+        return here + [doc for doc in arriving if doc["_id"] not in seen]
 
     def begin_move(self, oid: ObjectId, at: tuple[str, str], move: dict) -> dict | None:
         """Record a reschedule's intent on a confirmed appointment still at `at` (date,

@@ -506,7 +506,8 @@ def test_4_a_process_killed_during_a_delivery_leaves_it_to_another(
 
     wait_until(lambda: len(receiver.events(appointment_id)) == 2, timeout=LEASE + 15)
     assert time.monotonic() - killed_at >= LEASE - 1.5  # not before the lease ran out
-    assert receiver.ids(appointment_id) == [event_id, event_id]  # the same webhook-id, twice at most
+    # The same webhook-id, twice at most.
+    assert receiver.ids(appointment_id) == [event_id, event_id]
     assert receiver.bad == []
     wait_until(
         lambda: delivery_of(admin, hook["webhook_id"], event_id)["state"] == "delivered",
