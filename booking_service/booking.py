@@ -79,6 +79,7 @@ from .repository import (
     dup_guard,
     epoch_ms,
     has_started,
+    kept_until_ms,
     public,
     serial_guard,
     to_object_id,
@@ -466,7 +467,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
         if doc.get("practitioner_id") == practitioner_id and str(doc["_id"]) not in taken_holds:
             created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=UTC)
             waiting[doc["slot_start"]].append(
-                (created, doc["field"], doc["units"], doc["expires_ms"])
+                (created, doc["field"], doc["units"], kept_until_ms(doc))
             )
     by_slot = []
     for start in sorted(set(capacities) | set(held) | set(waiting)):

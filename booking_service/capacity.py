@@ -58,6 +58,7 @@ class CapacityRecords:
         self._reserve = client.register_script(_gate_script("reserve.lua"))
         self._release = client.register_script(_gate_script("release.lua"))
         self._take_hold = client.register_script(_gate_script("take_hold.lua"))
+        self._pass_hold = client.register_script(_gate_script("pass_hold.lua"))
         self._rebuild = client.register_script(_gate_script("rebuild.lua"))
         self._hold_quota = client.register_script(_source("hold_quota.lua"))
         self._finish_rebuild = client.register_script(_source("finish_rebuild.lua"))
@@ -132,6 +133,30 @@ class CapacityRecords:
             args=[slot, field, appointment_id, ttl, events.STREAM_LENGTH],
         )
         return int(outcome), int(value)
+
+    def pass_hold(
+        self,
+        hospital_id: str,
+        day: str,
+        slot: str,
+        field: str,
+        to_field: str,
+        ttl: int,
+        practitioner_id: str | None,
+        life_ms: int,
+    ) -> tuple[int, int, int]:
+        """Give a live hold's place (serial and units) to the holder `to_field` for `life_ms`,
+        in one step: (HELD, serial, expires_ms), (FULL, 0, 0) when the hold is gone,
+        (NOT_READY, 0, 0) when the day's records are not built."""
+        reply = self._pass_hold(
+            keys=[
+                keys.counts_key(hospital_id, day, practitioner_id),
+                keys.holds_key(hospital_id, day, slot, practitioner_id),
+                events.stream_key(hospital_id, day, practitioner_id),
+            ],
+            args=[slot, field, to_field, life_ms, ttl, events.STREAM_LENGTH],
+        )
+        return int(reply[0]), int(reply[1]), int(reply[2])
 
     def claim_hold_quota(self, user_id: str, hold_id: str, expires_ms: int, limit: int) -> bool:
         """Count a hold against its user's live holds; False when the user has `limit`."""

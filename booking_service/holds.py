@@ -10,6 +10,11 @@ Order of a hold, chosen so nothing can overbook and nothing outlives its time:
    write 3 gives the place back at once.
 A hold becomes an appointment once (lua/take_hold.lua moves its place to the appointment in
 one step; booking.py), and is given back by DELETE, by its expiry, or by the reconciler.
+
+A waitlist offer is a hold whose place the gate keeps a grace period past the offer's time
+(`offer_grace_ms`, `kept_until_ms`): the offer can no longer be accepted, and the process
+that ends it passes the place to the next entry in one step (lua/pass_hold.lua), so no
+booking takes it in between. Without any process to do that, it frees at the grace's end.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ from .repository import EXPIRED, RELEASED, USED, epoch_ms, to_object_id
 from .repository import HELD as LIVE_HOLD
 
 log = logging.getLogger(__name__)
+
+
+def offer_grace_ms(config) -> int:
+    """How long past an offer's time the gate keeps its place for the next entry: three
+    reconciler periods and five seconds (11 s by default), time for the reconciler to end the
+    offer and pass it on."""
+    return int((3 * config.reconcile_interval_seconds + 5) * 1000)
 
 
 def public_hold(doc: dict) -> dict:
@@ -104,6 +116,7 @@ def place_hold(
         if not counted:
             raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
     field = hold_field(hold_id, offered=waitlist_id is not None)
+    grace_ms = offer_grace_ms(ctx.config) if waitlist_id is not None else 0
     place = (
         hospital_id,
         day_text,
@@ -113,13 +126,13 @@ def place_hold(
         booking.records_ttl(schedule, day, now),
     )
     try:
-        outcome, serial, expires_ms = ctx.capacity.hold(
-            *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
+        outcome, serial, kept_until_ms = ctx.capacity.hold(
+            *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
         )
         if outcome == NOT_READY:
             booking.rebuild_day(ctx, schedule, hospital_id, day)
-            outcome, serial, expires_ms = ctx.capacity.hold(
-                *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms
+            outcome, serial, kept_until_ms = ctx.capacity.hold(
+                *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
             )
     except (redis.RedisError, PyMongoError) as exc:
         _forget_quota(ctx, user_id, hold_id)
@@ -142,14 +155,15 @@ def place_hold(
         "user_id": user_id,
         "state": LIVE_HOLD,
         "created_ms": epoch_ms(now),
-        "expires_ms": expires_ms,
+        "expires_ms": kept_until_ms - grace_ms,
     }
     if waitlist_id is not None:
         doc["waitlist_id"] = waitlist_id
+        doc["kept_until_ms"] = kept_until_ms
     try:
         ctx.holds.insert(doc)
     except PyMongoError as exc:
-        _give_back(ctx, doc)
+        give_back(ctx, doc)
         _forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the database is down") from exc
     return doc
@@ -208,11 +222,18 @@ def release(ctx: booking.Context, who: Principal, hold_id: str, now: datetime) -
 
 def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict | None:
     """End a live hold (`released` or `expired`), free its place and offer it to the
-    waitlist; the ended record, None when it had ended already."""
+    waitlist (a waitlist offer's place passes straight to the next entry that fits, when
+    one does); the ended record, None when it had ended already."""
+    if doc.get("waitlist_id") and doc["state"] == LIVE_HOLD:
+        from .waitlist import pass_offer  # (the waitlist makes holds: imported when used)
+
+        passed = pass_offer(ctx, doc, state, now)
+        if passed is not None:
+            return passed
     ended = ctx.holds.end(doc["_id"], state, now)
     if ended is None:
         return None
-    _give_back(ctx, ended)
+    give_back(ctx, ended)
     _forget_quota(ctx, ended["user_id"], str(ended["_id"]))
     from .waitlist import hold_ended  # (the waitlist makes holds: imported when used)
 
@@ -238,7 +259,7 @@ def use_hold(ctx: booking.Context, doc: dict, appointment_id: str, now: datetime
     _forget_quota(ctx, doc["user_id"], str(doc["_id"]))
 
 
-def _give_back(ctx: booking.Context, doc: dict) -> None:
+def give_back(ctx: booking.Context, doc: dict) -> None:
     try:
         ctx.capacity.release(
             doc["hospital_id"], doc["date"], doc["slot_start"], doc["field"],

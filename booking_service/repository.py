@@ -383,6 +383,12 @@ class AppointmentRepository:
         return list(cursor), total
 
 
+def kept_until_ms(hold: dict) -> int:
+    """When the gate gives a hold's place back: at its time, or for a waitlist offer at the
+    end of its grace (holds.offer_grace_ms), when the place passes to the next entry."""
+    return hold.get("kept_until_ms") or hold["expires_ms"]
+
+
 class HoldRepository:
     """The `holds` collection: places held for a while, each a record written after the
     gate took its place (a hold the gate never took is never written; one written and lost
@@ -411,26 +417,19 @@ class HoldRepository:
         )
 
     def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
-        """A hospital-day's holds still live at `now_ms` (every doctor's), oldest first."""
-        return list(
-            self.col.find(
-                {
-                    "hospital_id": hospital_id,
-                    "date": day,
-                    "state": HELD,
-                    "expires_ms": {"$gt": now_ms},
-                }
-            ).sort("created_ms", ASCENDING)
-        )
+        """A hospital-day's holds whose places the gate still keeps at `now_ms` (every
+        doctor's; `kept_until_ms`), oldest first."""
+        found = self.col.find({"hospital_id": hospital_id, "date": day, "state": HELD})
+        return [d for d in found.sort("created_ms", ASCENDING) if kept_until_ms(d) > now_ms]
 
     def live_days(self, now_ms: int) -> set[tuple[str, str | None, str]]:
-        """(hospital_id, practitioner_id or None, date) with live holds."""
+        """(hospital_id, practitioner_id or None, date) with holds whose places the gate
+        still keeps (holds are `held` only until they end, so these are few)."""
+        fields = ("hospital_id", "practitioner_id", "date", "expires_ms", "kept_until_ms")
         return {
             (d["hospital_id"], d.get("practitioner_id"), d["date"])
-            for d in self.col.find(
-                {"state": HELD, "expires_ms": {"$gt": now_ms}},
-                {"hospital_id": 1, "practitioner_id": 1, "date": 1},
-            )
+            for d in self.col.find({"state": HELD}, dict.fromkeys(fields, 1))
+            if kept_until_ms(d) > now_ms
         }
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:

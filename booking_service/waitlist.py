@@ -7,7 +7,8 @@ every pass, which also covers places an edit adds (capacity raised, a day reopen
 offer is a hold made for the entry (holds.py, `o:` field: the live stream's `offered`
 counts show it, no personal data), so the gate decides: one place, one offer. An entry is
 claimed (`waiting` -> `offering`) before its hold is made, so two processes never offer one
-entry; an offer not accepted in time passes to the next entry (`expired`).
+entry; an offer not accepted in time passes to the next entry (`expired`): its place goes
+straight to the next entry that fits, which no booking can take in between (`pass_offer`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from shared.errors import (
 from shared.slots import BEYOND_WINDOW, PAST, iso_utc, parse_date
 
 from . import booking, holds, outbox
+from .capacity import HELD as PASSED
+from .capacity import hold_field
 from .repository import (
     ACCEPTED,
     EXPIRED,
@@ -47,6 +50,7 @@ from .repository import (
     epoch_ms,
     to_object_id,
 )
+from .repository import HELD as LIVE_HOLD
 
 log = logging.getLogger(__name__)
 
@@ -268,37 +272,117 @@ def _offer(ctx: booking.Context, entry: dict, slots: list[str], now: datetime) -
         except DomainError as exc:  # the slot started, the day closed, ...
             log.info("waitlist %s: no offer in %s: %s", entry["_id"], slot, exc.message)
             continue
-        offer = {
-            "hold_id": str(hold["_id"]),
-            "offered_slot": slot,
-            "offer_expires_ms": hold["expires_ms"],
-            "updated_ms": epoch_ms(now),
-        }
-        made = outbox.event(
-            outbox.WAITLIST_OFFERED, public_entry({**entry, **offer, "status": OFFERED}), now
-        )
-        offered = ctx.waitlist.move(entry["_id"], OFFERING, OFFERED, offer, made)
-        if offered is None:  # withdrawn meanwhile: the place goes back
-            holds.end_hold(ctx, hold, "released", now)
-            return None
-        return slot
+        return slot if _offered(ctx, entry, hold, now) else None
     ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
     return None
+
+
+def _offered(ctx: booking.Context, entry: dict, hold: dict, now: datetime) -> bool:
+    """A claimed entry's place is held (`hold`): the entry is `offered`, with its webhook
+    event. False when it was withdrawn meanwhile: the place goes on to the next entry."""
+    offer = {
+        "hold_id": str(hold["_id"]),
+        "offered_slot": hold["slot_start"],
+        "offer_expires_ms": hold["expires_ms"],
+        "updated_ms": epoch_ms(now),
+    }
+    made = outbox.event(
+        outbox.WAITLIST_OFFERED, public_entry({**entry, **offer, "status": OFFERED}), now
+    )
+    if ctx.waitlist.move(entry["_id"], OFFERING, OFFERED, offer, made) is None:
+        holds.end_hold(ctx, hold, "released", now)
+        return False
+    return True
+
+
+def pass_offer(ctx: booking.Context, hold: dict, state: str, now: datetime) -> dict | None:
+    """An offer's hold ends (`expired`, or `released`: declined): its place goes straight to
+    the first waiting entry it fits (lua/pass_hold.lua), with its serial, so no booking can
+    take it in between. The ended hold, or None when it was not passed (no entry fits, the
+    slot started, the hold is gone): the caller then frees the place as any hold's."""
+    hospital_id, practitioner_id = hold["hospital_id"], hold.get("practitioner_id")
+    day_text, slot_start, units = hold["date"], hold["slot_start"], hold.get("units", 1)
+    fits = [
+        entry
+        for entry in ctx.waitlist.waiting(hospital_id, practitioner_id, day_text)
+        if entry.get("slot_start") in (None, slot_start) and entry.get("units", 1) == units
+    ]
+    if not fits:
+        return None
+    try:
+        _, configuration, schedule, _ = booking.where_to_book(
+            ctx, hospital_id, day_text, practitioner_id
+        )
+        day = parse_date(day_text)
+        booking.check_bookable(schedule, day, slot_start, now)
+    except DomainError:
+        return None  # the slot started, the day closed, the doctor left: no offer
+    ttl = booking.records_ttl(schedule, day, now)
+    grace_ms = holds.offer_grace_ms(ctx.config)
+    life_ms = configuration.hold_seconds * 1000 + grace_ms
+    for entry in fits[:MAX_ENTRIES_PER_ROUND]:
+        claimed = ctx.waitlist.move(entry["_id"], WAITING, OFFERING, {"claimed_ms": epoch_ms(now)})
+        if claimed is None:
+            continue  # another process offers it something
+        oid = ObjectId()
+        field = hold_field(str(oid), offered=True)
+        try:
+            outcome, serial, kept_until_ms = ctx.capacity.pass_hold(
+                hospital_id, day_text, slot_start, hold["field"], field, ttl, practitioner_id,
+                life_ms,
+            )  # fmt: skip
+        except redis.RedisError:
+            outcome = None
+        if outcome != PASSED:
+            ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+            return None
+        passed = {
+            **{k: hold.get(k) for k in ("hospital_id", "practitioner_id", "date", "units")},
+            "_id": oid,
+            "slot_start": slot_start,
+            "appointment_type": entry.get("appointment_type"),
+            "serial": serial,
+            "field": field,
+            "user_id": entry["user_id"],
+            "state": LIVE_HOLD,
+            "created_ms": epoch_ms(now),
+            "expires_ms": kept_until_ms - grace_ms,
+            "kept_until_ms": kept_until_ms,
+            "waitlist_id": str(entry["_id"]),
+            "passed_from": str(hold["_id"]),
+        }
+        try:
+            ctx.holds.insert(passed)
+        except PyMongoError:
+            log.warning("waitlist %s: passed offer not recorded; its place is freed", oid)
+            holds.give_back(ctx, passed)
+            ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+            return None
+        ended = ctx.holds.end(hold["_id"], state, now) or {**hold, "state": state}
+        _offer_over(ctx, ended, now)
+        _offered(ctx, claimed, passed, now)
+        return ended
+    return None
+
+
+def _offer_over(ctx: booking.Context, hold: dict, now: datetime) -> None:
+    """The entry an ended offer hold was for: `expired` when it ran out, `withdrawn` when
+    its owner gave it back."""
+    ended = EXPIRED if hold["state"] == EXPIRED else WITHDRAWN
+    ctx.waitlist.move(
+        to_object_id(hold["waitlist_id"]),
+        OFFERED,
+        ended,
+        {"updated_ms": epoch_ms(now)},
+        hold_id=str(hold["_id"]),
+    )
 
 
 def hold_ended(ctx: booking.Context, hold: dict, now: datetime) -> None:
     """A hold was given back or ran out (holds.end_hold): an offer it carried is over (the
     entry expires), and its place goes to the next entry."""
     if hold.get("waitlist_id"):
-        # the offer is over: run out, or given back by its owner (declined)
-        ended = EXPIRED if hold["state"] == EXPIRED else WITHDRAWN
-        ctx.waitlist.move(
-            to_object_id(hold["waitlist_id"]),
-            OFFERED,
-            ended,
-            {"updated_ms": epoch_ms(now)},
-            hold_id=str(hold["_id"]),
-        )
+        _offer_over(ctx, hold, now)  # run out, or given back by its owner (declined)
     booking.place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
 
 

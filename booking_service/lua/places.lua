@@ -1,5 +1,5 @@
--- Shared by the gate's scripts: capacity.py prepends it to reserve, release, take_hold and
--- rebuild, so a slot's places are read and counted one way.
+-- Shared by the gate's scripts: capacity.py prepends it to reserve, release, take_hold,
+-- pass_hold and rebuild, so a slot's places are read and counted one way.
 --
 -- A slot's holds hash has one field per place-holder:
 --   an appointment: field = its id, value `serial` or `serial:units`;

@@ -405,3 +405,84 @@ def test_take_hold_for_an_appointment_already_placed_frees_the_hold(client, hid)
     assert records.take_hold(hid, DAY, "17:00", "h:x", "appt", 3600, None) == (HELD, 1)
     assert set(client.hgetall(keys.holds_key(hid, DAY, "17:00"))) == {b"appt"}
     assert client.hget(keys.counts_key(hid, DAY), "h:17:00") is None
+
+
+def test_pass_hold_gives_a_live_holds_place_to_a_new_holder_in_one_step(client, hid):
+    records = CapacityRecords(client)
+    old, new = hold_field("w1", offered=True), hold_field("w2", offered=True)
+    args = (hid, DAY, "17:00", old, new, TTL, "helal")
+    assert records.pass_hold(*args, LONG_LIFE_MS) == (NOT_READY, 0, 0)
+    built(records, hid, "helal", capacity=2)
+    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="helal") == (HELD, 1)
+    first = records.hold(
+        hid, DAY, "17:00", old, 2, TTL, units=1, practitioner_id="helal", life_ms=SHORT_LIFE_MS
+    )
+    assert first[:2] == (HELD, 2)
+    before = redis_ms(client)
+    outcome, serial, expires = records.pass_hold(*args, LONG_LIFE_MS)
+    assert (outcome, serial) == (HELD, 2)
+    assert before + LONG_LIFE_MS <= expires <= redis_ms(client) + LONG_LIFE_MS
+    assert holds(client, hid, pid="helal") == {"a": "1", new: f"2:1:{expires}"}
+    assert counts(client, hid, "helal") == {
+        "17:00": 1,
+        "h:17:00": 1,
+        "o:17:00": 1,
+        "e:17:00": expires,
+    }
+    time.sleep(PAST_SHORT_LIFE)  # the first hold's time is over: the new one's is not
+    assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, practitioner_id="helal")[0] == FULL
+    # Passed once: the old hold is gone.
+    assert records.pass_hold(*args, LONG_LIFE_MS) == (FULL, 0, 0)
+    assert holds(client, hid, pid="helal") == {"a": "1", new: f"2:1:{expires}"}
+    # An appointment's place is never passed.
+    assert records.pass_hold(hid, DAY, "17:00", "a", "o:x", TTL, "helal", LONG_LIFE_MS) == (
+        FULL,
+        0,
+        0,
+    )
+    assert holds(client, hid, pid="helal") == {"a": "1", new: f"2:1:{expires}"}
+
+
+def test_a_hold_past_its_time_is_not_passed_and_its_place_is_free(client, hid):
+    records = CapacityRecords(client)
+    built(records, hid, None, capacity=1)
+    old = hold_field("w1", offered=True)
+    assert (
+        records.hold(
+            hid, DAY, "17:00", old, 1, TTL, units=1, practitioner_id=None, life_ms=SHORT_LIFE_MS
+        )[0]
+        == HELD
+    )
+    time.sleep(PAST_SHORT_LIFE)
+    new = hold_field("w2", offered=True)
+    assert records.pass_hold(hid, DAY, "17:00", old, new, TTL, None, LONG_LIFE_MS) == (FULL, 0, 0)
+    assert holds(client, hid) == {}
+    assert stored_counts(client, hid) == {"17:00": 0}
+    assert records.reserve(hid, DAY, "17:00", "b", 1, TTL) == (HELD, 1)
+
+
+def test_concurrent_passes_of_one_hold_pass_it_once(client, hid):
+    records = CapacityRecords(client)
+    built(records, hid, None, capacity=1)
+    old = hold_field("w0", offered=True)
+    records.hold(hid, DAY, "17:00", old, 1, TTL, units=1, practitioner_id=None, life_ms=60_000)
+    outcomes: list[int] = []
+    barrier = threading.Barrier(12)
+
+    def pass_to(n: int) -> None:
+        mine = CapacityRecords(client)
+        barrier.wait()
+        got = mine.pass_hold(
+            hid, DAY, "17:00", old, hold_field(f"w{n}", True), TTL, None, LONG_LIFE_MS
+        )
+        outcomes.append(got[0])
+
+    threads = [threading.Thread(target=pass_to, args=(n,)) for n in range(1, 13)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == [FULL] * 11 + [HELD]
+    (field,) = holds(client, hid)
+    assert field.startswith("o:w") and field != old
+    assert counts(client, hid)["o:17:00"] == 1

@@ -31,6 +31,7 @@ from booking_service.repository import (
     VISIBLE,
     WAITING,
     epoch_ms,
+    kept_until_ms,
 )
 from booking_service.repository import (
     HELD as LIVE_HOLD,
@@ -354,6 +355,20 @@ class FakeCapacity:
         self.events.availability(hospital_id, day, practitioner_id)
         return HELD, serial
 
+    def pass_hold(
+        self, hospital_id, day, slot, field, to_field, ttl, practitioner_id, life_ms
+    ) -> tuple[int, int, int]:
+        if (hospital_id, practitioner_id, day) not in self.ready:
+            return NOT_READY, 0, 0
+        held = self._live((hospital_id, practitioner_id, day, slot))
+        if field not in held or not held[field][2]:
+            return FULL, 0, 0
+        serial, units, _ = held.pop(field)
+        expires = self.now_ms() + life_ms
+        held[to_field] = (serial, units, expires)
+        self.events.availability(hospital_id, day, practitioner_id)
+        return HELD, serial, expires
+
     def claim_hold_quota(self, user_id, hold_id, expires_ms, limit) -> bool:
         mine = self.quota.setdefault(user_id, {})
         now = self.now_ms()
@@ -546,7 +561,7 @@ class FakeHolds:
                     d
                     for d in self.docs.values()
                     if (d["hospital_id"], d["date"], d["state"]) == (hospital_id, day, LIVE_HOLD)
-                    and d["expires_ms"] > now_ms
+                    and kept_until_ms(d) > now_ms
                 ),
                 key=lambda d: d["created_ms"],
             )
@@ -556,7 +571,7 @@ class FakeHolds:
         return {
             (d["hospital_id"], d.get("practitioner_id"), d["date"])
             for d in self.docs.values()
-            if d["state"] == LIVE_HOLD and d["expires_ms"] > now_ms
+            if d["state"] == LIVE_HOLD and kept_until_ms(d) > now_ms
         }
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:

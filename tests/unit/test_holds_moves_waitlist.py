@@ -5,6 +5,7 @@ and the whole chain through the gateway in tests/e2e/test_holds_moves_waitlist_e
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -649,3 +650,156 @@ def test_an_offer_accepted_as_its_time_ran_out_is_accepted(setup, monkeypatch):
     made = waitlist.accept(ctx, PATIENT, a["waitlist_id"], NOW)
     entry = ctx.waitlist.get(ObjectId(a["waitlist_id"]))
     assert (entry["status"], entry["appointment_id"]) == ("accepted", made["appointment_id"])
+
+
+# --- an offer's place passes to the next entry -------------------------------------------
+
+
+GRACE = 11  # seconds: 3 reconciler periods of 2 s, and 5 (holds.offer_grace_ms)
+
+
+def offered_to_first_of_two(ctx) -> tuple[dict, dict, dict]:
+    """A full Saturday, two entries waiting, a cancel: the first is offered the place.
+    (first entry, second entry, the first's offer hold)."""
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    offer = ctx.holds.get(ObjectId(ctx.waitlist.get(ObjectId(a["waitlist_id"]))["hold_id"]))
+    return a, b, offer
+
+
+def entry(ctx, made: dict) -> dict:
+    return ctx.waitlist.get(ObjectId(made["waitlist_id"]))
+
+
+def test_the_grace_is_three_reconciler_periods_and_five_seconds():
+    assert holds.offer_grace_ms(Config(reconcile_interval_seconds=2)) == GRACE * 1000
+    assert holds.offer_grace_ms(Config(reconcile_interval_seconds=10)) == 35_000
+
+
+def test_no_booking_takes_an_offer_that_ran_out_before_it_passes_on(setup):
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)
+    assert offer["expires_ms"] == epoch_ms(NOW) + 300_000
+    assert offer["kept_until_ms"] == offer["expires_ms"] + GRACE * 1000
+    after = later(ctx, 301)  # the offer ran out; no reconciler pass yet
+    with pytest.raises(HoldExpired):
+        waitlist.accept(ctx, PATIENT, a["waitlist_id"], after)
+    with pytest.raises(SlotFull):  # the gate still keeps the place for the waitlist
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), after)
+    assert counts(ctx)["o:17:00"] == 1
+    waitlist.upkeep(ctx, after, 30_000)
+    first, second = entry(ctx, a), entry(ctx, b)
+    assert (first["status"], second["status"]) == ("expired", "offered")
+    passed = ctx.holds.get(ObjectId(second["hold_id"]))
+    assert ctx.holds.get(offer["_id"])["state"] == "expired"
+    assert passed["passed_from"] == str(offer["_id"]) and passed["user_id"] == OTHER.user_id
+    assert passed["serial"] == offer["serial"]  # the same place, in one step
+    assert passed["expires_ms"] == ctx.capacity.clock_ms + 300_000  # a whole new offer
+    assert second["offer_expires_ms"] == passed["expires_ms"]
+    assert ctx.capacity.places[("h1", None, SAT, "17:00")]["o:" + second["hold_id"]] == (
+        offer["serial"],
+        1,
+        passed["kept_until_ms"],
+    )
+    assert "o:" + str(offer["_id"]) not in ctx.capacity.places[("h1", None, SAT, "17:00")]
+    with pytest.raises(SlotFull):
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), after)
+    made = waitlist.accept(ctx, OTHER, b["waitlist_id"], after)
+    assert (made["serial"], entry(ctx, b)["status"]) == (offer["serial"], "accepted")
+    # Its outbox has the offer's webhook event, as any offer's.
+    assert [e["type"] for e in map(json.loads, entry(ctx, b)["outbox"])] == ["waitlist.offered"]
+
+
+def test_the_holds_sweep_passes_an_offer_on_too(setup):
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)
+    after = later(ctx, 301)
+    assert holds.expire_holds(ctx, after) == 1
+    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("expired", "offered")
+
+
+def test_a_declined_offer_passes_on_in_one_step(setup, monkeypatch):
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)
+    freed = []
+    monkeypatch.setattr(ctx.capacity, "release", lambda *args: freed.append(args))
+    waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)
+    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("cancelled", "offered")
+    assert freed == []  # never freed: passed
+    assert ctx.holds.get(ObjectId(entry(ctx, b)["hold_id"]))["serial"] == offer["serial"]
+
+
+def test_with_no_entry_that_fits_the_place_is_freed(setup):
+    ctx, _ = setup
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    elsewhere = waitlist.join(ctx, OTHER, wait_body("+8801755555552", slot="18:00"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    after = later(ctx, 301)
+    waitlist.upkeep(ctx, after, 30_000)
+    assert (entry(ctx, a)["status"], entry(ctx, elsewhere)["status"]) == ("expired", "waiting")
+    assert counts(ctx).get("o:17:00") is None
+    assert booking.book(ctx, THIRD, request(phone="+8801733333333"), after)["serial"] == 1
+
+
+def test_without_any_reconciler_the_place_frees_at_the_end_of_the_grace(setup):
+    ctx, _ = setup
+    offered_to_first_of_two(ctx)
+    with pytest.raises(SlotFull):
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), later(ctx, 300 + GRACE - 1))
+    made = booking.book(ctx, THIRD, request(phone="+8801733333333"), later(ctx, 1))
+    assert made["status"] == CONFIRMED
+
+
+def test_a_rebuild_in_the_grace_keeps_the_offers_place(setup):
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)
+    after = later(ctx, 305)
+    ctx.capacity.lose_everything()
+    ctx.capacity.complete = True
+    with pytest.raises(SlotFull):  # this booking rebuilds the day first
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), after)
+    assert counts(ctx)["o:17:00"] == 1
+    waitlist.upkeep(ctx, after, 30_000)
+    assert entry(ctx, b)["status"] == "offered"
+
+
+def test_a_pass_that_dies_before_mongodb_records_it_loses_nothing(setup, monkeypatch):
+    """The gate passed the place to a new hold, then the process died before MongoDB
+    recorded it: the place stays kept (never free to a booking, never offered twice), and
+    once the orphan's time is up the entry waiting is offered it."""
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)
+    after = later(ctx, 301)
+    insert = ctx.holds.insert
+
+    def die_on_a_pass(doc):
+        if doc.get("passed_from"):
+            raise Crash
+        insert(doc)
+
+    monkeypatch.setattr(ctx.holds, "insert", die_on_a_pass)
+    with pytest.raises(Crash):
+        waitlist.upkeep(ctx, after, 30_000)
+    monkeypatch.setattr(ctx.holds, "insert", insert)
+    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("offered", "offering")
+    assert counts(ctx)["o:17:00"] == 1  # the orphan keeps the place
+    # The reconciler's next passes: the dead claim goes back to waiting, the old offer ends.
+    later(ctx, 31)
+    waitlist.upkeep(ctx, clock(ctx), 30_000)
+    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("expired", "waiting")
+    with pytest.raises(SlotFull):
+        booking.book(ctx, THIRD, request(phone="+8801733333333"), clock(ctx))
+    later(ctx, 300 + GRACE - 31)  # the orphan's keep is over
+    waitlist.upkeep(ctx, clock(ctx), 30_000)
+    assert entry(ctx, b)["status"] == "offered"
+    assert counts(ctx)["o:17:00"] == 1
+
+
+def clock(ctx) -> datetime:
+    """The gate's clock as now (`later` moves it on)."""
+    return datetime.fromtimestamp(ctx.capacity.clock_ms / 1000, tz=UTC)
