@@ -183,28 +183,31 @@ def signed_headers(secret: str, msg_id: str, body: str, at: float) -> dict[str, 
     }
 
 
-def event_seconds(event: dict, default: int) -> int:
-    """When the event happened, in whole seconds (`default` when it does not say)."""
-    try:
-        stamp = datetime.strptime(event["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (KeyError, TypeError, ValueError):
-        return default
-    return int(stamp.timestamp())
+def event_ms(event: dict, default: int) -> int:
+    """When the event happened, in milliseconds since the epoch (`default` when it does not
+    say). Events made before this read whole seconds."""
+    stamp = event.get("timestamp")
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            moment = datetime.strptime(stamp, layout).replace(tzinfo=UTC)
+        except (TypeError, ValueError):
+            continue
+        return epoch_ms(moment)
+    return default
 
 
-def subscribed(hook: dict, event: dict, happened_s: int) -> bool:
-    """Whether `hook` gets `event`: subscribed to its type, and existing when it happened
-    (events carry whole seconds: a webhook made within that second gets it)."""
-    return event.get("type") in hook.get("events", ()) and hook["created_ms"] // 1000 <= happened_s
+def subscribed(hook: dict, event: dict, happened_ms: int) -> bool:
+    """Whether `hook` gets `event`: subscribed to its type, and existing when it happened."""
+    return event.get("type") in hook.get("events", ()) and hook["created_ms"] <= happened_ms
 
 
-def order_of(event: dict, happened_s: int) -> int:
+def order_of(event: dict, happened_ms: int) -> int:
     """Its place among its subject's events: an appointment's version (one more with each
     change), else when it happened."""
     version = (event.get("data") or {}).get("version")
     if isinstance(version, int) and not isinstance(version, bool):
         return version
-    return happened_s
+    return happened_ms
 
 
 def iso_ms(ms: int) -> str:
@@ -353,7 +356,7 @@ def relay_document(
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
             log.warning("outbox of %s holds an event that is not one: dropped", subject)
             continue
-        happened = event_seconds(event, now_ms // 1000)
+        happened = event_ms(event, now_ms)
         for hook in hooks:
             if subscribed(hook, event, happened):
                 seq = order_of(event, happened)

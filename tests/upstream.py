@@ -98,6 +98,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A service's backlog (gunicorn's is 2048), not socketserver's 5: on a loaded machine a
+    # burst of new connections (a gateway reload opens its pool again) would otherwise
+    # overflow the accept queue, and the dropped connects time out at the gateway (504).
+    request_queue_size = 128
     received: list[dict]
     lock: threading.Lock
     health_status: int

@@ -299,7 +299,8 @@ def test_1_book_move_cancel_reach_the_receiver_signed_and_in_order(admin, patien
     assert made.status_code == 201, made.text
     appointment_id = made.json()["appointment_id"]
     wait_until(lambda: len(receiver.events(appointment_id)) == 1, timeout=15)
-    # A webhook made after an event does not get it (events carry whole seconds).
+    # A webhook made after an event does not get it (events carry milliseconds; the wait
+    # also covers the clocks of different processes).
     time.sleep(1.1)
     _, later = subscribe(APPOINTMENT_EVENTS)
     moved = patient.post(

@@ -175,7 +175,7 @@ def _load(base: str, stop: threading.Event, results: list, sessions: int = 4) ->
     """Keep `sessions` clients busy until `stop`, half of them on keep-alive connections with
     GETs, half with POSTs on a new connection each; every outcome goes into `results`."""
 
-    def client(keep_alive: bool):
+    def client(index: int, keep_alive: bool):
         session = requests.Session()
         # A GET on a kept-alive connection that the server closed as idle at the moment it
         # was sent is sent again, as browsers and most HTTP clients do.
@@ -189,18 +189,22 @@ def _load(base: str, stop: threading.Event, results: list, sessions: int = 4) ->
                 else:
                     resp = requests.post(
                         base + "/api/appointments",
-                        json={"n": n},
+                        json={"n": f"{index}:{n}"},  # one per request of every client
                         headers={"Connection": "close"},
                         timeout=10,
                     )
                 results.append(resp.status_code)
             except requests.RequestException as exc:
                 results.append(
-                    ("keep-alive GET" if keep_alive else "new-connection POST", repr(exc), n)
+                    (
+                        "keep-alive GET" if keep_alive else "new-connection POST",
+                        repr(exc),
+                        f"{index}:{n}",
+                    )
                 )
 
     threads = [
-        threading.Thread(target=client, args=(index % 2 == 0,), daemon=True)
+        threading.Thread(target=client, args=(index, index % 2 == 0), daemon=True)
         for index in range(sessions)
     ]
     for thread in threads:
@@ -230,6 +234,7 @@ def test_a_config_reload_drops_no_request(make_gateway):
         failures = [r for r in results if r not in (200, 201)]
         reached = {json.loads(r["body"])["n"] for r in up.received if r["method"] == "POST"}
         for failure in failures:
+            assert isinstance(failure, tuple), f"answered {failure} during a reload"
             kind, error, n = failure
             assert kind == "new-connection POST" and "without response" in error, failure
             assert n not in reached, failure

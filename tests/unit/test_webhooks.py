@@ -24,6 +24,7 @@ from booking_service.webhooks_service import (
     Webhooks,
     backoff_seconds,
     deliver_due,
+    event_ms,
     new_secret,
     relay_document,
     signed_headers,
@@ -557,12 +558,24 @@ def test_the_relay_queues_each_event_once_per_subscribed_webhook(clock):
 
 def test_a_webhook_made_after_an_event_does_not_get_it(clock):
     svc = make_service()
-    svc.sources.push("appointment", event("appointment.created", 1, at=T0))
-    subscribe(svc, ["appointment.created"], at=T0 + timedelta(seconds=1))
-    same_second = subscribe(svc, ["appointment.created"], at=T0 + timedelta(milliseconds=900))
+    at = T0 + timedelta(milliseconds=400)
+    svc.sources.push("appointment", event("appointment.created", 1, at=at))
+    subscribe(svc, ["appointment.created"], at=at + timedelta(milliseconds=1))
+    subscribe(svc, ["appointment.created"], at=at + timedelta(seconds=1))
+    same_ms = subscribe(svc, ["appointment.created"], at=at)
     assert relay_all(svc, T0 + timedelta(seconds=5)) == 1
     (delivery,) = svc.deliveries.docs.values()
-    assert delivery["webhook_id"] == same_second["webhook_id"]  # events carry whole seconds
+    assert delivery["webhook_id"] == same_ms["webhook_id"]  # events carry milliseconds
+
+
+def test_an_event_of_whole_seconds_from_before_the_change_is_still_read():
+    # Outboxes written before events carried milliseconds
+    stamped = {"type": "appointment.created", "timestamp": "2026-11-28T10:00:05Z"}
+    assert event_ms(stamped, 0) == 1_795_860_005_000
+    assert event_ms({**stamped, "timestamp": "2026-11-28T10:00:05.250Z"}, 0) == 1_795_860_005_250
+    for bad in (None, 5, "yesterday", "2026-11-28T10:00:05"):
+        assert event_ms({**stamped, "timestamp": bad}, 42) == 42
+    assert event_ms({"type": "appointment.created"}, 42) == 42
 
 
 def test_a_deleted_webhook_gets_nothing_more(clock):
