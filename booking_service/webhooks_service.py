@@ -25,6 +25,7 @@ both, every WEBHOOK_POLL_SECONDS.
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
 import os
 import random
@@ -65,7 +66,7 @@ from .webhooks_transport import UrlRefused, check_destination, describe_failure,
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 32
+SALT_BYTES = 16
 USER_AGENT = "slotbook-webhooks/1"
 # At most this many webhooks receive deliveries at once (each costs work on every change).
 MAX_ACTIVE_WEBHOOKS = 100
@@ -155,9 +156,19 @@ def build(db: Database, cfg: Config) -> Webhooks:
 # --- Pure helpers ------------------------------------------------------------------------
 
 
-def new_secret() -> str:
-    """A signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+def secret_of(cfg: Config, hook: dict) -> str | None:
+    """A webhook's signing secret (Standard Webhooks' `whsec_` and 32 bytes): HMAC-SHA256 of
+    its id and its random `secret_salt` under WEBHOOK_SECRETS_KEY (JWT_SECRET's when unset).
+    MongoDB keeps the salt only, so a copy of the database signs nothing. A webhook made
+    before secrets were derived keeps its stored `secret`; a deleted one has neither (None)."""
+    if hook.get("secret"):
+        return hook["secret"]
+    salt = hook.get("secret_salt")
+    if not salt:
+        return None
+    key = (cfg.webhook_secrets_key or cfg.jwt_secret).encode()
+    message = f"webhook-secret:{hook['_id']}:{salt}".encode()
+    return SECRET_PREFIX + base64.b64encode(hmac.digest(key, message, "sha256")).decode()
 
 
 def backoff_seconds(
@@ -243,18 +254,17 @@ def create(svc: Webhooks, who: Principal, body: dict, now: datetime) -> dict:
             ) from exc
     if svc.hooks.count_active() >= MAX_ACTIVE_WEBHOOKS:
         raise TooManyWebhooks(f"At most {MAX_ACTIVE_WEBHOOKS} webhooks at once")
-    secret = new_secret()
     doc = {
         "_id": ObjectId(),
         "url": url,
         "events": list(body["events"]),
-        "secret": secret,
+        "secret_salt": secrets.token_urlsafe(SALT_BYTES),
         "active": True,
         "created_ms": epoch_ms(now),
         "created_by": who.user_id,
     }
     svc.hooks.insert(doc)
-    return {**public_webhook(doc), "secret": secret}
+    return {**public_webhook(doc), "secret": secret_of(svc.config, doc)}
 
 
 def list_webhooks(svc: Webhooks) -> dict:
@@ -409,7 +419,7 @@ def deliver_due(svc: Webhooks, owner: str, budget: int = ATTEMPTS_PER_PASS) -> i
                 return made
             webhook_id = doc["webhook_id"]
             hook = svc.hooks.get(webhook_id)  # read each time: a deletion stops it at once
-            if hook is None or not hook.get("active") or not hook.get("secret"):
+            if hook is None or not hook.get("active") or secret_of(svc.config, hook) is None:
                 svc.deliveries.end_unsent(doc["_id"], "webhook deleted", now_ms)
                 continue
             earlier = svc.deliveries.earlier_pending(webhook_id, doc["subject"], doc["seq"])
@@ -462,7 +472,8 @@ def attempt(svc: Webhooks, doc: dict, hook: dict, owner: str) -> str:
     """Make one attempt of a claimed delivery and log it; returns the delivery's state."""
     cfg = svc.config
     at = utcnow()
-    headers = signed_headers(hook["secret"], doc["event_id"], doc["payload"], time.time())
+    secret = secret_of(cfg, hook) or ""  # (deliver_due only attempts webhooks that have one)
+    headers = signed_headers(secret, doc["event_id"], doc["payload"], time.time())
     started = time.monotonic()
     status, error = svc.sender.post(
         hook["url"], doc["payload"].encode(), headers, cfg.webhook_timeout_seconds

@@ -5,8 +5,9 @@ Built for both MongoDB and the nx-27017 wire server: single-document conditional
 only, strings pushed (an attempt is pushed as its JSON text), times as integer milliseconds,
 no partial indexes, no transactions.
 
-- `webhooks`: `{_id: ObjectId, url, events, secret, active, created_ms, created_by}`; a
-  deleted webhook stays, `active: false`, without its secret.
+- `webhooks`: `{_id: ObjectId, url, events, secret_salt, active, created_ms, created_by}`
+  (the signing secret is derived from the salt: webhooks_service.secret_of; webhooks made
+  before that have `secret`); a deleted webhook stays, `active: false`, without either.
 - `webhook_deliveries`: one document per (event, webhook), `_id` = "<event id>:<webhook id>",
   so relaying an event twice is a DuplicateKeyError, not a second delivery. `state` is
   `pending`, `delivered` or `dead`; a pending one is due at `next_attempt_ms` and is being
@@ -69,7 +70,10 @@ class WebhookStore:
         """Stop a webhook (its secret is forgotten); False when there is no such webhook."""
         result = self.col.update_one(
             {"_id": ObjectId(webhook_id)},
-            {"$set": {"active": False, "deleted_ms": now_ms}, "$unset": {"secret": ""}},
+            {
+                "$set": {"active": False, "deleted_ms": now_ms},
+                "$unset": {"secret": "", "secret_salt": ""},
+            },
         )
         return result.matched_count == 1
 

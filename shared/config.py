@@ -88,6 +88,9 @@ class Config:
     webhook_poll_seconds: float = 1.0
     webhook_lease_seconds: float = 30.0
     webhook_allow_private: bool = False
+    # The key every webhook's signing secret is derived from (with the webhook's own salt);
+    # empty: JWT_SECRET's. MongoDB keeps the salts only.
+    webhook_secrets_key: str = ""
     # Calendar feeds (booking_service/calendars*.py): the public origin their URLs start with
     # (empty: URLs relative to the gateway).
     feeds_base_url: str = ""
@@ -147,6 +150,7 @@ class Config:
             webhook_poll_seconds=env_float("WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
             webhook_lease_seconds=env_float("WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
             webhook_allow_private=env_str("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
+            webhook_secrets_key=env_str("WEBHOOK_SECRETS_KEY", ""),
             feeds_base_url=env_str("FEEDS_BASE_URL", cls.feeds_base_url),
         )
 
@@ -163,6 +167,8 @@ class Config:
             raise RuntimeError(
                 "APP_ENV=production needs JWT_SECRET (32+ characters), not the default"
             )
+        if self.webhook_secrets_key and len(self.webhook_secrets_key) < 32:
+            raise RuntimeError("APP_ENV=production needs WEBHOOK_SECRETS_KEY of 32+ characters")
         if clock.offset_seconds():
             raise RuntimeError("APP_ENV=production refuses CLOCK_OFFSET_SECONDS (tests only)")
         if self.admin_password == DEFAULT_ADMIN_PASSWORD:

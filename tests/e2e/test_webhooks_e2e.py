@@ -188,7 +188,7 @@ def at(text: str) -> float:
 # --- The contract -------------------------------------------------------------------------
 
 
-def test_a_webhook_is_made_listed_and_deleted_by_an_admin_only(gateway, admin, patient):
+def test_a_webhook_is_made_listed_and_deleted_by_an_admin_only(gateway, admin, patient, db):
     resp = admin.post(
         "/api/webhooks", {"url": "http://127.0.0.1:9/x", "events": ["appointment.created"]}
     )
@@ -202,6 +202,10 @@ def test_a_webhook_is_made_listed_and_deleted_by_an_admin_only(gateway, admin, p
     assert mine and "secret" not in mine[0] and mine[0]["events"] == ["appointment.created"]
     assert "whsec_" not in admin.get("/api/webhooks").text
     assert admin.get(f"/api/webhooks/{hook['webhook_id']}").json()["active"] is True
+    # MongoDB keeps the secret's salt, not the secret (it is derived with WEBHOOK_SECRETS_KEY).
+    stored = db.webhooks.find_one({"_id": ObjectId(hook["webhook_id"])})
+    assert "secret" not in stored and stored["secret_salt"]
+    assert hook["secret"].removeprefix("whsec_") not in repr(stored)
     assert deliveries(admin, hook["webhook_id"]) == []
 
     assert_error_shape(patient.get("/api/webhooks"), 403, "forbidden")
@@ -219,6 +223,8 @@ def test_a_webhook_is_made_listed_and_deleted_by_an_admin_only(gateway, admin, p
     listed = admin.get("/api/webhooks").json()["webhooks"]
     assert hook["webhook_id"] not in {h["webhook_id"] for h in listed}
     assert admin.get(f"/api/webhooks/{hook['webhook_id']}").json()["active"] is False
+    gone = db.webhooks.find_one({"_id": ObjectId(hook["webhook_id"])})
+    assert "secret_salt" not in gone and "secret" not in gone  # nothing can sign for it now
     assert_error_shape(admin.delete(f"/api/webhooks/{'0' * 24}"), 404, "webhook_not_found")
 
 

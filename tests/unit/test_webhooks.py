@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import copy
 import ipaddress
+import os
 import socket
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,8 +27,8 @@ from booking_service.webhooks_service import (
     backoff_seconds,
     deliver_due,
     event_ms,
-    new_secret,
     relay_document,
+    secret_of,
     signed_headers,
 )
 from booking_service.webhooks_store import DEAD, DELIVERED, PENDING
@@ -71,6 +73,7 @@ class FakeHooks:
             return False
         doc.update(active=False, deleted_ms=now_ms)
         doc.pop("secret", None)
+        doc.pop("secret_salt", None)
         return True
 
 
@@ -500,15 +503,49 @@ def test_the_plain_sender_reaches_loopback_and_follows_no_redirect(loopback_serv
 # --- Signatures ----------------------------------------------------------------------------
 
 
-def test_the_secret_is_whsec_and_the_base64_of_32_random_bytes():
-    secret = new_secret()
+def random_secret() -> str:
+    """A Standard Webhooks secret of 32 random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def test_a_secret_is_derived_from_the_key_and_the_webhooks_salt_and_not_stored():
+    svc = make_service(webhook_secrets_key="k" * 32)
+    made = subscribe(svc, ["appointment.created"])
+    secret = made["secret"]
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
-    assert secret != new_secret()
+    assert Webhook(secret)  # a secret the library takes
+    doc = svc.hooks.docs[made["webhook_id"]]
+    assert "secret" not in doc and len(doc["secret_salt"]) >= 20
+    assert secret.removeprefix("whsec_") not in repr(doc)
+    assert secret_of(svc.config, doc) == secret  # the worker signs with the same
+    other = subscribe(svc, ["appointment.created"])["secret"]
+    assert other != secret
+    # Another key, salt or id: another secret.
+    assert secret_of(Config(webhook_secrets_key="j" * 32), doc) != secret
+    assert secret_of(svc.config, {**doc, "secret_salt": doc["secret_salt"] + "x"}) != secret
+    assert secret_of(svc.config, {**doc, "_id": ObjectId()}) != secret
+    # Without WEBHOOK_SECRETS_KEY, JWT_SECRET's key.
+    assert secret_of(Config(jwt_secret="k" * 32), doc) == secret
+    # A webhook made when secrets were stored keeps its own; a deleted one has none.
+    stored = random_secret()
+    assert secret_of(svc.config, {"_id": ObjectId(), "secret": stored}) == stored
+    assert secret_of(svc.config, {"_id": ObjectId(), "active": False}) is None
+
+
+def test_production_refuses_a_short_webhook_secrets_key():
+    cfg = Config(
+        app_env="production", jwt_secret="s" * 40, admin_password="x" * 12,
+        webhook_secrets_key="short",
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="WEBHOOK_SECRETS_KEY"):
+        cfg.check_production_secrets()
+    replace(cfg, webhook_secrets_key="w" * 32).check_production_secrets()
+    replace(cfg, webhook_secrets_key="").check_production_secrets()
 
 
 def test_a_signed_delivery_verifies_with_the_library_and_only_as_sent():
-    secret, body = new_secret(), orjson.dumps(event("appointment.created", 1)).decode()
+    secret, body = random_secret(), orjson.dumps(event("appointment.created", 1)).decode()
     now = datetime.now(UTC).timestamp()
     headers = signed_headers(secret, "evt_1", body, now)
     assert headers["webhook-id"] == "evt_1"
@@ -518,7 +555,7 @@ def test_a_signed_delivery_verifies_with_the_library_and_only_as_sent():
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body.replace("created", "cancelled"), headers)
     with pytest.raises(WebhookVerificationError):
-        Webhook(new_secret()).verify(body, headers)
+        Webhook(random_secret()).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body, {**headers, "webhook-id": "evt_2"})
     with pytest.raises(WebhookVerificationError, match="too old"):
@@ -638,7 +675,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(clock, monkey
         (200, None),
     ]
     # Every attempt: the same webhook-id, a valid signature, the event's exact text.
-    secret = svc.hooks.docs[hook["webhook_id"]]["secret"]
+    secret = secret_of(svc.config, svc.hooks.docs[hook["webhook_id"]])
     for url, body, headers in svc.sender.sent:
         assert url == "http://r/" and headers["webhook-id"] == doc["event_id"]
         assert body.decode() == doc["payload"]
