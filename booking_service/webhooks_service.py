@@ -34,9 +34,12 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 import orjson
@@ -100,7 +103,17 @@ class HttpSender:
     with `guarded`, every connection goes only to a public address checked when it opens."""
 
     def __init__(self, guarded: bool):
-        self.session = new_session(guarded)
+        self.guarded = guarded
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session (attempts run in a pool's threads: requests does not promise
+        that one session is safe to share between them)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.guarded)
+        return session
 
     def post(
         self, url: str, body: bytes, headers: dict[str, str], timeout: float
@@ -405,19 +418,89 @@ def lease_ms(cfg: Config) -> int:
     return int(max(cfg.webhook_lease_seconds, 2 * cfg.webhook_timeout_seconds + 1) * 1000)
 
 
-def deliver_due(svc: Webhooks, owner: str, budget: int = ATTEMPTS_PER_PASS) -> int:
-    """Attempt the deliveries that are due (at most `budget`); returns attempts made."""
+class Inline:
+    """Attempts made one after another, in the caller's thread."""
+
+    def busy(self) -> set[str]:
+        """The webhooks that take no more attempts now."""
+        return set()
+
+    def full(self) -> bool:
+        """Whether no attempt can start now."""
+        return False
+
+    def submit(self, webhook_id: str, work: Callable[[], object]) -> None:
+        work()
+
+
+class Concurrent:
+    """Attempts made by a pool of `size` threads, at most half of them (and one at least) for
+    any one webhook: a slow or hanging receiver (an attempt waits up to its timeouts) never
+    holds up the deliveries to the others."""
+
+    def __init__(self, size: int):
+        self.size = max(1, size)
+        self.per_webhook = max(1, self.size // 2)
+        self.pool = ThreadPoolExecutor(self.size, thread_name_prefix="webhook-attempt")
+        self.running: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def busy(self) -> set[str]:
+        with self.lock:
+            return {w for w, n in self.running.items() if n >= self.per_webhook}
+
+    def full(self) -> bool:
+        with self.lock:
+            return self.running.total() >= self.size
+
+    def submit(self, webhook_id: str, work: Callable[[], object]) -> None:
+        with self.lock:
+            self.running[webhook_id] += 1
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - one attempt's failure is its own
+                log.exception("webhook attempt crashed (its lease expires; it is retried)")
+            finally:
+                with self.lock:
+                    self.running[webhook_id] -= 1
+                    if self.running[webhook_id] <= 0:
+                        del self.running[webhook_id]
+
+        self.pool.submit(run)
+
+    def shutdown(self) -> None:
+        """Wait for the attempts under way."""
+        self.pool.shutdown(wait=True)
+
+
+def deliver_due(
+    svc: Webhooks,
+    owner: str,
+    budget: int = ATTEMPTS_PER_PASS,
+    attempts: Inline | Concurrent | None = None,
+) -> int:
+    """Start the attempts of the deliveries that are due (at most `budget`; `attempts`: how
+    they run, one after another by default); returns the attempts started. A webhook with
+    as many attempts under way as it may have is skipped until one ends."""
+    runner = attempts or Inline()
     made = 0
     poll_ms = int(svc.config.webhook_poll_seconds * 1000)
     for _ in range(budget):
+        if runner.full():
+            break
         now_ms = epoch_ms(utcnow())
-        batch = svc.deliveries.due(now_ms, DUE_BATCH)
+        batch = svc.deliveries.due(now_ms, DUE_BATCH, exclude=runner.busy())
         if not batch:
             break
+        before = made
         for doc in batch:
-            if made >= budget:
+            if made >= budget or runner.full():
                 return made
             webhook_id = doc["webhook_id"]
+            if webhook_id in runner.busy():
+                continue
             hook = svc.hooks.get(webhook_id)  # read each time: a deletion stops it at once
             if hook is None or not hook.get("active") or secret_of(svc.config, hook) is None:
                 svc.deliveries.end_unsent(doc["_id"], "webhook deleted", now_ms)
@@ -434,8 +517,10 @@ def deliver_due(svc: Webhooks, owner: str, budget: int = ATTEMPTS_PER_PASS) -> i
                     continue
             claimed = svc.deliveries.claim(doc, epoch_ms(utcnow()), lease_ms(svc.config), owner)
             if claimed is not None:
-                attempt(svc, claimed, hook, owner)
+                runner.submit(webhook_id, partial(attempt, svc, claimed, hook, owner))
                 made += 1
+        if made == before and len(batch) < DUE_BATCH:
+            break  # nothing more could start now
     return made
 
 
@@ -509,6 +594,7 @@ class DeliveryWorker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.attempts = Concurrent(svc.config.webhook_concurrency)
         self._indexed = False
 
     def start(self) -> None:
@@ -526,7 +612,7 @@ class DeliveryWorker:
             ensure_indexes(self.db)
             self._indexed = True
         relay(self.svc, epoch_ms(utcnow()))
-        return deliver_due(self.svc, self.owner)
+        return deliver_due(self.svc, self.owner, attempts=self.attempts)
 
     def _run(self) -> None:
         while not self._stop.is_set():

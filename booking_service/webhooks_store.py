@@ -92,16 +92,18 @@ class DeliveryStore:
             return False
         return True
 
-    def due(self, now_ms: int, limit: int) -> list[dict]:
-        """Pending deliveries whose time has come and that no live lease holds."""
+    def due(self, now_ms: int, limit: int, exclude: set[str] | None = None) -> list[dict]:
+        """Pending deliveries whose time has come and that no live lease holds, except those
+        to the webhooks `exclude` names."""
+        query: dict = {
+            "state": PENDING,
+            "next_attempt_ms": {"$lte": now_ms},
+            "lease_until_ms": {"$lte": now_ms},
+        }
+        if exclude:
+            query["webhook_id"] = {"$nin": sorted(exclude)}
         return list(
-            self.col.find(
-                {
-                    "state": PENDING,
-                    "next_attempt_ms": {"$lte": now_ms},
-                    "lease_until_ms": {"$lte": now_ms},
-                }
-            )
+            self.col.find(query)
             .sort([("next_attempt_ms", ASCENDING), ("seq", ASCENDING)])
             .limit(limit)
         )

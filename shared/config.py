@@ -88,6 +88,8 @@ class Config:
     webhook_poll_seconds: float = 1.0
     webhook_lease_seconds: float = 30.0
     webhook_allow_private: bool = False
+    # Attempts under way at once per process (at most half of them for one webhook).
+    webhook_concurrency: int = 4
     # The key every webhook's signing secret is derived from (with the webhook's own salt);
     # empty: JWT_SECRET's. MongoDB keeps the salts only.
     webhook_secrets_key: str = ""
@@ -151,6 +153,7 @@ class Config:
             webhook_lease_seconds=env_float("WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
             webhook_allow_private=env_str("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
             webhook_secrets_key=env_str("WEBHOOK_SECRETS_KEY", ""),
+            webhook_concurrency=env_int("WEBHOOK_CONCURRENCY", cls.webhook_concurrency),
             feeds_base_url=env_str("FEEDS_BASE_URL", cls.feeds_base_url),
         )
 

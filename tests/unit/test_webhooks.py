@@ -9,6 +9,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,13 +88,14 @@ class FakeDeliveries:
         self.docs[doc["_id"]] = copy.deepcopy(doc)
         return True
 
-    def due(self, now_ms, limit):
+    def due(self, now_ms, limit, exclude=None):
         found = [
             d
             for d in self.docs.values()
             if d["state"] == PENDING
             and d["next_attempt_ms"] <= now_ms
             and d["lease_until_ms"] <= now_ms
+            and d["webhook_id"] not in (exclude or ())
         ]
         found.sort(key=lambda d: (d["next_attempt_ms"], d["seq"]))
         return copy.deepcopy(found[:limit])
@@ -836,3 +838,142 @@ def test_a_relay_that_fails_leaves_the_events_in_their_outbox(clock):
     with pytest.raises(RuntimeError):
         relay_all(svc)
     assert svc.sources.pending("appointment", 10)  # the event stays in its outbox
+
+
+# --- Attempts at once ----------------------------------------------------------------------
+
+
+class GatedSender(FakeSender):
+    """Answers 200 at once, except to `slow_url`: that waits for `gate` (a hanging receiver)."""
+
+    def __init__(self, slow_url: str):
+        super().__init__()
+        self.slow_url = slow_url
+        self.gate = threading.Event()
+        self.lock = threading.Lock()
+        self.hanging = 0
+
+    def post(self, url, body, headers, timeout):
+        if url == self.slow_url:
+            with self.lock:
+                self.hanging += 1
+            self.gate.wait(10)
+        with self.lock:
+            self.sent.append((url, body, headers))
+        return 200, None
+
+
+def queue(svc: Webhooks, hook: dict, subjects: list[str]) -> None:
+    """One due delivery to `hook` per subject (each its own appointment)."""
+    doc = svc.hooks.docs[hook["webhook_id"]]
+    for subject in subjects:
+        made = event("appointment.created", 1, subject=subject)
+        text = orjson.dumps(made).decode()
+        svc.deliveries.insert(
+            webhooks_service.new_delivery(doc, made, text, f"appointment:{subject}", 1, ms(T0))
+        )
+
+
+def states(svc: Webhooks, hook: dict) -> list[str]:
+    return sorted(
+        d["state"] for d in svc.deliveries.docs.values() if d["webhook_id"] == hook["webhook_id"]
+    )
+
+
+def wait_for(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_hanging_receiver_holds_up_no_other_webhook(clock):
+    sender = GatedSender("http://slow/")
+    svc = make_service(sender)
+    slow = subscribe(svc, ["appointment.created"], url="http://slow/")
+    fast = subscribe(svc, ["appointment.created"], url="http://fast/")
+    queue(svc, slow, ["s1", "s2", "s3"])
+    queue(svc, fast, ["f1", "f2", "f3"])
+    pool = webhooks_service.Concurrent(4)
+    try:
+        # The slow webhook gets at most half the pool; the fast one's attempts are all made.
+        assert deliver_due(svc, "me", attempts=pool) == 5
+        wait_for(lambda: states(svc, fast) == [DELIVERED] * 3)
+        wait_for(lambda: sender.hanging == 2)
+        assert pool.busy() == {slow["webhook_id"]}
+        assert deliver_due(svc, "me", attempts=pool) == 0  # its third waits for a turn
+        assert states(svc, slow) == [PENDING] * 3
+    finally:
+        sender.gate.set()
+        pool.shutdown()
+    assert states(svc, slow) == [DELIVERED, DELIVERED, PENDING]
+    assert deliver_due(svc, "me") == 1
+    assert states(svc, slow) == [DELIVERED] * 3
+
+
+def test_a_full_pool_starts_no_more_attempts(clock):
+    sender = GatedSender("http://slow/")
+    svc = make_service(sender)
+    hooks = [subscribe(svc, ["appointment.created"], url="http://slow/") for _ in range(3)]
+    for n, hook in enumerate(hooks):
+        queue(svc, hook, [f"a{n}", f"b{n}"])
+    pool = webhooks_service.Concurrent(2)  # one attempt per webhook at a time
+    try:
+        assert deliver_due(svc, "me", attempts=pool) == 2
+        wait_for(lambda: sender.hanging == 2)
+        assert pool.full() and deliver_due(svc, "me", attempts=pool) == 0
+    finally:
+        sender.gate.set()
+        pool.shutdown()
+    assert deliver_due(svc, "me") == 4
+    assert all(d["state"] == DELIVERED for d in svc.deliveries.docs.values())
+
+
+def test_an_attempt_that_crashes_frees_its_place_in_the_pool():
+    pool = webhooks_service.Concurrent(2)
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    try:
+        pool.submit("w1", boom)
+        wait_for(lambda: not pool.running)
+        assert pool.busy() == set() and not pool.full()
+    finally:
+        pool.shutdown()
+
+
+def test_each_thread_has_its_own_session():
+    sender = webhooks_service.HttpSender(guarded=False)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(sender.session)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in seen}) == 3
+    assert sender.session is sender.session
+
+
+def test_a_busy_webhooks_backlog_does_not_hide_the_others_deliveries(clock, monkeypatch):
+    monkeypatch.setattr(webhooks_service, "DUE_BATCH", 5)
+    sender = GatedSender("http://slow/")
+    svc = make_service(sender)
+    slow = subscribe(svc, ["appointment.created"], url="http://slow/")
+    fast = subscribe(svc, ["appointment.created"], url="http://fast/")
+    queue(svc, slow, [f"s{n}" for n in range(12)])  # due first: more than a batch
+    clock.advance(1)
+    doc = svc.hooks.docs[fast["webhook_id"]]
+    made = event("appointment.created", 1, subject="f1")
+    svc.deliveries.insert(
+        webhooks_service.new_delivery(
+            doc, made, orjson.dumps(made).decode(), "appointment:f1", 1, ms(clock.now)
+        )
+    )
+    pool = webhooks_service.Concurrent(4)
+    try:
+        assert deliver_due(svc, "me", attempts=pool) == 3
+        wait_for(lambda: states(svc, fast) == [DELIVERED])
+    finally:
+        sender.gate.set()
+        pool.shutdown()
