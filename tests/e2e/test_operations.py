@@ -144,5 +144,7 @@ def test_a_dead_service_fails_fast_and_the_other_is_unaffected(half_gateway):
         text = scrape(half_gateway.metrics_url)
         return value(text, "caddy_reverse_proxy_upstreams_healthy", upstream=upstream)
 
-    wait_until(lambda: health(dead) == 0, timeout=30, step=1)
-    assert health(booking) == 1
+    # Both at one update of the gauge: on a loaded machine one of the booking service's
+    # /healthz checks (1 s timeout) can miss, and the gauge then says 0 until its next
+    # update; the dead one never answers, so it can never read 1.
+    wait_until(lambda: (health(dead), health(booking)) == (0, 1), timeout=40, step=1)
