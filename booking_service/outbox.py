@@ -15,9 +15,11 @@ payload: `{"id", "type", "timestamp", "data"}`.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
+
+from shared.slots import iso_utc_ms
 
 APPOINTMENT_CREATED = "appointment.created"
 APPOINTMENT_CANCELLED = "appointment.cancelled"
@@ -36,14 +38,14 @@ EVENT_TYPES = (
 def event(kind: str, data: dict, now: datetime) -> dict:
     """A new event of `kind` about `data` (an id that names it forever: deliveries dedupe
     on it)."""
-    return {"id": f"evt_{uuid.uuid4().hex}", "type": kind, "timestamp": iso_ms(now), "data": data}
-
-
-def iso_ms(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z` (as Standard Webhooks' example payloads): a
-    webhook made after an event, within the same second, can tell it never gets it."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # To the millisecond (as Standard Webhooks' example payloads): a webhook made after an
+    # event, within the same second, can tell it never gets it.
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": kind,
+        "timestamp": iso_utc_ms(now),
+        "data": data,
+    }
 
 
 def with_event(update: dict, recorded: dict | None) -> dict:

@@ -336,14 +336,13 @@ def pass_offer(ctx: booking.Context, hold: dict, state: str, now: datetime) -> d
         if outcome != PASSED:
             ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
             return None
-        passed = {
-            **{k: hold.get(k) for k in ("hospital_id", "practitioner_id", "date", "units")},
+        passed = {  # the same place (and serial), now the entry's
+            **hold,
             "_id": oid,
-            "slot_start": slot_start,
-            "appointment_type": entry.get("appointment_type"),
-            "serial": serial,
             "field": field,
+            "serial": serial,
             "user_id": entry["user_id"],
+            "appointment_type": entry.get("appointment_type"),
             "state": LIVE_HOLD,
             "created_ms": epoch_ms(now),
             "expires_ms": kept_until_ms - grace_ms,

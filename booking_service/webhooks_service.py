@@ -19,7 +19,8 @@ Every change a webhook reports is written with its event, in one single-document
    changes: one waits while an earlier one to the same webhook is pending.
 
 Each booking-service process that runs the reconciler runs one `DeliveryWorker` thread doing
-both, every WEBHOOK_POLL_SECONDS.
+both, every WEBHOOK_POLL_SECONDS; its attempts run in a pool of WEBHOOK_CONCURRENCY threads
+(`Concurrent`), so a slow receiver holds up no other webhook.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from shared.auth import Principal
 from shared.clock import utcnow
 from shared.config import Config
 from shared.errors import DomainError, ValidationError
+from shared.slots import iso_utc_ms
 
 from .repository import epoch_ms
 from .webhooks_store import (
@@ -236,8 +238,7 @@ def order_of(event: dict, happened_ms: int) -> int:
 
 def iso_ms(ms: int) -> str:
     """Milliseconds since the epoch as ISO 8601 UTC with milliseconds and `Z`."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_utc_ms(datetime.fromtimestamp(ms / 1000, tz=UTC))
 
 
 # --- Subscriptions -----------------------------------------------------------------------
@@ -470,9 +471,9 @@ class Concurrent:
 
         self.pool.submit(run)
 
-    def shutdown(self) -> None:
-        """Wait for the attempts under way."""
-        self.pool.shutdown(wait=True)
+    def shutdown(self, wait: bool = True) -> None:
+        """Start no more attempts (and wait for those under way)."""
+        self.pool.shutdown(wait=wait)
 
 
 def deliver_due(
@@ -603,8 +604,9 @@ class DeliveryWorker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Ask the thread to finish."""
+        """Ask the thread to finish; the attempts under way end on their own."""
         self._stop.set()
+        self.attempts.shutdown(wait=False)
 
     def run_once(self) -> int:
         """One pass: relay every outbox, then attempt what is due; returns attempts made."""

@@ -421,3 +421,9 @@ def compile_appointment_types(hospital: dict) -> dict[str, AppointmentType]:
 def iso_utc(moment: datetime) -> str:
     """An instant as ISO 8601 UTC with `Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_utc_ms(moment: datetime) -> str:
+    """An instant as ISO 8601 UTC with milliseconds and `Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -6,6 +6,7 @@ delivery. Also the relay's storage rules against the MongoDB the system runs on.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -326,6 +327,10 @@ def test_1_book_move_cancel_reach_the_receiver_signed_and_in_order(admin, patien
         "appointment.cancelled",
     ]
     assert [e["data"]["version"] for e in got] == [1, 2, 3]
+    # ISO 8601 UTC with `Z` (API.md), to the millisecond, in the order of the changes
+    stamps = [e["timestamp"] for e in got]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t) for t in stamps)
+    assert stamps == sorted(stamps)
     assert got[1]["data"]["slot"]["start"] == "10:00"
     assert got[1]["data"]["rescheduled_from"]["slot"] == "09:00"
     assert got[2]["data"]["status"] == "cancelled"

@@ -490,6 +490,22 @@ def wait_body(phone: str, slot: str | None = None, **more) -> dict:
     return body
 
 
+def offered_to_first_of_two(ctx) -> tuple[dict, dict, dict]:
+    """A full Saturday, two entries waiting, a cancel: the first is offered the place.
+    (first entry, second entry, the first's offer hold)."""
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
+    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
+    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    offer = ctx.holds.get(ObjectId(ctx.waitlist.get(ObjectId(a["waitlist_id"]))["hold_id"]))
+    return a, b, offer
+
+
+def entry(ctx, made: dict) -> dict:
+    return ctx.waitlist.get(ObjectId(made["waitlist_id"]))
+
+
 def test_entries_wait_in_order_and_a_freed_place_goes_to_the_first(setup):
     ctx, _ = setup
     first_booked, _ = fill(ctx, "17:00")
@@ -526,22 +542,6 @@ def test_one_place_one_offer(setup):
     assert statuses == ["offered", "waiting", "waiting"]
 
 
-def test_an_offer_not_taken_in_time_passes_to_the_next(setup):
-    ctx, _ = setup
-    booked, _ = fill(ctx, "17:00")
-    fill(ctx, "18:00")
-    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
-    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
-    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
-    after = later(ctx, 301)
-    with pytest.raises(HoldExpired):
-        waitlist.accept(ctx, PATIENT, a["waitlist_id"], after)
-    waitlist.upkeep(ctx, after, 30_000)
-    assert ctx.waitlist.get(ObjectId(a["waitlist_id"]))["status"] == "expired"
-    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
-    assert waitlist.accept(ctx, OTHER, b["waitlist_id"], after)["serial"] == 1
-
-
 def test_a_freed_place_goes_to_the_first_entry_it_fits(setup):
     ctx, _ = setup
     booked, _ = fill(ctx, "17:00")
@@ -557,15 +557,17 @@ def test_a_freed_place_goes_to_the_first_entry_it_fits(setup):
     assert list(status.values()) == ["waiting", "waiting", "offered"]
 
 
-def test_withdrawing_an_offer_passes_it_on_and_a_free_place_is_offered_at_once(setup):
+def test_withdrawing_an_offer_passes_it_on_in_one_step_and_a_free_place_is_offered_at_once(
+    setup, monkeypatch
+):
     ctx, _ = setup
-    booked, _ = fill(ctx, "17:00")
-    fill(ctx, "18:00")
-    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
-    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
-    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    a, b, offer = offered_to_first_of_two(ctx)
+    freed = []
+    monkeypatch.setattr(ctx.capacity, "release", lambda *args: freed.append(args))
     assert waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)["status"] == "cancelled"
-    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
+    assert entry(ctx, b)["status"] == "offered"
+    assert freed == []  # never freed: passed
+    assert ctx.holds.get(ObjectId(entry(ctx, b)["hold_id"]))["serial"] == offer["serial"]
     assert counts(ctx)["o:17:00"] == 1
     # a day with room: the entry is offered as it joins
     sunday = waitlist.join(ctx, THIRD, {**wait_body("+8801755555553"), "date": SUN}, NOW)
@@ -619,15 +621,9 @@ def test_after_redis_lost_its_data_the_reconciler_restores_a_day_of_only_holds(s
 
 def test_an_offer_given_back_by_its_owner_is_declined_and_passed_on(setup):
     ctx, _ = setup
-    booked, _ = fill(ctx, "17:00")
-    fill(ctx, "18:00")
-    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
-    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
-    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
-    offer = ctx.waitlist.get(ObjectId(a["waitlist_id"]))
-    holds.release(ctx, PATIENT, offer["hold_id"], NOW)
-    assert ctx.waitlist.get(ObjectId(a["waitlist_id"]))["status"] == "cancelled"
-    assert ctx.waitlist.get(ObjectId(b["waitlist_id"]))["status"] == "offered"
+    a, b, offer = offered_to_first_of_two(ctx)
+    holds.release(ctx, PATIENT, str(offer["_id"]), NOW)
+    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("cancelled", "offered")
 
 
 def test_an_offer_accepted_as_its_time_ran_out_is_accepted(setup, monkeypatch):
@@ -656,22 +652,6 @@ def test_an_offer_accepted_as_its_time_ran_out_is_accepted(setup, monkeypatch):
 
 
 GRACE = 11  # seconds: 3 reconciler periods of 2 s, and 5 (holds.offer_grace_ms)
-
-
-def offered_to_first_of_two(ctx) -> tuple[dict, dict, dict]:
-    """A full Saturday, two entries waiting, a cancel: the first is offered the place.
-    (first entry, second entry, the first's offer hold)."""
-    booked, _ = fill(ctx, "17:00")
-    fill(ctx, "18:00")
-    a = waitlist.join(ctx, PATIENT, wait_body("+8801755555551"), NOW)
-    b = waitlist.join(ctx, OTHER, wait_body("+8801755555552"), NOW)
-    booking.cancel(ctx, STAFF, booked["appointment_id"], NOW)
-    offer = ctx.holds.get(ObjectId(ctx.waitlist.get(ObjectId(a["waitlist_id"]))["hold_id"]))
-    return a, b, offer
-
-
-def entry(ctx, made: dict) -> dict:
-    return ctx.waitlist.get(ObjectId(made["waitlist_id"]))
 
 
 def test_the_grace_is_three_reconciler_periods_and_five_seconds():
@@ -719,17 +699,6 @@ def test_the_holds_sweep_passes_an_offer_on_too(setup):
     after = later(ctx, 301)
     assert holds.expire_holds(ctx, after) == 1
     assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("expired", "offered")
-
-
-def test_a_declined_offer_passes_on_in_one_step(setup, monkeypatch):
-    ctx, _ = setup
-    a, b, offer = offered_to_first_of_two(ctx)
-    freed = []
-    monkeypatch.setattr(ctx.capacity, "release", lambda *args: freed.append(args))
-    waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)
-    assert (entry(ctx, a)["status"], entry(ctx, b)["status"]) == ("cancelled", "offered")
-    assert freed == []  # never freed: passed
-    assert ctx.holds.get(ObjectId(entry(ctx, b)["hold_id"]))["serial"] == offer["serial"]
 
 
 def test_with_no_entry_that_fits_the_place_is_freed(setup):
