@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from booking_service.adapters.repository import ensure_indexes
+from booking_service.bootstrap import bootstrap
+from booking_service.core.booking import Context
+from booking_service.core.reconciler import Reconciler
 from shared.config import Config
 from shared.web import connect, create_base_app
-
-from .booking import Context
-from .bootstrap import bootstrap
-from .reconciler import Reconciler
-from .repository import ensure_indexes
 
 
 def create_app(
@@ -31,7 +30,7 @@ def create_app(
         context = connect(app, bootstrap, ensure_indexes)
     app.extensions["booking.ctx"] = context
 
-    from .views import (
+    from booking_service.api.views import (
         appointments_blp,
         auth_blp,
         availability_blp,
@@ -48,7 +47,9 @@ def create_app(
     api.register_blueprint(waitlist_blp)
 
     run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
-    from . import calendars, fhir, webhooks
+    from booking_service.integrations.calendars import routes as calendars
+    from booking_service.integrations.fhir import routes as fhir
+    from booking_service.integrations.webhooks import routes as webhooks
 
     # The integrations (API.md, "Integrations"): FHIR R4, iCalendar, webhooks; background work
     # (the webhook deliveries) runs where the reconciler does.

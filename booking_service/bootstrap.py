@@ -9,22 +9,21 @@ from __future__ import annotations
 import requests
 from pymongo.database import Database
 
-from shared.capacity_reads import CapacityReader
-from shared.config import Config
-from shared.configurations import ConfigurationCache
-from shared.events import LiveEvents
-
-from .booking import Context
-from .capacity import CapacityRecords
-from .limits import Limiter, RedisCounters
-from .repository import (
+from booking_service.adapters.capacity import CapacityRecords
+from booking_service.adapters.limits import Limiter, RedisCounters
+from booking_service.adapters.repository import (
     AppointmentRepository,
     HoldRepository,
     IdempotencyRepository,
     UserRepository,
     WaitlistRepository,
 )
-from .schedule_client import ScheduleSource
+from booking_service.adapters.schedule_client import ScheduleSource
+from booking_service.core.booking import Context
+from shared.capacity_reads import CapacityReader
+from shared.config import Config
+from shared.configurations import ConfigurationCache
+from shared.events import LiveEvents
 
 
 def bootstrap(cfg: Config, db: Database, client) -> Context:

@@ -282,7 +282,7 @@ def _apply(
     """Write a validated configuration in place of `current`; returns it and the
     appointments it strands (when forced).
 
-    Order (see shared.versions and booking_service.booking._check_still_current): the
+    Order (see shared.versions and booking_service.core.booking._check_still_current): the
     hospital's edit lock (taken by the caller), then the fence (version key `editing`), then
     the look for active appointments in removed slots, then the write, then the new version.
     A booking checked against the old configuration is either seen by the look (the edit is

@@ -1,6 +1,7 @@
 """Reading a hospital's published configuration version and its days' counts, in one round trip.
 
-The booking service writes the capacity records (booking_service/capacity.py); both services
+The booking service writes the capacity records (booking_service/adapters/capacity.py); both
+services
 read them here, through one method, `published_and_counts`: the version tells whether a
 cached configuration is still current, the counts say how many places each slot holds.
 """
@@ -19,7 +20,7 @@ from .clients import is_cluster
 from .versions import Published
 
 _READY = keys.READY_FIELD.encode()
-_EARLIEST = b"_e"  # the day's earliest hold expiry (booking_service/lua/places.lua)
+_EARLIEST = b"_e"  # the day's earliest hold expiry (booking_service/adapters/lua/places.lua)
 
 
 class DayCounts(Mapping):
@@ -61,8 +62,9 @@ class DayCounts(Mapping):
 
 NOTHING_BOOKED = DayCounts()
 
-# Field prefixes of a day's counts hash besides the slots' booked units (booking_service/lua/
-# places.lua): units held by live holds, of them offered to the waitlist, earliest expiry.
+# Field prefixes of a day's counts hash besides the slots' booked units (the booking service's
+# adapters/lua/places.lua): units held by live holds, of them offered to the waitlist, earliest
+# expiry.
 HELD, OFFERED, EXPIRES = "h:", "o:", "e:"
 
 

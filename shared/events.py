@@ -2,7 +2,7 @@
 by the process that made it, to that day's Redis stream; the live service (live_service/) reads
 the streams and pushes the answers to the clients of `GET /api/live/{hospital}/{date}`.
 
-Counts are changed only by the gate's Lua scripts (booking_service/lua: reserve, release,
+Counts are changed only by the gate's Lua scripts (booking_service/adapters/lua: reserve, release,
 rebuild), and each appends its `availability` entry itself, in the same atomic step as the
 change. What the queue shows (confirmed appointments and their visit steps, in MongoDB) is
 announced from Python right after the change: a booking once confirmed, a cancel, a visit step;

@@ -135,7 +135,7 @@ def clear_login_counters(redis_url: str) -> Iterator[None]:
     """
     import redis
 
-    from booking_service.limits import subject
+    from booking_service.adapters.limits import subject
     from shared import keys
 
     names = [

@@ -110,8 +110,8 @@ def test_a_200_concurrent_requests_for_the_last_5_places_across_processes(privat
 
 def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admin):
     import booking_service
-    from booking_service import booking as service
-    from booking_service.repository import AppointmentRepository
+    from booking_service.adapters.repository import AppointmentRepository
+    from booking_service.core import booking as service
     from shared.auth import Principal
     from shared.clock import utcnow
 
@@ -143,7 +143,7 @@ DIE_MIDWAY = """
 import os, sys
 from bson import ObjectId
 import booking_service
-from booking_service.repository import dup_guard, epoch_ms
+from booking_service.adapters.repository import dup_guard, epoch_ms
 from shared.config import Config
 from shared.clock import utcnow
 cfg = Config(mongo_url=sys.argv[1], mongo_db=sys.argv[2], redis_url=sys.argv[3])
@@ -160,7 +160,7 @@ ctx.appointments.insert_pending({
     "starts_at": now})
 from shared import keys
 if not ctx.capacity.client.hexists(keys.counts_key(hid, day), "_ready"):
-    from booking_service.booking import rebuild_day
+    from booking_service.core.booking import rebuild_day
     from shared.slots import compile_schedule, parse_date
     import requests
     doc = requests.get(f"{sys.argv[6]}/api/dynamic-slots/hospitals/{hid}", timeout=5).json()
@@ -172,8 +172,8 @@ os._exit(9)  # dies between the reservation and the confirming write
 
 
 def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin):
-    from booking_service import booking as service
-    from booking_service.repository import AppointmentRepository, serial_guard
+    from booking_service.adapters.repository import AppointmentRepository, serial_guard
+    from booking_service.core import booking as service
     from shared.clock import utcnow
 
     hid, day = create_hospital(admin, 1), next_weekday(6)
@@ -313,7 +313,7 @@ def test_a_past_appointment_cannot_be_cancelled(private, admin):
     from datetime import timedelta
 
     import booking_service
-    from booking_service import booking as service
+    from booking_service.core import booking as service
     from shared.auth import Principal
     from shared.clock import utcnow
     from shared.errors import AppointmentInPast

@@ -192,7 +192,8 @@ def test_a_move_into_a_full_slot_changes_nothing_and_one_into_room_keeps_the_id(
 DIE_IN_A_MOVE = """
 import os, sys
 import booking_service
-from booking_service import booking, moves
+from booking_service.core import booking
+from booking_service.core import moves
 from shared.auth import Principal
 from shared.clock import utcnow
 from shared.config import Config

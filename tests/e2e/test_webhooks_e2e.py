@@ -22,8 +22,8 @@ from bson import ObjectId
 from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from booking_service import outbox
-from booking_service.webhooks_store import DeliveryStore, OutboxSources, WebhookStore
+from booking_service.adapters import outbox
+from booking_service.integrations.webhooks.store import DeliveryStore, OutboxSources, WebhookStore
 from tests.helpers import (
     TEST_ENV,
     Api,
@@ -440,7 +440,7 @@ def test_2_an_always_failing_receiver_is_dead_after_max_attempts(admin, patient,
 DIE_AFTER_THE_CHANGE = """
 import os, sys
 import booking_service
-from booking_service import booking
+from booking_service.core import booking
 from shared.auth import Principal
 from shared.clock import utcnow
 from shared.config import Config
@@ -548,7 +548,7 @@ def relay_db(mongo_url, mongo_db_name):
 
 
 def test_relay_queues_each_event_once_and_never_drops_one_pushed_meanwhile(relay_db):
-    from booking_service.webhooks_service import relay_document
+    from booking_service.integrations.webhooks.service import relay_document
     from shared.clock import utcnow
 
     hooks = WebhookStore(relay_db)

@@ -1,11 +1,11 @@
-"""The Lua gate (booking_service/capacity.py) against a real Redis: units taken all or none,
-per-doctor records under the hospital-day's hash tag, releases and rebuilds with units."""
+"""The Lua gate (booking_service/adapters/capacity.py) against a real Redis: units taken all or
+none, per-doctor records under the hospital-day's hash tag, releases and rebuilds with units."""
 
 from __future__ import annotations
 
 import threading
 
-from booking_service.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
+from booking_service.adapters.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
 from shared import keys
 from shared.capacity_reads import CapacityReader
 

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from booking_service.repository import (
+from booking_service.adapters.repository import (
     ACTIVE,
     CANCELLED,
     CONFIRMED,

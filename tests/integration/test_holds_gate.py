@@ -1,4 +1,4 @@
-"""Holds at the Lua gate (booking_service/capacity.py, lua/places.lua) against a real Redis.
+"""Holds at the Lua gate (adapters/capacity.py, lua/places.lua) against a real Redis.
 
 A hold takes units of a slot's capacity for a while, with a serial like an appointment's; it
 is dropped by the next script that reads its slot once past its time, never shown as held by
@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-from booking_service.capacity import (
+from booking_service.adapters.capacity import (
     FULL,
     HELD,
     NOT_READY,

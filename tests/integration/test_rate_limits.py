@@ -63,7 +63,7 @@ def test_failed_logins_per_account_are_limited(client):
 def test_a_count_is_taken_back_only_while_its_window_lasts(redis_url):
     import redis
 
-    from booking_service.limits import RedisCounters
+    from booking_service.adapters.limits import RedisCounters
 
     client = redis.Redis.from_url(redis_url)
     counters = RedisCounters(client)

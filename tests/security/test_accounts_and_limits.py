@@ -21,8 +21,8 @@ import requests
 from werkzeug.serving import make_server
 
 import booking_service
-from booking_service import accounts
-from booking_service.repository import UserRepository
+from booking_service.adapters.repository import UserRepository
+from booking_service.core import accounts
 from shared.clients import make_mongo
 from shared.config import Config
 from shared.errors import InvalidCredentials
@@ -132,7 +132,7 @@ def fresh_registration_count(redis_url):
     (and leave it at 0)."""
     import redis
 
-    from booking_service.limits import subject
+    from booking_service.adapters.limits import subject
     from shared import keys
 
     key = keys.rate_key("register-address", subject("127.0.0.1"))

@@ -134,7 +134,7 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
 
     import requests
 
-    from booking_service.schedule_client import ScheduleSource
+    from booking_service.adapters.schedule_client import ScheduleSource
     from schedule_service.seed import GOMOTI
     from shared.configurations import ConfigurationCache
     from shared.errors import HospitalNotFound, ServiceUnavailable

@@ -1,7 +1,7 @@
 """In-memory fakes of the booking service's adapters, for fast tests of the service layer.
 
-Each fake keeps the contract of the adapter it stands for (booking_service/repository.py,
-booking_service/capacity.py, shared/capacity_reads.py, booking_service/limits.py): the
+Each fake keeps the contract of the adapter it stands for (booking_service/adapters/repository.py,
+booking_service/adapters/capacity.py, shared/capacity_reads.py, adapters/limits.py): the
 unique guards of MongoDB, the all-or-nothing places of the Lua gate, the counts a reader
 sees. The real adapters are tested against real servers in tests/integration and tests/e2e.
 """
@@ -17,10 +17,9 @@ import orjson
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from booking_service.booking import Context
-from booking_service.capacity import FULL, HELD, NOT_READY, SlotRecords
-from booking_service.limits import Limiter
-from booking_service.repository import (
+from booking_service.adapters.capacity import FULL, HELD, NOT_READY, SlotRecords
+from booking_service.adapters.limits import Limiter
+from booking_service.adapters.repository import (
     ABANDONED,
     ACTIVE,
     CANCELLED,
@@ -33,9 +32,10 @@ from booking_service.repository import (
     epoch_ms,
     kept_until_ms,
 )
-from booking_service.repository import (
+from booking_service.adapters.repository import (
     HELD as LIVE_HOLD,
 )
+from booking_service.core.booking import Context
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
 from shared.config import Config
 from shared.configurations import ConfigurationCache
@@ -79,7 +79,7 @@ class FakeAppointments:
         self, oid: ObjectId, status: str, changes: dict, event: dict | None = None
     ) -> dict | None:
         """A change of one document: its version grows, and its webhook event is recorded
-        with it (booking_service/outbox.py)."""
+        with it (booking_service/adapters/outbox.py)."""
         doc = self.docs.get(oid)
         if doc is None or doc["status"] != status:
             return None

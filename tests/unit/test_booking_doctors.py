@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from booking_service import booking, reconciler
-from booking_service.repository import CANCELLED, CONFIRMED
+from booking_service.adapters.repository import CANCELLED, CONFIRMED
+from booking_service.core import booking, reconciler
 from shared.answers import counts_document
 from shared.auth import Principal
 from shared.errors import (

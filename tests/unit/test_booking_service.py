@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from booking_service import booking, reconciler
-from booking_service.idempotency import IdempotencyInProgress, fingerprint, run_once
-from booking_service.repository import ABANDONED, CANCELLED, CONFIRMED, PENDING, REJECTED
+from booking_service.adapters.repository import ABANDONED, CANCELLED, CONFIRMED, PENDING, REJECTED
+from booking_service.core import booking, reconciler
+from booking_service.core.idempotency import IdempotencyInProgress, fingerprint, run_once
 from shared.auth import Principal
 from shared.errors import (
     AppointmentInPast,

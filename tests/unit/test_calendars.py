@@ -1,7 +1,7 @@
 """iCalendar (API.md, "Integrations"): the calendars built from appointment documents
-(booking_service/calendars_ics.py, pure), the feed secrets and use cases over fakes
-(booking_service/calendars_service.py), and the HTTP layer with Flask's test client
-(booking_service/calendars.py). Every calendar is parsed back with icalendar."""
+(booking_service/integrations/calendars/ics.py, pure), the feed secrets and use cases over fakes
+(booking_service/integrations/calendars/service.py), and the HTTP layer with Flask's test client
+(booking_service/integrations/calendars/routes.py). Every calendar is parsed back with icalendar."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 
 import booking_service
-from booking_service import booking, calendars, calendars_service, moves
-from booking_service.calendars_ics import (
+from booking_service.core import booking, moves
+from booking_service.integrations.calendars import routes as calendars
+from booking_service.integrations.calendars import service as calendars_service
+from booking_service.integrations.calendars.ics import (
     ICS_CONTENT_TYPE,
     Venue,
     appointment_calendar,
     event_uid,
     feed_calendar,
 )
-from booking_service.calendars_service import (
+from booking_service.integrations.calendars.service import (
     FeedNotFound,
     is_token,
     new_token,
@@ -445,7 +447,7 @@ NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
 
 class MemoryFeeds:
-    """FeedRepository in memory (booking_service/calendars_repository.py)."""
+    """FeedRepository in memory (booking_service/integrations/calendars/store.py)."""
 
     def __init__(self):
         self.docs: dict[ObjectId, dict] = {}

@@ -26,8 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import booking_service
-from booking_service import fhir_ids, fhir_params, fhir_service
-from booking_service import fhir_resources as res
+from booking_service.integrations.fhir import ids as fhir_ids
+from booking_service.integrations.fhir import params as fhir_params
+from booking_service.integrations.fhir import resources as res
+from booking_service.integrations.fhir import service as fhir_service
 from shared.auth import issue_token
 from shared.config import Config
 from shared.errors import ValidationError
@@ -298,7 +300,7 @@ def dump(model) -> dict:
 
 
 def test_the_status_mapping_covers_every_status_an_appointment_shows():
-    from booking_service.repository import VISIBLE
+    from booking_service.adapters.repository import VISIBLE
 
     assert set(res.APPOINTMENT_STATUS) == set(VISIBLE)
     assert set(res.APPOINTMENT_STATUS.values()) <= set(res.FHIR_APPOINTMENT_STATUSES)

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from booking_service import booking, holds, moves, reconciler, waitlist
-from booking_service.repository import CANCELLED, CONFIRMED, epoch_ms
+from booking_service.adapters.repository import CANCELLED, CONFIRMED, epoch_ms
+from booking_service.core import booking, holds, moves, reconciler, waitlist
 from shared.auth import Principal
 from shared.config import Config
 from shared.errors import (

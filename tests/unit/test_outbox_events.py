@@ -1,5 +1,5 @@
 """The webhook events each change records in its own document's outbox, in the same write
-(booking_service/outbox.py), over fakes: one per change, in order, with the version after it."""
+(adapters/outbox.py), over fakes: one per change, in order, with the version after it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
-from booking_service import booking, moves, outbox, visits, waitlist
+from booking_service.adapters import outbox
+from booking_service.core import booking, moves, visits, waitlist
 from shared.errors import SlotFull
 from tests.unit.test_holds_moves_waitlist import (
     NOW,

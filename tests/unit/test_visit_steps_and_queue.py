@@ -1,4 +1,4 @@
-"""The day of the visit over fakes (booking_service/visits.py): transitions and who may make
+"""The day of the visit over fakes (booking_service/core/visits.py): transitions and who may make
 them, the public queue, the position and its estimated call time, the live announcements."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from booking_service import booking, visits
+from booking_service.core import booking, visits
 from shared.auth import Principal
 from shared.errors import (
     AppointmentNotFound,

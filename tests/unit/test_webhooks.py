@@ -20,9 +20,11 @@ from bson import ObjectId
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import booking_service
-from booking_service import outbox, webhooks_service, webhooks_transport
-from booking_service.webhooks import EXTENSION
-from booking_service.webhooks_service import (
+from booking_service.adapters import outbox
+from booking_service.integrations.webhooks import service as webhooks_service
+from booking_service.integrations.webhooks import transport as webhooks_transport
+from booking_service.integrations.webhooks.routes import EXTENSION
+from booking_service.integrations.webhooks.service import (
     HttpSender,
     Webhooks,
     backoff_seconds,
@@ -32,8 +34,8 @@ from booking_service.webhooks_service import (
     secret_of,
     signed_headers,
 )
-from booking_service.webhooks_store import DEAD, DELIVERED, PENDING
-from booking_service.webhooks_transport import (
+from booking_service.integrations.webhooks.store import DEAD, DELIVERED, PENDING
+from booking_service.integrations.webhooks.transport import (
     UrlRefused,
     check_destination,
     check_url,

@@ -20,10 +20,9 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from booking_service.adapters.outbox import with_event
 from shared.ids import is_appointment_id, phone_digits
 from shared.slots import iso_utc
-
-from .outbox import with_event
 
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
@@ -75,7 +74,7 @@ def ensure_indexes(db: Database) -> None:
     db.appointments.create_index([("booked_by", ASCENDING), ("created_at", DESCENDING)])
     db.appointments.create_index([("status", ASCENDING), ("updated_ms", ASCENDING)])
     db.appointments.create_index([("moving.hospital_id", ASCENDING), ("moving.date", ASCENDING)])
-    # Documents whose outbox holds webhook events not relayed yet (booking_service/outbox.py).
+    # Documents whose outbox holds webhook events not relayed yet (adapters/outbox.py).
     db.appointments.create_index("outbox_pending")
     db.waitlist.create_index("outbox_pending")
     db.holds.create_index([("state", ASCENDING), ("expires_ms", ASCENDING)])

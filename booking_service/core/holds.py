@@ -26,6 +26,12 @@ import redis
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
+from booking_service.adapters.capacity import FULL, HELD, NOT_READY, hold_field
+from booking_service.adapters.repository import EXPIRED, RELEASED, USED, epoch_ms, to_object_id
+from booking_service.adapters.repository import HELD as LIVE_HOLD
+from booking_service.core import (
+    booking,  # (which books with holds: a module import, used at call time)
+)
 from shared.auth import Principal
 from shared.errors import (
     HoldExpired,
@@ -38,11 +44,6 @@ from shared.errors import (
     TooManyHolds,
 )
 from shared.slots import iso_utc, parse_date
-
-from . import booking  # (which books with holds: a module import, used at call time)
-from .capacity import FULL, HELD, NOT_READY, hold_field
-from .repository import EXPIRED, RELEASED, USED, epoch_ms, to_object_id
-from .repository import HELD as LIVE_HOLD
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,9 @@ def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict
     waitlist (a waitlist offer's place passes straight to the next entry that fits, when
     one does); the ended record, None when it had ended already."""
     if doc.get("waitlist_id") and doc["state"] == LIVE_HOLD:
-        from .waitlist import pass_offer  # (the waitlist makes holds: imported when used)
+        from booking_service.core.waitlist import (
+            pass_offer,  # (the waitlist makes holds: imported when used)
+        )
 
         passed = pass_offer(ctx, doc, state, now)
         if passed is not None:
@@ -235,7 +238,9 @@ def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict
         return None
     give_back(ctx, ended)
     _forget_quota(ctx, ended["user_id"], str(ended["_id"]))
-    from .waitlist import hold_ended  # (the waitlist makes holds: imported when used)
+    from booking_service.core.waitlist import (
+        hold_ended,  # (the waitlist makes holds: imported when used)
+    )
 
     hold_ended(ctx, ended, now)
     return ended

@@ -16,12 +16,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 from fhir.resources.capabilitystatement import CapabilityStatement
 
-from shared.errors import ValidationError
-from shared.ids import ascii_uint, is_appointment_id
-from shared.slots import parse_date
-
-from . import fhir_ids
-from .fhir_resources import (
+from booking_service.integrations.fhir import ids as fhir_ids
+from booking_service.integrations.fhir.resources import (
     ERROR_SYSTEM,
     FHIR_APPOINTMENT_STATUSES,
     FHIR_VERSION,
@@ -33,6 +29,9 @@ from .fhir_resources import (
     STATUS_EXTENSION,
     TYPE_SYSTEM,
 )
+from shared.errors import ValidationError
+from shared.ids import ascii_uint, is_appointment_id
+from shared.slots import parse_date
 
 # Results: `_count` (page size) and the page positions of `next` links.
 SLOT_COUNT = (100, 500)  # (default, maximum)

@@ -9,17 +9,8 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
-from shared.answers import about, counts_document
-from shared.auth import current_principal, require_auth
-from shared.clock import utcnow
-from shared.errors import InvalidDate
-from shared.request_parsing import READ_QUERY_DOC, read_query
-from shared.slots import parse_date
-from shared.web import SlotbookBlueprint, json_answer, no_store
-
-from . import accounts, booking, holds, moves, visits, waitlist
-from .repository import public
-from .schemas import (
+from booking_service.adapters.repository import public
+from booking_service.api.schemas import (
     AppointmentCreateSchema,
     AppointmentListArgsSchema,
     AppointmentListSchema,
@@ -43,6 +34,14 @@ from .schemas import (
     WaitlistListArgsSchema,
     WaitlistListSchema,
 )
+from booking_service.core import accounts, booking, holds, moves, visits, waitlist
+from shared.answers import about, counts_document
+from shared.auth import current_principal, require_auth
+from shared.clock import utcnow
+from shared.errors import InvalidDate
+from shared.request_parsing import READ_QUERY_DOC, read_query
+from shared.slots import parse_date
+from shared.web import SlotbookBlueprint, json_answer, no_store
 
 # Request schemas are given to `arguments` as instances: given a class, webargs builds a new
 # schema (fields and nested schemas deep-copied) on every request.

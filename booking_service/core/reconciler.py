@@ -24,13 +24,18 @@ from datetime import timedelta
 import redis
 from pymongo.errors import PyMongoError
 
+from booking_service.adapters.repository import epoch_ms
+from booking_service.core import holds, moves, waitlist
+from booking_service.core.booking import (
+    Context,
+    _release,
+    abandon_stale,
+    current_configuration,
+    rebuild_day,
+)
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date
-
-from . import holds, moves, waitlist
-from .booking import Context, _release, abandon_stale, current_configuration, rebuild_day
-from .repository import epoch_ms
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "cap:reconciler:lock"

@@ -218,7 +218,7 @@ class DeliveryStore:
 
 
 class OutboxSources:
-    """The documents whose outbox holds events not relayed yet (booking_service/outbox.py):
+    """The documents whose outbox holds events not relayed yet (booking_service/adapters/outbox.py):
     appointments (each change `$inc`s their `version`) and waitlist entries (no version)."""
 
     KINDS = ("appointment", "waitlist")

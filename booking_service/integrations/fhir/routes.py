@@ -21,15 +21,16 @@ from urllib.parse import urlencode
 import orjson
 from flask import Blueprint, Response, current_app, request
 
+from booking_service.core import booking
+from booking_service.integrations.fhir import ids as fhir_ids
+from booking_service.integrations.fhir import params
+from booking_service.integrations.fhir import resources as res
+from booking_service.integrations.fhir import service as fhir_service
 from shared import jsonbody
 from shared.auth import current_principal
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.errors import ValidationError as RequestInvalid
-
-from . import booking, fhir_ids, fhir_service
-from . import fhir_params as params
-from . import fhir_resources as res
 
 CONTENT_TYPE = f"{res.MEDIA_TYPE}; charset=utf-8"
 PREFIX = "/fhir"

@@ -1,4 +1,4 @@
-"""The `feeds` collection: revocable calendar feed URLs (booking_service/calendars_service.py).
+"""The `feeds` collection: revocable calendar feed URLs (calendars/service.py).
 
 A feed's secret is never stored: only its SHA-256 (hex), and not even that once revoked.
 Documents: `_id` (ObjectId: the feed id's canonical form is its 24 lowercase hex digits),

@@ -19,15 +19,19 @@ from datetime import date, datetime, timedelta
 
 from bson import ObjectId
 
+from booking_service.adapters.repository import epoch_ms
+from booking_service.core import booking
+from booking_service.integrations.calendars.ics import (
+    UID_DOMAIN,
+    Venue,
+    appointment_calendar,
+    feed_calendar,
+)
 from shared.auth import Principal
 from shared.configurations import Configuration
 from shared.errors import DomainError, HospitalNotFound
 from shared.ids import is_appointment_id
 from shared.slots import LATEST_DATE, iso_utc
-
-from . import booking
-from .calendars_ics import UID_DOMAIN, Venue, appointment_calendar, feed_calendar
-from .repository import epoch_ms
 
 TOKEN_BYTES = 32
 # What secrets.token_urlsafe(32) gives: 43 characters of the URL-safe base64 alphabet.

@@ -16,17 +16,16 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from werkzeug.routing import BaseConverter
 
+from booking_service.adapters import outbox
+from booking_service.integrations.webhooks import service
+from booking_service.integrations.webhooks.store import STATES
+from booking_service.integrations.webhooks.transport import MAX_URL_LENGTH, UrlRefused, check_url
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
 from shared.ids import APPOINTMENT_ID_PATTERN, IdNotFound
 from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
-
-from . import outbox
-from . import webhooks_service as service
-from .webhooks_store import STATES
-from .webhooks_transport import MAX_URL_LENGTH, UrlRefused, check_url
 
 EXTENSION = "booking.webhooks"
 WORKER_EXTENSION = "booking.webhooks_worker"

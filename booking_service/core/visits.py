@@ -27,6 +27,18 @@ from datetime import date, datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
+from booking_service.adapters import outbox
+from booking_service.adapters.repository import (
+    CHECKED_IN,
+    COMPLETED,
+    CONFIRMED,
+    IN_CONSULTATION,
+    NO_SHOW,
+    PLACED,
+    epoch_ms,
+    public,
+)
+from booking_service.core.booking import Context, find_visible
 from shared.auth import Principal
 from shared.configurations import Configuration
 from shared.errors import (
@@ -37,19 +49,6 @@ from shared.errors import (
     ServiceUnavailable,
 )
 from shared.slots import Schedule, iso_utc, minutes, parse_date
-
-from . import outbox
-from .booking import Context, find_visible
-from .repository import (
-    CHECKED_IN,
-    COMPLETED,
-    CONFIRMED,
-    IN_CONSULTATION,
-    NO_SHOW,
-    PLACED,
-    epoch_ms,
-    public,
-)
 
 MIN_OBSERVED = 3
 WAITING = (CONFIRMED, CHECKED_IN)

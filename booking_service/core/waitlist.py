@@ -20,6 +20,22 @@ import redis
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from booking_service.adapters import outbox
+from booking_service.adapters.capacity import HELD as PASSED
+from booking_service.adapters.capacity import hold_field
+from booking_service.adapters.repository import (
+    ACCEPTED,
+    EXPIRED,
+    OFFERED,
+    OFFERING,
+    WAITING,
+    WITHDRAWN,
+    dup_guard,
+    epoch_ms,
+    to_object_id,
+)
+from booking_service.adapters.repository import HELD as LIVE_HOLD
+from booking_service.core import booking, holds
 from shared.auth import Principal
 from shared.errors import (
     DomainError,
@@ -35,22 +51,6 @@ from shared.errors import (
     WaitlistEntryNotFound,
 )
 from shared.slots import BEYOND_WINDOW, PAST, iso_utc, parse_date
-
-from . import booking, holds, outbox
-from .capacity import HELD as PASSED
-from .capacity import hold_field
-from .repository import (
-    ACCEPTED,
-    EXPIRED,
-    OFFERED,
-    OFFERING,
-    WAITING,
-    WITHDRAWN,
-    dup_guard,
-    epoch_ms,
-    to_object_id,
-)
-from .repository import HELD as LIVE_HOLD
 
 log = logging.getLogger(__name__)
 

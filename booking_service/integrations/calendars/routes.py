@@ -1,7 +1,7 @@
 """iCalendar (RFC 5545), API.md "Integrations": the HTTP layer.
 
 - `GET /api/appointments/{id}/calendar.ics` (its owner, staff, admin; anyone else 404): one
-  VCALENDAR with the appointment's VEVENT (booking_service/calendars_ics.py says what it holds
+  VCALENDAR with the appointment's VEVENT (calendars/ics.py says what it holds
   and why).
 - Admin: `POST /api/feeds {"hospital_id", "practitioner_id"?}` -> `201 {"feed_id", "url", ...}`,
   `GET /api/feeds` (live feeds, no secrets), `GET` / `DELETE /api/feeds/{feed_id}` (revoke:
@@ -28,17 +28,16 @@ from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
+from booking_service.core.booking import Context
+from booking_service.integrations.calendars import service
+from booking_service.integrations.calendars.ics import ICS_CONTENT_TYPE
+from booking_service.integrations.calendars.store import FeedRepository
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
 from shared.ids import APPOINTMENT_ID_PATTERN, AppointmentIdConverter, Identifier
 from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
-
-from . import calendars_service as service
-from .booking import Context
-from .calendars_ics import ICS_CONTENT_TYPE
-from .calendars_repository import FeedRepository
 
 # The public origin (and path prefix, if any) feed URLs are made absolute with, e.g.
 # `https://api.example.org`; empty: URLs relative to the gateway. (A setting of this module

@@ -16,6 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from bson import ObjectId
 from marshmallow import ValidationError as SchemaError
 
+from booking_service.adapters.repository import VISIBLE, public
+from booking_service.api.schemas import AppointmentCreateSchema
+from booking_service.core import booking
+from booking_service.integrations.fhir import ids as fhir_ids
+from booking_service.integrations.fhir import resources as res
+from booking_service.integrations.fhir.params import DateParam
 from shared.auth import Principal
 from shared.configurations import Configuration
 from shared.errors import (
@@ -29,12 +35,6 @@ from shared.errors import (
 from shared.ids import is_appointment_id
 from shared.slots import Day, minutes
 from shared.slots import Schedule as Planned
-
-from . import booking, fhir_ids
-from . import fhir_resources as res
-from .fhir_params import DateParam
-from .repository import VISIBLE, public
-from .schemas import AppointmentCreateSchema
 
 # Dates whose counts one read asks for (one Redis round trip each).
 DAYS_PER_READ = 31

@@ -1,7 +1,7 @@
 """Webhooks: subscriptions, the relay from the outboxes, and the deliveries (no Flask here).
 
 Every change a webhook reports is written with its event, in one single-document update
-(booking_service/outbox.py). From there, at least once:
+(booking_service/adapters/outbox.py). From there, at least once:
 
 1. **Relay** (`relay`): documents marked `outbox_pending` are read; each event is queued for
    every active webhook subscribed to its type that existed when it happened, as the delivery
@@ -50,14 +50,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from standardwebhooks.webhooks import Webhook
 
-from shared.auth import Principal
-from shared.clock import utcnow
-from shared.config import Config
-from shared.errors import DomainError, ValidationError
-from shared.slots import iso_utc_ms
-
-from .repository import epoch_ms
-from .webhooks_store import (
+from booking_service.adapters.repository import epoch_ms
+from booking_service.integrations.webhooks.store import (
     DEAD,
     DELIVERED,
     PENDING,
@@ -66,7 +60,17 @@ from .webhooks_store import (
     WebhookStore,
     ensure_indexes,
 )
-from .webhooks_transport import UrlRefused, check_destination, describe_failure, new_session
+from booking_service.integrations.webhooks.transport import (
+    UrlRefused,
+    check_destination,
+    describe_failure,
+    new_session,
+)
+from shared.auth import Principal
+from shared.clock import utcnow
+from shared.config import Config
+from shared.errors import DomainError, ValidationError
+from shared.slots import iso_utc_ms
 
 log = logging.getLogger(__name__)
 

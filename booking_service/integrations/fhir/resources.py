@@ -28,11 +28,10 @@ from fhir.resources.schedule import Schedule
 from fhir.resources.slot import Slot
 from pydantic import ValidationError as PydanticError
 
+from booking_service.integrations.fhir import ids as fhir_ids
 from shared.errors import ValidationError
 from shared.slots import Practitioner as Doctor
 from shared.slots import Schedule as Planned
-
-from . import fhir_ids
 
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json"

@@ -4,8 +4,8 @@ Every change a webhook can be told about is one conditional single-document upda
 confirm, a cancel, a move, a visit step, a waitlist offer). The event is pushed into that same
 document's `outbox` list by that same update, so it exists exactly when the change does: no
 process can die between the two. `outbox_pending` (1) marks documents whose outbox holds
-events not yet relayed; the relay (booking_service/webhooks_service.py) copies each event, once, by
-its id, into the delivery queue, then takes it out of the document.
+events not yet relayed; the relay (integrations/webhooks/) copies each event, once, by its
+id, into the delivery queue, then takes it out of the document.
 
 An event is stored as its JSON text (`$push` of a string: the MongoDB wire server of `make
 run` keeps pushed strings exactly, and so does MongoDB). Its shape is the Standard Webhooks
@@ -67,7 +67,9 @@ def events_of(doc: dict) -> list[dict]:
 def appointment_data(doc: dict, **changes) -> dict:
     """What an appointment event says: the appointment after the change (as the API shows it,
     patient included: a clinic's SMS gateway needs the phone) and its version."""
-    from .repository import public  # (the repository writes events: imported when used)
+    from booking_service.adapters.repository import (
+        public,  # (the repository writes events: imported when used)
+    )
 
     after = {**doc, **changes}
     data = public(after)

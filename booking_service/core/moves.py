@@ -24,6 +24,17 @@ from datetime import datetime
 import redis
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from booking_service.adapters import outbox
+from booking_service.adapters.capacity import FULL, HELD
+from booking_service.adapters.repository import (
+    CONFIRMED,
+    dup_guard,
+    epoch_ms,
+    has_started,
+    public,
+    serial_guard,
+)
+from booking_service.core import booking, holds
 from shared.auth import Principal
 from shared.errors import (
     AppointmentInPast,
@@ -36,10 +47,6 @@ from shared.errors import (
     SlotFull,
 )
 from shared.slots import iso_utc, parse_date
-
-from . import booking, holds, outbox
-from .capacity import FULL, HELD
-from .repository import CONFIRMED, dup_guard, epoch_ms, has_started, public, serial_guard
 
 log = logging.getLogger(__name__)
 

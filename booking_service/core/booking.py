@@ -23,6 +23,32 @@ import redis
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from booking_service.adapters import outbox
+from booking_service.adapters.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
+from booking_service.adapters.limits import Limiter
+from booking_service.adapters.repository import (
+    ABANDONED,
+    ACTIVE,
+    CANCELLED,
+    CONFIRMED,
+    PENDING,
+    PLACED,
+    REJECTED,
+    VISIBLE,
+    AppointmentRepository,
+    HoldRepository,
+    IdempotencyRepository,
+    UserRepository,
+    WaitlistRepository,
+    dup_guard,
+    epoch_ms,
+    has_started,
+    kept_until_ms,
+    public,
+    serial_guard,
+    to_object_id,
+)
+from booking_service.core import holds
 from shared import metrics
 from shared.answers import CountedDays
 from shared.auth import Principal
@@ -57,32 +83,6 @@ from shared.slots import (
     Schedule,
     iso_utc,
     parse_date,
-)
-
-from . import holds, outbox
-from .capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
-from .limits import Limiter
-from .repository import (
-    ABANDONED,
-    ACTIVE,
-    CANCELLED,
-    CONFIRMED,
-    PENDING,
-    PLACED,
-    REJECTED,
-    VISIBLE,
-    AppointmentRepository,
-    HoldRepository,
-    IdempotencyRepository,
-    UserRepository,
-    WaitlistRepository,
-    dup_guard,
-    epoch_ms,
-    has_started,
-    kept_until_ms,
-    public,
-    serial_guard,
-    to_object_id,
 )
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,9 @@ def book_once(
     a patient's attempt counted against the booking limit, an `Idempotency-Key`'s answer
     replayed (a replay is no new attempt, and is answered even past the limit), and the
     bookings metric. (status, answer, replayed)."""
-    from .idempotency import run_once  # (it stores answers of this module's bookings)
+    from booking_service.core.idempotency import (
+        run_once,  # (it stores answers of this module's bookings)
+    )
 
     def attempt() -> dict:
         if not who.at_desk:
@@ -575,7 +577,9 @@ def place_freed(
 ) -> None:
     """A place of the day came back: offer it to the day's waitlist (best effort: the
     reconciler offers what is left)."""
-    from .waitlist import offer_places  # (the waitlist books through this module)
+    from booking_service.core.waitlist import (
+        offer_places,  # (the waitlist books through this module)
+    )
 
     try:
         offer_places(ctx, hospital_id, practitioner_id, day, now)

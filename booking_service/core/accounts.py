@@ -8,11 +8,10 @@ from functools import lru_cache
 import bcrypt
 from bson import ObjectId
 
+from booking_service.adapters.repository import UserRepository
 from shared.auth import issue_token
 from shared.config import Config
 from shared.errors import EmailTaken, InvalidCredentials, ValidationError
-
-from .repository import UserRepository
 
 # bcrypt reads at most 72 bytes of a password (and bcrypt 5 refuses more).
 MAX_PASSWORD_BYTES = 72

@@ -41,9 +41,8 @@ from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone, vDuration, vText
 
+from booking_service.adapters.repository import CANCELLED
 from shared.slots import Schedule, compile_schedule
-
-from .repository import CANCELLED
 
 PRODID = "-//slotbook//appointments//EN"
 UID_DOMAIN = "slotbook"

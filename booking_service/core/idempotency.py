@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
+from booking_service.adapters.repository import IdempotencyRepository
 from shared.errors import (
     DomainError,
     IdempotencyKeyReused,
@@ -18,8 +19,6 @@ from shared.errors import (
     error_body,
 )
 from shared.ids import is_idempotency_key
-
-from .repository import IdempotencyRepository
 
 MAX_KEY_LENGTH = 255
 STALE_AFTER = timedelta(seconds=60)

@@ -1,0 +1,1 @@
+"""The HTTP layer: blueprints and schemas (no business rules)."""

@@ -1,0 +1,1 @@
+"""The service layer (no Flask): places, booking, holds, moves, waitlist, visits, accounts."""

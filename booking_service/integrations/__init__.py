@@ -1,0 +1,1 @@
+"""FHIR R4, calendars and webhooks, built on the core's public functions."""
