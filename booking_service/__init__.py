@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking_service.adapters.repository import ensure_indexes
 from booking_service.bootstrap import bootstrap
-from booking_service.core.booking import Context
+from booking_service.core.context import Context
 from booking_service.core.reconciler import Reconciler
 from shared.config import Config
 from shared.web import connect, create_base_app

@@ -19,7 +19,7 @@ from booking_service.adapters.repository import (
     WaitlistRepository,
 )
 from booking_service.adapters.schedule_client import ScheduleSource
-from booking_service.core.booking import Context
+from booking_service.core.context import Context
 from shared.capacity_reads import CapacityReader
 from shared.config import Config
 from shared.configurations import ConfigurationCache

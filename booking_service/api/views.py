@@ -35,6 +35,7 @@ from booking_service.api.schemas import (
     WaitlistListSchema,
 )
 from booking_service.core import accounts, booking, holds, moves, visits, waitlist
+from booking_service.core.context import Context
 from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
@@ -88,7 +89,7 @@ def _no_store(response):
     return no_store(response)
 
 
-def _ctx() -> booking.Context:
+def _ctx() -> Context:
     return current_app.extensions["booking.ctx"]
 
 

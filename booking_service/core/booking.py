@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import redis
@@ -24,8 +23,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from booking_service.adapters import outbox
-from booking_service.adapters.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
-from booking_service.adapters.limits import Limiter
+from booking_service.adapters.capacity import FULL, HELD, NOT_READY, SlotRecords
 from booking_service.adapters.repository import (
     ABANDONED,
     ACTIVE,
@@ -35,11 +33,6 @@ from booking_service.adapters.repository import (
     PLACED,
     REJECTED,
     VISIBLE,
-    AppointmentRepository,
-    HoldRepository,
-    IdempotencyRepository,
-    UserRepository,
-    WaitlistRepository,
     dup_guard,
     epoch_ms,
     has_started,
@@ -49,13 +42,13 @@ from booking_service.adapters.repository import (
     to_object_id,
 )
 from booking_service.core import holds
+from booking_service.core.context import Context
 from shared import metrics
 from shared.answers import CountedDays
 from shared.auth import Principal
-from shared.capacity_reads import CapacityReader, Snapshot, held
+from shared.capacity_reads import Snapshot, held
 from shared.clock import utcnow
-from shared.config import Config
-from shared.configurations import Configuration, ConfigurationCache
+from shared.configurations import Configuration
 from shared.errors import (
     AppointmentInPast,
     AppointmentNotFound,
@@ -73,7 +66,6 @@ from shared.errors import (
     SlotInPast,
     SlotNotFound,
 )
-from shared.events import LiveEvents
 from shared.slots import (
     BEYOND_WINDOW,
     CLOSED,
@@ -86,23 +78,6 @@ from shared.slots import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Context:
-    """What the booking service layer works with, built once per process (bootstrap.py)."""
-
-    config: Config
-    appointments: AppointmentRepository
-    capacity: CapacityRecords
-    reader: CapacityReader
-    configurations: ConfigurationCache
-    users: UserRepository
-    idempotency: IdempotencyRepository
-    limiter: Limiter
-    events: LiveEvents
-    holds: HoldRepository
-    waitlist: WaitlistRepository
 
 
 def _snapshot(

@@ -32,6 +32,7 @@ from booking_service.adapters.repository import HELD as LIVE_HOLD
 from booking_service.core import (
     booking,  # (which books with holds: a module import, used at call time)
 )
+from booking_service.core.context import Context
 from shared.auth import Principal
 from shared.errors import (
     HoldExpired,
@@ -77,7 +78,7 @@ def public_hold(doc: dict) -> dict:
 
 
 def place_hold(
-    ctx: booking.Context,
+    ctx: Context,
     user_id: str,
     body: dict,
     now: datetime,
@@ -170,22 +171,20 @@ def place_hold(
     return doc
 
 
-def hold(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dict:
+def hold(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     """POST /api/holds: a place held for the caller."""
     limit = ctx.config.desk_hold_limit if who.at_desk else ctx.config.hold_limit
     return public_hold(place_hold(ctx, who.user_id, body, now, limit=limit))
 
 
-def find_hold(ctx: booking.Context, who: Principal, hold_id: str) -> dict:
+def find_hold(ctx: Context, who: Principal, hold_id: str) -> dict:
     """A hold the caller may see (its own; staff and admin: any); 404 otherwise."""
     return booking.find_owned(
         ctx.holds, who, hold_id, "user_id", HoldNotFound(f"No hold {hold_id!r}")
     )
 
 
-def usable_hold(
-    ctx: booking.Context, who: Principal, hold_id: str, target: dict, now: datetime
-) -> dict:
+def usable_hold(ctx: Context, who: Principal, hold_id: str, target: dict, now: datetime) -> dict:
     """The live hold a booking or a move takes its place from: the caller's (a desk may use
     any), for exactly the place `target` names; 410 hold_expired when it is gone or unknown,
     409 hold_mismatch when it is for another place."""
@@ -213,7 +212,7 @@ def usable_hold(
     return doc
 
 
-def release(ctx: booking.Context, who: Principal, hold_id: str, now: datetime) -> None:
+def release(ctx: Context, who: Principal, hold_id: str, now: datetime) -> None:
     """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
     doc = find_hold(ctx, who, hold_id)
     if doc["state"] == USED:
@@ -221,7 +220,7 @@ def release(ctx: booking.Context, who: Principal, hold_id: str, now: datetime) -
     end_hold(ctx, doc, RELEASED, now)
 
 
-def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict | None:
+def end_hold(ctx: Context, doc: dict, state: str, now: datetime) -> dict | None:
     """End a live hold (`released` or `expired`), free its place and offer it to the
     waitlist (a waitlist offer's place passes straight to the next entry that fits, when
     one does); the ended record, None when it had ended already."""
@@ -246,7 +245,7 @@ def end_hold(ctx: booking.Context, doc: dict, state: str, now: datetime) -> dict
     return ended
 
 
-def expire_holds(ctx: booking.Context, now: datetime) -> int:
+def expire_holds(ctx: Context, now: datetime) -> int:
     """Holds past their time still recorded live: end them, free their places (the gate has
     usually dropped them already) and pass their places on; returns how many."""
     return sum(
@@ -254,7 +253,7 @@ def expire_holds(ctx: booking.Context, now: datetime) -> int:
     )
 
 
-def use_hold(ctx: booking.Context, doc: dict, appointment_id: str, now: datetime) -> None:
+def use_hold(ctx: Context, doc: dict, appointment_id: str, now: datetime) -> None:
     """A booking took the hold's place: the hold is used (best effort: a hold left `held`
     in MongoDB is skipped by rebuilds, its appointment naming it, and ends at its time)."""
     try:
@@ -264,7 +263,7 @@ def use_hold(ctx: booking.Context, doc: dict, appointment_id: str, now: datetime
     _forget_quota(ctx, doc["user_id"], str(doc["_id"]))
 
 
-def give_back(ctx: booking.Context, doc: dict) -> None:
+def give_back(ctx: Context, doc: dict) -> None:
     try:
         ctx.capacity.release(
             doc["hospital_id"], doc["date"], doc["slot_start"], doc["field"],
@@ -274,7 +273,7 @@ def give_back(ctx: booking.Context, doc: dict) -> None:
         log.warning("release of hold %s failed; it expires by itself", doc["_id"])
 
 
-def _forget_quota(ctx: booking.Context, user_id: str, hold_id: str) -> None:
+def _forget_quota(ctx: Context, user_id: str, hold_id: str) -> None:
     """The hold no longer counts against its user (a no-op for a hold never counted: a
     waitlist offer's)."""
     try:

@@ -35,6 +35,7 @@ from booking_service.adapters.repository import (
     serial_guard,
 )
 from booking_service.core import booking, holds
+from booking_service.core.context import Context
 from shared.auth import Principal
 from shared.errors import (
     AppointmentInPast,
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 def reschedule(
-    ctx: booking.Context, who: Principal, appointment_id: str, body: dict, now: datetime
+    ctx: Context, who: Principal, appointment_id: str, body: dict, now: datetime
 ) -> dict:
     """POST /api/appointments/{id}/reschedule: the same appointment in a new place."""
     doc = booking.find_visible(ctx, who, appointment_id)
@@ -207,7 +208,7 @@ def _place(where: dict) -> dict:
     }
 
 
-def finish_release(ctx: booking.Context, doc: dict) -> bool:
+def finish_release(ctx: Context, doc: dict) -> bool:
     """Give back the old place of a committed move, then forget it; True when done."""
     pending = doc["release_pending"]
     if not booking._release(ctx, {"_id": doc["_id"], **_place(pending)}):
@@ -216,7 +217,7 @@ def finish_release(ctx: booking.Context, doc: dict) -> bool:
     return True
 
 
-def repair(ctx: booking.Context, now: datetime) -> tuple[int, int]:
+def repair(ctx: Context, now: datetime) -> tuple[int, int]:
     """The reconciler's part: moves whose process died before committing are forgotten and
     their target places given back; committed moves whose old place is still held get it
     freed. Returns (moves undone, old places freed)."""

@@ -27,12 +27,12 @@ from pymongo.errors import PyMongoError
 from booking_service.adapters.repository import epoch_ms
 from booking_service.core import holds, moves, waitlist
 from booking_service.core.booking import (
-    Context,
     _release,
     abandon_stale,
     current_configuration,
     rebuild_day,
 )
+from booking_service.core.context import Context
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date

@@ -38,7 +38,8 @@ from booking_service.adapters.repository import (
     epoch_ms,
     public,
 )
-from booking_service.core.booking import Context, find_visible
+from booking_service.core.booking import find_visible
+from booking_service.core.context import Context
 from shared.auth import Principal
 from shared.configurations import Configuration
 from shared.errors import (

@@ -36,6 +36,7 @@ from booking_service.adapters.repository import (
 )
 from booking_service.adapters.repository import HELD as LIVE_HOLD
 from booking_service.core import booking, holds
+from booking_service.core.context import Context
 from shared.auth import Principal
 from shared.errors import (
     DomainError,
@@ -86,7 +87,7 @@ def _instant(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def join(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dict:
+def join(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
     """POST /api/waitlist: wait for a place of a day (of one slot, when `slot` is given)."""
     hospital_id, day_text = body["hospital_id"], body["date"]
     practitioner_id, slot_start = body.get("practitioner_id"), body.get("slot")
@@ -133,7 +134,7 @@ def join(ctx: booking.Context, who: Principal, body: dict, now: datetime) -> dic
     return answer(ctx, ctx.waitlist.get(oid) or doc)
 
 
-def answer(ctx: booking.Context, doc: dict) -> dict:
+def answer(ctx: Context, doc: dict) -> dict:
     """An entry with its position among the waiting (1: the next offered)."""
     if doc["status"] != WAITING:
         return public_entry(doc)
@@ -143,13 +144,13 @@ def answer(ctx: booking.Context, doc: dict) -> dict:
     return public_entry(doc, position)
 
 
-def find_entry(ctx: booking.Context, who: Principal, waitlist_id: str) -> dict:
+def find_entry(ctx: Context, who: Principal, waitlist_id: str) -> dict:
     """An entry the caller may see (its own; staff and admin: any); 404 otherwise."""
     missing = WaitlistEntryNotFound(f"No waitlist entry {waitlist_id!r}")
     return booking.find_owned(ctx.waitlist, who, waitlist_id, "user_id", missing)
 
 
-def list_entries(ctx: booking.Context, who: Principal, query: dict) -> dict:
+def list_entries(ctx: Context, who: Principal, query: dict) -> dict:
     """GET /api/waitlist: the caller's entries (staff and admin: all, filtered)."""
     filters: dict = {}
     if who.at_desk:
@@ -170,7 +171,7 @@ def list_entries(ctx: booking.Context, who: Principal, query: dict) -> dict:
     }
 
 
-def leave(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
+def leave(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
     """DELETE /api/waitlist/{id}: stop waiting; an offer held is given back (and passed on).
     Idempotent."""
     doc = find_entry(ctx, who, waitlist_id)
@@ -186,7 +187,7 @@ def leave(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime)
     raise InvalidTransition(f"The entry is {current['status']}; it cannot be withdrawn now")
 
 
-def accept(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
+def accept(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
     """POST /api/waitlist/{id}/accept: book the offered place (201: the appointment)."""
     doc = find_entry(ctx, who, waitlist_id)
     if doc["status"] != OFFERED:
@@ -215,7 +216,7 @@ def accept(ctx: booking.Context, who: Principal, waitlist_id: str, now: datetime
 
 
 def offer_places(
-    ctx: booking.Context, hospital_id: str, practitioner_id: str | None, day: str, now: datetime
+    ctx: Context, hospital_id: str, practitioner_id: str | None, day: str, now: datetime
 ) -> int:
     """Offer the day's free places to its waiting entries, first come first served, each to
     the first entry it fits; returns the offers made."""
@@ -249,7 +250,7 @@ def offer_places(
     return offers
 
 
-def _offer(ctx: booking.Context, entry: dict, slots: list[str], now: datetime) -> str | None:
+def _offer(ctx: Context, entry: dict, slots: list[str], now: datetime) -> str | None:
     """Claim the entry and hold a place of one of `slots` for it; the slot offered, None when
     no place was left (the entry waits on) or another process claimed it."""
     claimed = ctx.waitlist.move(entry["_id"], WAITING, OFFERING, {"claimed_ms": epoch_ms(now)})
@@ -277,7 +278,7 @@ def _offer(ctx: booking.Context, entry: dict, slots: list[str], now: datetime) -
     return None
 
 
-def _offered(ctx: booking.Context, entry: dict, hold: dict, now: datetime) -> bool:
+def _offered(ctx: Context, entry: dict, hold: dict, now: datetime) -> bool:
     """A claimed entry's place is held (`hold`): the entry is `offered`, with its webhook
     event. False when it was withdrawn meanwhile: the place goes on to the next entry."""
     offer = {
@@ -295,7 +296,7 @@ def _offered(ctx: booking.Context, entry: dict, hold: dict, now: datetime) -> bo
     return True
 
 
-def pass_offer(ctx: booking.Context, hold: dict, state: str, now: datetime) -> dict | None:
+def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | None:
     """An offer's hold ends (`expired`, or `released`: declined): its place goes straight to
     the first waiting entry it fits (lua/pass_hold.lua), with its serial, so no booking can
     take it in between. The ended hold, or None when it was not passed (no entry fits, the
@@ -364,7 +365,7 @@ def pass_offer(ctx: booking.Context, hold: dict, state: str, now: datetime) -> d
     return None
 
 
-def _offer_over(ctx: booking.Context, hold: dict, now: datetime) -> None:
+def _offer_over(ctx: Context, hold: dict, now: datetime) -> None:
     """The entry an ended offer hold was for: `expired` when it ran out, `withdrawn` when
     its owner gave it back."""
     ended = EXPIRED if hold["state"] == EXPIRED else WITHDRAWN
@@ -377,7 +378,7 @@ def _offer_over(ctx: booking.Context, hold: dict, now: datetime) -> None:
     )
 
 
-def hold_ended(ctx: booking.Context, hold: dict, now: datetime) -> None:
+def hold_ended(ctx: Context, hold: dict, now: datetime) -> None:
     """A hold was given back or ran out (holds.end_hold): an offer it carried is over (the
     entry expires), and its place goes to the next entry."""
     if hold.get("waitlist_id"):
@@ -385,13 +386,13 @@ def hold_ended(ctx: booking.Context, hold: dict, now: datetime) -> None:
     booking.place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
 
 
-def _end_offer_hold(ctx: booking.Context, entry: dict, now: datetime) -> None:
+def _end_offer_hold(ctx: Context, entry: dict, now: datetime) -> None:
     hold = ctx.holds.get(to_object_id(entry["hold_id"]))
     if hold is not None:
         holds.end_hold(ctx, hold, "released", now)
 
 
-def upkeep(ctx: booking.Context, now: datetime, claim_timeout_ms: int) -> int:
+def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
     """The reconciler's part: entries left `offering` by a process that died go back to
     waiting; offers past their time whose hold a booking took are `accepted`, the others
     `expired` (their holds end and pass the place on); then every day with waiting entries

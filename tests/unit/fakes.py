@@ -35,7 +35,7 @@ from booking_service.adapters.repository import (
 from booking_service.adapters.repository import (
     HELD as LIVE_HOLD,
 )
-from booking_service.core.booking import Context
+from booking_service.core.context import Context
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
 from shared.config import Config
 from shared.configurations import ConfigurationCache

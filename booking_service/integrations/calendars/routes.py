@@ -28,7 +28,7 @@ from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from booking_service.core.booking import Context
+from booking_service.core.context import Context
 from booking_service.integrations.calendars import service
 from booking_service.integrations.calendars.ics import ICS_CONTENT_TYPE
 from booking_service.integrations.calendars.store import FeedRepository

@@ -21,6 +21,7 @@ from bson import ObjectId
 
 from booking_service.adapters.repository import epoch_ms
 from booking_service.core import booking
+from booking_service.core.context import Context
 from booking_service.integrations.calendars.ics import (
     UID_DOMAIN,
     Venue,
@@ -77,13 +78,13 @@ def feed_path(feed_id: str, token: str) -> str:
     return f"/api/feeds/{feed_id}.ics?token={token}"
 
 
-def venue_of(ctx: booking.Context, hospital_id: str) -> tuple[Configuration, Venue]:
+def venue_of(ctx: Context, hospital_id: str) -> tuple[Configuration, Venue]:
     """The hospital's current configuration and the venue it makes (404 hospital_not_found)."""
     configuration = booking.current_configuration(ctx, hospital_id)
     return configuration, Venue.of(configuration.doc, configuration.schedule)
 
 
-def appointment_ics(ctx: booking.Context, who: Principal, appointment_id: str) -> bytes:
+def appointment_ics(ctx: Context, who: Principal, appointment_id: str) -> bytes:
     """The `.ics` of an appointment its caller may see (someone else's is 404)."""
     doc = booking.find_visible(ctx, who, appointment_id)
     _, venue = venue_of(ctx, doc["hospital_id"])
@@ -105,7 +106,7 @@ def public_feed(doc: dict) -> dict:
 
 
 def create_feed(
-    ctx: booking.Context, feeds, who: Principal, body: dict, now: datetime, base_url: str = ""
+    ctx: Context, feeds, who: Principal, body: dict, now: datetime, base_url: str = ""
 ) -> dict:
     """Make a feed of a hospital's appointments (a doctor's with `practitioner_id`): its
     answer, with the URL that carries the secret (absolute when `base_url` is given)."""
@@ -182,9 +183,7 @@ class FeedAnswer:
     truncated: bool
 
 
-def read_feed(
-    ctx: booking.Context, feeds, feed_id: str, tokens: list[str], now: datetime
-) -> FeedAnswer:
+def read_feed(ctx: Context, feeds, feed_id: str, tokens: list[str], now: datetime) -> FeedAnswer:
     """The feed's calendar: every visible appointment (cancelled ones too, so a subscribed
     calendar drops them) of its hospital, or doctor, from today through the booking window.
     Anything but exactly one right token for a live feed is 404, saying nothing more."""

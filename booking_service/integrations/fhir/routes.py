@@ -22,6 +22,7 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from booking_service.core import booking
+from booking_service.core.context import Context
 from booking_service.integrations.fhir import ids as fhir_ids
 from booking_service.integrations.fhir import params
 from booking_service.integrations.fhir import resources as res
@@ -94,7 +95,7 @@ def errors_as_outcomes(response: Response) -> Response:
     return response
 
 
-def _ctx() -> booking.Context:
+def _ctx() -> Context:
     return current_app.extensions["booking.ctx"]
 
 

@@ -19,6 +19,7 @@ from marshmallow import ValidationError as SchemaError
 from booking_service.adapters.repository import VISIBLE, public
 from booking_service.api.schemas import AppointmentCreateSchema
 from booking_service.core import booking
+from booking_service.core.context import Context
 from booking_service.integrations.fhir import ids as fhir_ids
 from booking_service.integrations.fhir import resources as res
 from booking_service.integrations.fhir.params import DateParam
@@ -46,13 +47,13 @@ class ResourceNotFound(NotFound):
     """A FHIR id that names nothing (malformed, too long, or of nothing that exists)."""
 
 
-def configuration(ctx: booking.Context, hospital_id: str) -> Configuration:
+def configuration(ctx: Context, hospital_id: str) -> Configuration:
     """The hospital's current configuration; HospitalNotFound when there is none."""
     snapshot = ctx.reader.for_answer(hospital_id, [])
     return ctx.configurations.current(hospital_id, snapshot.published)
 
 
-def _maybe_configuration(ctx: booking.Context, hospital_id: str) -> Configuration | None:
+def _maybe_configuration(ctx: Context, hospital_id: str) -> Configuration | None:
     """The configuration when it can be read now, else the last one this process read (for
     the zone and the name: an appointment is shown without them, in UTC, if need be)."""
     try:
@@ -64,7 +65,7 @@ def _maybe_configuration(ctx: booking.Context, hospital_id: str) -> Configuratio
 # Location, Practitioner, Schedule.
 
 
-def read_location(ctx: booking.Context, fhir_id: str):
+def read_location(ctx: Context, fhir_id: str):
     """GET Location/{id}."""
     hospital_id = fhir_ids.read_location(fhir_id)
     if hospital_id is None:
@@ -72,7 +73,7 @@ def read_location(ctx: booking.Context, fhir_id: str):
     return res.location(configuration(ctx, hospital_id).doc)
 
 
-def read_practitioner(ctx: booking.Context, fhir_id: str):
+def read_practitioner(ctx: Context, fhir_id: str):
     """GET Practitioner/{id}."""
     found = fhir_ids.read_practitioner(fhir_id)
     if found is None:
@@ -86,7 +87,7 @@ def _schedule(config: Configuration, doctor_id: str | None, now: datetime):
     return res.schedule(config.doc, config.schedule_for(doctor_id), doctor, now)
 
 
-def read_schedule(ctx: booking.Context, fhir_id: str, now: datetime):
+def read_schedule(ctx: Context, fhir_id: str, now: datetime):
     """GET Schedule/{id}: a hospital's own schedule, or one doctor's."""
     found = fhir_ids.read_schedule(fhir_id)
     if found is None:
@@ -96,7 +97,7 @@ def read_schedule(ctx: booking.Context, fhir_id: str, now: datetime):
 
 
 def search_schedules(
-    ctx: booking.Context,
+    ctx: Context,
     ids: list[tuple[str, str | None]] | None,
     actors: list[tuple[str, str | None]] | None,
     active: bool | None,
@@ -188,7 +189,7 @@ def _views(
 
 
 def read_slot(
-    ctx: booking.Context,
+    ctx: Context,
     hospital_id: str,
     doctor_id: str | None,
     day: date,
@@ -260,7 +261,7 @@ class SlotPage:
 
 
 def search_slots(
-    ctx: booking.Context,
+    ctx: Context,
     hospital_id: str,
     doctor_id: str | None,
     bounds: tuple[DateParam, ...],
@@ -325,7 +326,7 @@ def _place(config: Configuration | None, doc: dict) -> res.Place:
     return res.Place(starts, starts + timedelta(minutes=minutes(end) - minutes(start)), UTC, None)
 
 
-def read_appointment(ctx: booking.Context, who: Principal, fhir_id: str):
+def read_appointment(ctx: Context, who: Principal, fhir_id: str):
     """GET Appointment/{id}: the caller's own (staff and admins: any); 404 otherwise."""
     if not is_appointment_id(fhir_id):
         raise AppointmentNotFound(f"No appointment {fhir_id!r}")
@@ -398,7 +399,7 @@ def appointment_filters(who: Principal, query: AppointmentQuery) -> dict | None:
 
 
 def search_appointments(
-    ctx: booking.Context, who: Principal, query: AppointmentQuery, page: int, count: int
+    ctx: Context, who: Principal, query: AppointmentQuery, page: int, count: int
 ) -> tuple[list, int]:
     """A page of the appointments the caller may see that match, ordered by date, slot and
     serial; with the total."""
@@ -416,7 +417,7 @@ def search_appointments(
     return found, total
 
 
-def booking_body(ctx: booking.Context, request: res.BookingRequest, now: datetime) -> dict:
+def booking_body(ctx: Context, request: res.BookingRequest, now: datetime) -> dict:
     """The body `booking.book` takes for a FHIR create, checked by the REST API's own schema
     (400 validation_error naming the FHIR elements), its `start`/`end` (when given) checked
     against the slot's."""
@@ -449,7 +450,7 @@ def booking_body(ctx: booking.Context, request: res.BookingRequest, now: datetim
     return body
 
 
-def created_appointment(ctx: booking.Context, answer: dict):
+def created_appointment(ctx: Context, answer: dict):
     """The Appointment of a booking `booking.book` answered."""
     config = _maybe_configuration(ctx, answer["hospital_id"])
     doc = dict(answer)
