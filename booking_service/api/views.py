@@ -11,7 +11,6 @@ from flask.views import MethodView
 
 from booking_service.adapters.repository import public
 from booking_service.api.schemas import (
-    AppointmentCreateSchema,
     AppointmentListArgsSchema,
     AppointmentListSchema,
     AppointmentSchema,
@@ -36,6 +35,7 @@ from booking_service.api.schemas import (
 )
 from booking_service.core import accounts, booking, holds, moves, visits, waitlist
 from booking_service.core.context import Context
+from booking_service.core.requests import AppointmentCreateSchema
 from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow

@@ -17,9 +17,9 @@ from bson import ObjectId
 from marshmallow import ValidationError as SchemaError
 
 from booking_service.adapters.repository import VISIBLE, public
-from booking_service.api.schemas import AppointmentCreateSchema
 from booking_service.core import booking
 from booking_service.core.context import Context
+from booking_service.core.requests import AppointmentCreateSchema
 from booking_service.integrations.fhir import ids as fhir_ids
 from booking_service.integrations.fhir import resources as res
 from booking_service.integrations.fhir.params import DateParam

@@ -1,0 +1,44 @@
+"""What the service layer is asked to do: the request bodies both APIs (REST and FHIR) check
+with one schema each, before anything is built from them."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate
+
+from shared.ids import Identifier, Phone, Text, WallTime, is_appointment_id
+from shared.schemas import StrictSchema
+
+
+class RecordId(fields.Str):
+    """An appointment's, a hold's or a waitlist entry's id: 24 lowercase hex digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not is_appointment_id(text):
+            raise ValidationError("must be an id of 24 lowercase hex digits")
+        return text
+
+
+class PatientSchema(StrictSchema):
+    """Who the appointment is for."""
+
+    name = Text(required=True, validate=validate.Length(1, 100))
+    phone = Phone(required=True, metadata={"example": "+8801712345678"})
+
+
+class AppointmentCreateSchema(StrictSchema):
+    """A booking request."""
+
+    hospital_id = Identifier(required=True, metadata={"example": "gomoti"})
+    date = fields.Str(required=True, metadata={"example": "2026-11-28"})
+    slot = WallTime(required=True, metadata={"example": "17:00"})
+    patient = fields.Nested(PatientSchema, required=True)
+    reason = Text(allow_none=True, validate=validate.Length(max=500))
+    practitioner_id = Identifier(metadata={"description": "book with this doctor"})
+    appointment_type = Identifier(
+        metadata={
+            "description": "a code of the hospital's appointment_types (default: its "
+            "default_appointment_type; without types, one unit)"
+        }
+    )
+    hold_id = RecordId(metadata={"description": "book the place of this live hold"})
