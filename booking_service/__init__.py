@@ -5,10 +5,18 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from booking_service.adapters.repository import ensure_indexes
-from booking_service.bootstrap import bootstrap
-from booking_service.core.context import Context
+from booking_service.api.views import (
+    appointments_blp,
+    auth_blp,
+    availability_blp,
+    holds_blp,
+    queue_blp,
+    waitlist_blp,
+)
+from booking_service.bootstrap import Services, bootstrap, ensure_indexes
 from booking_service.core.reconciler import Reconciler
+from booking_service.integrations import calendars, webhooks
+from booking_service.integrations.fhir import routes as fhir
 from shared.config import Config
 from shared.web import connect, create_base_app
 
@@ -16,28 +24,20 @@ from shared.web import connect, create_base_app
 def create_app(
     config: Config | None = None,
     *,
-    context: Context | None = None,
+    services: Services | None = None,
     start_reconciler: bool | None = None,
 ) -> Flask:
-    """Build the booking service app (one per gunicorn worker); `context`: adapters built
+    """Build the booking service app (one per gunicorn worker); `services`: adapters built
     elsewhere (tests' fakes) instead of MongoDB, Redis and the schedule service."""
     app, api = create_base_app(__name__, "Booking service", config)
     # The gateway appends the caller's address to X-Forwarded-For: trust that one hop, so
     # the per-address login limit counts callers, not the gateway.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
     cfg: Config = app.config["SLOTBOOK"]
-    if context is None:
-        context = connect(app, bootstrap, ensure_indexes)
+    if services is None:
+        services = connect(app, bootstrap, ensure_indexes)
+    context = services.context
     app.extensions["booking.ctx"] = context
-
-    from booking_service.api.views import (
-        appointments_blp,
-        auth_blp,
-        availability_blp,
-        holds_blp,
-        queue_blp,
-        waitlist_blp,
-    )
 
     api.register_blueprint(auth_blp)
     api.register_blueprint(appointments_blp)
@@ -46,15 +46,12 @@ def create_app(
     api.register_blueprint(holds_blp)
     api.register_blueprint(waitlist_blp)
 
-    run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
-    from booking_service.integrations.calendars import routes as calendars
-    from booking_service.integrations.fhir import routes as fhir
-    from booking_service.integrations.webhooks import routes as webhooks
-
     # The integrations (API.md, "Integrations"): FHIR R4, iCalendar, webhooks; background work
     # (the webhook deliveries) runs where the reconciler does.
-    for integration in (fhir, calendars, webhooks):
-        integration.init_app(app, api, context, cfg, run)
+    run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
+    fhir.init_app(app, api, context, cfg, run)
+    calendars.init_app(app, api, services.feeds, cfg)
+    webhooks.init_app(app, api, services.webhooks, run)
     if run:
         reconciler = Reconciler(context)
         reconciler.start()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
-from shared.config import Config, env_float, env_int
+from shared.config import Config, read_settings, setting
 
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """What the live service reads from the environment."""
+    """What the live service reads from the environment: the fields without a variable of
+    their own are Config's (same name), read as the other services read them."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
@@ -18,30 +20,20 @@ class LiveSettings:
     upstream_connect_timeout: float = 1.0
     # Below the gateway's UPSTREAM_READ_TIMEOUT (5 s): a stream that cannot start answers its
     # own 503 before the gateway gives up on it.
-    fetch_timeout: float = 3.0
-    heartbeat_seconds: float = 15.0
-    client_buffer: int = 64
+    fetch_timeout: float = setting("LIVE_FETCH_TIMEOUT_SECONDS", 3.0)
+    heartbeat_seconds: float = setting("LIVE_HEARTBEAT_SECONDS", 15.0)
+    # Two at least: one batch of changes makes up to two events.
+    client_buffer: int = setting("LIVE_CLIENT_BUFFER", 64, at_least=2)
     # The kernel's send buffer of a stream's socket (0: the kernel's own, which grows to
     # megabytes for a peer that stops reading): what a stalled client can hold in the
     # kernel before its queue, then its connection, is dropped.
-    send_buffer_bytes: int = 65536
-    max_connections: int = 10000
+    send_buffer_bytes: int = setting("LIVE_SEND_BUFFER_BYTES", 65536)
+    max_connections: int = setting("LIVE_MAX_CONNECTIONS", 10000)
 
     @classmethod
-    def from_env(cls) -> LiveSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
         """The settings of this process: those it shares with the other services read as they
         read them (shared.config), its own from the LIVE_* variables."""
-        shared = Config.from_env()
-        return cls(
-            redis_url=shared.redis_url,
-            redis_cluster=shared.redis_cluster,
-            redis_timeout=shared.redis_timeout,
-            booking_service_url=shared.booking_service_url,
-            upstream_connect_timeout=shared.upstream_connect_timeout,
-            fetch_timeout=env_float("LIVE_FETCH_TIMEOUT_SECONDS", cls.fetch_timeout),
-            heartbeat_seconds=env_float("LIVE_HEARTBEAT_SECONDS", cls.heartbeat_seconds),
-            # Two at least: one batch of changes makes up to two events.
-            client_buffer=max(2, env_int("LIVE_CLIENT_BUFFER", cls.client_buffer)),
-            send_buffer_bytes=env_int("LIVE_SEND_BUFFER_BYTES", cls.send_buffer_bytes),
-            max_connections=env_int("LIVE_MAX_CONNECTIONS", cls.max_connections),
-        )
+        shared = Config.from_env(environ)
+        common = {f.name: getattr(shared, f.name) for f in fields(cls) if "env" not in f.metadata}
+        return cls(**common, **read_settings(cls, environ))

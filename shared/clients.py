@@ -35,15 +35,13 @@ def make_mongo(cfg: Config) -> MongoClient:
     )
 
 
-def init_clients(app: Flask, *, mongo: bool = True, redis_: bool = True) -> None:
+def init_clients(app: Flask) -> None:
     """Create this process's clients once and keep them on the app."""
     cfg: Config = app.config["SLOTBOOK"]
-    if mongo:
-        client = make_mongo(cfg)
-        app.extensions["slotbook.mongo"] = client
-        app.extensions["slotbook.db"] = client[cfg.mongo_db]
-    if redis_:
-        app.extensions["slotbook.redis"] = make_redis(cfg)
+    client = make_mongo(cfg)
+    app.extensions["slotbook.mongo"] = client
+    app.extensions["slotbook.db"] = client[cfg.mongo_db]
+    app.extensions["slotbook.redis"] = make_redis(cfg)
 
 
 def is_cluster(client: redis.Redis) -> bool:

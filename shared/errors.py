@@ -171,11 +171,6 @@ class PreconditionFailed(DomainError):
     reason = "precondition_failed"
 
 
-class PreconditionRequired(DomainError):
-    status = 428
-    reason = "precondition_required"
-
-
 class HospitalClosed(DomainError):
     status = 422
     reason = "hospital_closed"
@@ -219,16 +214,6 @@ class RateLimited(DomainError):
 class ServiceUnavailable(DomainError):
     status = 503
     reason = "service_unavailable"
-
-
-class BadGateway(DomainError):
-    status = 502
-    reason = "bad_gateway"
-
-
-class GatewayTimeout(DomainError):
-    status = 504
-    reason = "gateway_timeout"
 
 
 # werkzeug's HTTP errors -> our reasons (anything else: its own name in snake_case).

@@ -31,7 +31,6 @@ IDEMPOTENCY_KEY_PATTERN = "[\x21-\x7e]{1,255}"
 
 _ID = re.compile(ID_PATTERN)
 _APPOINTMENT_ID = re.compile(APPOINTMENT_ID_PATTERN)
-_PHONE = re.compile(PHONE_PATTERN)
 # C0 and C1 control characters, DEL, and the Unicode line/paragraph separators: never part of a
 # name or a reason, and a way to forge lines in logs and exports.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -50,11 +49,6 @@ def is_id(value: object) -> bool:
 def is_appointment_id(value: object) -> bool:
     """True when `value` is an appointment id in its canonical form (24 lowercase hex)."""
     return isinstance(value, str) and _APPOINTMENT_ID.fullmatch(value) is not None
-
-
-def is_phone(value: object) -> bool:
-    """True for an optional + and 7..15 ASCII digits, nothing else."""
-    return isinstance(value, str) and _PHONE.fullmatch(value) is not None
 
 
 def is_idempotency_key(value: object) -> bool:
@@ -199,9 +193,8 @@ def register_converters(app, api) -> None:
     app.url_map.converters["hospital_id"] = HospitalIdConverter
     app.url_map.converters["appointment_id"] = AppointmentIdConverter
     app.url_map.converters["practitioner_id"] = PractitionerIdConverter
-    if api is not None:
-        for converter in (HospitalIdConverter, AppointmentIdConverter, PractitionerIdConverter):
-            api.register_converter(converter, _param_schema)
+    for converter in (HospitalIdConverter, AppointmentIdConverter, PractitionerIdConverter):
+        api.register_converter(converter, _param_schema)
 
 
 def _param_schema(converter: _CheckedConverter) -> dict:

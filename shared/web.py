@@ -58,8 +58,8 @@ def json_answer(body: object, status: int = 200, headers: dict | None = None) ->
 
 
 def create_base_app(
-    import_name: str, title: str, config: Config | None = None, *, with_api: bool = True
-) -> tuple[Flask, Api | None]:
+    import_name: str, title: str, config: Config | None = None
+) -> tuple[Flask, Api]:
     """A Flask app with the shared settings, error shape, request IDs, logs and /healthz."""
     cfg = config or Config.from_env()
     cfg.check_production_secrets()
@@ -81,7 +81,7 @@ def create_base_app(
     )
     app.json.sort_keys = False
     app.json.compact = True
-    api = SlotbookApi(app, spec_kwargs={"servers": [{"url": "/"}]}) if with_api else None
+    api = SlotbookApi(app, spec_kwargs={"servers": [{"url": "/"}]})
     register_converters(app, api)
     register_error_handlers(app)
     service = service_name(import_name)

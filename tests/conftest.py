@@ -1,4 +1,8 @@
-"""Session-wide fixtures: MongoDB and Redis URLs (external if set, else embedded servers)."""
+"""Session-wide fixtures of tests/integration and tests/e2e: MongoDB and Redis URLs (external if
+set, else embedded servers started once per session), and private servers for kill/restart tests.
+
+The builders of the unit tests are in tests/unit/conftest.py and tests/builders.py; the running
+system (`stack`, `gateway`, `admin`, `patient`, `hospital`) in tests/e2e/conftest.py."""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack.servers import MongoServer, RedisServer
-from devstack.stack import Stack
-from tests.helpers import Api, whole_system
+from tests.helpers import Started
 
 
 @pytest.fixture(scope="session")
@@ -59,107 +62,30 @@ def mongo_db_name(mongo_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+def started() -> Iterator[Started]:
+    """Processes this test starts (`started.start(process)`), all stopped at its teardown."""
+    processes = Started()
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path, started: Started) -> Callable[..., RedisServer]:
     """Start private RedisServers (for kill/restart tests); all are stopped at teardown."""
-    started: list[RedisServer] = []
 
     def make(name: str = "redis", **kwargs: object) -> RedisServer:
-        server = RedisServer(tmp_path / f"{name}-{len(started)}", **kwargs)  # type: ignore[arg-type]
-        started.append(server)
-        return server.start()
+        directory = tmp_path / f"{name}-{len(started)}"
+        return started.start(RedisServer(directory, **kwargs))  # type: ignore[arg-type]
 
-    yield make
-    for server in reversed(started):
-        server.stop()
+    return make
 
 
 @pytest.fixture
-def mongo_factory(tmp_path: Path) -> Iterator[Callable[..., MongoServer]]:
+def mongo_factory(tmp_path: Path, started: Started) -> Callable[..., MongoServer]:
     """Start private MongoServers (for kill/restart tests); all are stopped at teardown."""
-    started: list[MongoServer] = []
 
     def make(name: str = "mongo", **kwargs: object) -> MongoServer:
-        server = MongoServer(tmp_path / f"{name}-{len(started)}" / "data", **kwargs)  # type: ignore[arg-type]
-        started.append(server)
-        return server.start()
+        directory = tmp_path / f"{name}-{len(started)}" / "data"
+        return started.start(MongoServer(directory, **kwargs))  # type: ignore[arg-type]
 
-    yield make
-    for server in reversed(started):
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, mongo_url, redis_url, mongo_db_name) -> Iterator[Stack]:
-    """One running system for the e2e session (its own database name)."""
-    directory = tmp_path_factory.mktemp("stack")
-    with whole_system(directory, mongo_url, redis_url, mongo_db_name) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def gateway(stack) -> Api:
-    """An anonymous client of the gateway."""
-    return Api(stack.gateway_url)
-
-
-@pytest.fixture(scope="session")
-def admin(gateway) -> Api:
-    """The seeded admin, logged in."""
-    return gateway.login("portal@drhelal.com", "123456")
-
-
-@pytest.fixture
-def patient(gateway) -> Api:
-    """A freshly registered patient, logged in."""
-    return gateway.new_patient()
-
-
-@pytest.fixture
-def hospital(admin) -> dict:
-    """A new hospital of its own for one test (isolation from the seeded Gomoti)."""
-    from tests.helpers import hospital_doc
-
-    resp = admin.post("/api/dynamic-slots/hospitals", hospital_doc())
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
-@pytest.fixture
-def clear_login_counters(redis_url: str) -> Iterator[None]:
-    """Forget the failed logins that fuzzing the login operation counts against 127.0.0.1.
-
-    The booking service counts failures per address (limit 50) and per account; fuzzing
-    `/api/auth/login` from this process would otherwise lock every later login in the
-    session out with 429. Only the local address's counter and the seeded admin's are
-    deleted, by their exact keys.
-    """
-    import redis
-
-    from booking_service.adapters.limits import subject
-    from shared import keys
-
-    names = [
-        keys.rate_key("login-address", subject("127.0.0.1")),
-        keys.rate_key("login-account", subject("portal@drhelal.com")),
-    ]
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.delete(*names)
-        yield
-        client.delete(*names)
-    finally:
-        client.close()
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests over real HTTP through a gateway carry the `e2e` marker: those in tests/e2e and
-    tests/gateway (a real Caddy) and any test that uses the running system (`stack`), so
-    `pytest -m "not e2e"` is the fast loop."""
-    for item in items:
-        path = str(item.path)
-        if (
-            "/tests/e2e/" in path
-            or "/tests/gateway/" in path
-            or "stack" in getattr(item, "fixturenames", ())
-        ):
-            item.add_marker(pytest.mark.e2e)
+    return make

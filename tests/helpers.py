@@ -16,10 +16,10 @@ TEST_ENV = {
     "RECONCILE_INTERVAL_SECONDS": "0.5",
     "PENDING_TIMEOUT_SECONDS": "3",
     "BOOKING_LIMIT": "100000",
-    # Every test registers patients from 127.0.0.1; tests/security pins the limit itself.
+    # Every test registers patients from 127.0.0.1; tests/integration/accounts pins the limit.
     "REGISTER_LIMIT": "100000",
     "ACCESS_LOG_LEVEL": "WARNING",
-    # Webhooks: short backoff, few attempts, quick polls and leases (tests/e2e/test_webhooks_e2e).
+    # Webhooks: short backoff, few attempts, quick polls and leases (tests/e2e/webhooks).
     "WEBHOOK_MAX_ATTEMPTS": "4",
     "WEBHOOK_BACKOFF_SECONDS": "0.2",
     "WEBHOOK_TIMEOUT_SECONDS": "2",
@@ -76,37 +76,26 @@ class Api:
             out.setdefault("Authorization", f"Bearer {self.token}")
         return out
 
+    def send(self, method: str, path: str, **kw) -> requests.Response:
+        """Any request to a path (json=, headers=, params=, ... as in requests), with the token."""
+        headers = self._headers(kw.pop("headers", None))
+        return self.session.request(method, self.base + path, headers=headers, timeout=30, **kw)
+
     def get(self, path: str, **kw) -> requests.Response:
         """GET a path."""
-        return self.session.get(
-            self.base + path, headers=self._headers(kw.pop("headers", None)), timeout=30, **kw
-        )
+        return self.send("GET", path, **kw)
 
     def post(self, path: str, json=None, **kw) -> requests.Response:
         """POST JSON to a path."""
-        return self.session.post(
-            self.base + path,
-            json=json,
-            headers=self._headers(kw.pop("headers", None)),
-            timeout=30,
-            **kw,
-        )
+        return self.send("POST", path, json=json, **kw)
 
     def put(self, path: str, json=None, **kw) -> requests.Response:
         """PUT JSON to a path."""
-        return self.session.put(
-            self.base + path,
-            json=json,
-            headers=self._headers(kw.pop("headers", None)),
-            timeout=30,
-            **kw,
-        )
+        return self.send("PUT", path, json=json, **kw)
 
     def delete(self, path: str, **kw) -> requests.Response:
         """DELETE a path."""
-        return self.session.delete(
-            self.base + path, headers=self._headers(kw.pop("headers", None)), timeout=30, **kw
-        )
+        return self.send("DELETE", path, **kw)
 
     def login(self, email: str, password: str) -> Api:
         """A client carrying the token of that account."""
@@ -169,13 +158,37 @@ def wait_until(predicate, timeout: float, step: float = 0.1) -> float:
     return time.monotonic() - started
 
 
+def publish_hospital(admin: Api, doc: dict | None = None) -> dict:
+    """Create a hospital (`doc`, or hospital_doc()) through the admin API; the stored document."""
+    resp = admin.post("/api/dynamic-slots/hospitals", doc or hospital_doc())
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
 def create_hospital(admin: Api, capacity: int) -> str:
     """A new hospital open every day, 09:00-12:00, `capacity` places a slot; its id."""
-    resp = admin.post(
-        "/api/dynamic-slots/hospitals", hospital_doc(max_appointments_per_slot=capacity)
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()["hospital_id"]
+    return publish_hospital(admin, hospital_doc(max_appointments_per_slot=capacity))["hospital_id"]
+
+
+class Started:
+    """Processes that a fixture starts (servers, gateways): `start(process)` starts one and
+    keeps it; `stop_all()` stops them, the last started first."""
+
+    def __init__(self) -> None:
+        self.processes: list = []
+
+    def __len__(self) -> int:
+        return len(self.processes)
+
+    def start(self, process):
+        """Keep `process` and return what its start() returns."""
+        self.processes.append(process)
+        return process.start()
+
+    def stop_all(self) -> None:
+        """Stop every process started here, in reverse order."""
+        for process in reversed(self.processes):
+            process.stop()
 
 
 def confirmed_in(db, hospital_id: str, day) -> list[dict]:

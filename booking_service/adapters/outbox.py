@@ -62,16 +62,3 @@ def with_event(update: dict, recorded: dict | None) -> dict:
 def events_of(doc: dict) -> list[dict]:
     """The events a document's outbox holds, oldest first."""
     return [orjson.loads(text) for text in doc.get("outbox") or ()]
-
-
-def appointment_data(doc: dict, **changes) -> dict:
-    """What an appointment event says: the appointment after the change (as the API shows it,
-    patient included: a clinic's SMS gateway needs the phone) and its version."""
-    from booking_service.adapters.repository import (
-        public,  # (the repository writes events: imported when used)
-    )
-
-    after = {**doc, **changes}
-    data = public(after)
-    data["version"] = after.get("version", 0)
-    return data

@@ -22,7 +22,6 @@ from pymongo.write_concern import WriteConcern
 
 from booking_service.adapters.outbox import with_event
 from shared.ids import is_appointment_id, phone_digits
-from shared.slots import iso_utc
 
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
 ABANDONED, REJECTED = "abandoned", "rejected"
@@ -60,7 +59,8 @@ def has_started(doc: dict, now: datetime) -> bool:
 
 
 def ensure_indexes(db: Database) -> None:
-    """Create the booking service's indexes (idempotent)."""
+    """Create the indexes of this module's collections (idempotent); the whole service's,
+    these among them, are made by booking_service.bootstrap.ensure_indexes."""
     db.appointments.create_index("dup_guard", unique=True)
     db.appointments.create_index("serial_guard", unique=True)
     db.appointments.create_index(
@@ -116,10 +116,6 @@ def to_object_id(appointment_id: str) -> ObjectId | None:
         return None
 
 
-# When each step happened (ISO 8601 UTC), as the API shows them.
-VISIT_STAMPS = ("cancelled_at", "checked_in_at", "started_at", "completed_at", "no_show_at")
-
-
 # What a rebuild and a queue read of an appointment (no name, no phone).
 DAY_FIELDS = {
     name: 1
@@ -137,36 +133,6 @@ DAY_FIELDS = {
         "hold_id",
     )
 }
-
-
-def public(doc: dict) -> dict:
-    """An appointment as the API shows it."""
-    out = {
-        "appointment_id": str(doc["_id"]),
-        "status": doc["status"],
-        "hospital_id": doc["hospital_id"],
-        "date": doc["date"],
-        "slot": doc["slot"],
-        "serial": doc.get("serial"),
-        "patient": doc["patient"],
-        "reason": doc.get("reason"),
-        "booked_by": doc["booked_by"],
-        "created_at": iso_utc(doc["created_at"]),
-    }
-    for stamp in VISIT_STAMPS:
-        if doc.get(stamp):
-            out[stamp] = doc[stamp]
-    if doc.get("practitioner"):
-        out["practitioner"] = doc["practitioner"]
-    if doc.get("appointment_type"):
-        out["appointment_type"] = doc["appointment_type"]
-        out["units"] = doc.get("units", 1)
-    if doc.get("moves"):
-        out["rescheduled_from"] = doc["moves"][-1]["from"]
-        out["moves"] = doc["moves"]
-    if doc.get("hold_id"):
-        out["hold_id"] = doc["hold_id"]
-    return out
 
 
 class AppointmentRepository:

@@ -1,7 +1,7 @@
 """HTTP layer of the booking service: accounts, appointments, availability.
 
-Each view parses its request, calls one function of the service layer (booking.py,
-accounts.py) and answers; hot answers are written by shared/availability.py.
+Each view parses its request, calls one function of the service layer (core/: its body as a
+typed request) and answers; hot answers are written by shared/answers.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
-from booking_service.adapters.repository import public
 from booking_service.api.schemas import (
     AppointmentListArgsSchema,
     AppointmentListSchema,
@@ -33,9 +32,17 @@ from booking_service.api.schemas import (
     WaitlistListArgsSchema,
     WaitlistListSchema,
 )
-from booking_service.core import accounts, booking, holds, moves, visits, waitlist
+from booking_service.core import accounts, booking, cancel, holds, moves, places, visits, waitlist
 from booking_service.core.context import Context
-from booking_service.core.requests import AppointmentCreateSchema
+from booking_service.core.idempotency import fingerprint
+from booking_service.core.requests import (
+    AppointmentCreateSchema,
+    BookAppointment,
+    HoldPlace,
+    JoinWaitlist,
+    MoveAppointment,
+)
+from booking_service.core.shapes import public, public_hold
 from shared.answers import about, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
@@ -141,8 +148,10 @@ class Appointments(MethodView):
     def post(self, body):
         """Book a place in a slot (patient for self or family; admin for anyone)."""
         key = request.headers.get("Idempotency-Key")
+        booking_request = BookAppointment(**body)
+        digest = fingerprint(body) if key is not None else ""
         status, answer, replayed = booking.book_once(
-            _ctx(), current_principal(), body, key, utcnow()
+            _ctx(), current_principal(), booking_request, utcnow(), key, digest
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return json_answer(answer, status, headers)
@@ -163,14 +172,14 @@ class AppointmentById(MethodView):
     @appointments_blp.error_answers(401, 404)
     def get(self, appointment_id):
         """One appointment (someone else's is 404)."""
-        return public(booking.find_visible(_ctx(), current_principal(), appointment_id))
+        return public(places.find_visible(_ctx(), current_principal(), appointment_id))
 
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
     @appointments_blp.error_answers(401, 404, 422)
     def delete(self, appointment_id):
         """Cancel (idempotent): the place is free at once."""
-        return booking.cancel(_ctx(), current_principal(), appointment_id, utcnow())
+        return cancel.cancel(_ctx(), current_principal(), appointment_id, utcnow())
 
 
 @appointments_blp.route(
@@ -198,7 +207,7 @@ class Reschedule(MethodView):
         ctx, who = _ctx(), current_principal()
         if not who.at_desk:
             ctx.limiter.check_booking(who.user_id)
-        return moves.reschedule(ctx, who, appointment_id, body, utcnow())
+        return moves.reschedule(ctx, who, appointment_id, MoveAppointment(**body), utcnow())
 
 
 @appointments_blp.route("/<appointment_id:appointment_id>/queue")
@@ -232,7 +241,7 @@ class Availability(MethodView):
         if parsed is None:
             raise InvalidDate(f"{day!r} is not a date YYYY-MM-DD")
         practitioner_id, appointment_type = read_query()
-        counted = booking.day_counts(
+        counted = places.day_counts(
             _ctx(), hospital_id, [parsed], utcnow(), practitioner_id, appointment_type
         )
         ((planned, counts),) = counted.days
@@ -262,7 +271,7 @@ class BulkAvailability(MethodView):
                 errors={"dates": [f"{d!r} is not a date" for d in bad[:20]]},
             )
         hospital_id, practitioner_id = body["hospital_id"], body.get("practitioner_id")
-        counted = booking.day_counts(
+        counted = places.day_counts(
             _ctx(), hospital_id, parsed, utcnow(), practitioner_id, body.get("appointment_type")
         )
         return json_answer(
@@ -284,7 +293,7 @@ class Holds(MethodView):
     @holds_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Hold a place (any signed-in user; at most HOLD_LIMIT live at once)."""
-        return holds.hold(_ctx(), current_principal(), body, utcnow())
+        return holds.hold(_ctx(), current_principal(), HoldPlace(**body), utcnow())
 
 
 # A hold's and a waitlist entry's ids have the appointments' canonical form (24 hex).
@@ -295,14 +304,14 @@ class HoldById(MethodView):
     @holds_blp.error_answers(401, 404)
     def get(self, hold_id):
         """One hold (its owner, staff, admin)."""
-        return holds.public_hold(holds.find_hold(_ctx(), current_principal(), hold_id))
+        return public_hold(holds.find_hold(_ctx(), current_principal(), hold_id))
 
     @require_auth()
     @holds_blp.response(204)
     @holds_blp.error_answers(401, 404, 409)
     def delete(self, hold_id):
         """Give the place back (idempotent)."""
-        holds.release(_ctx(), current_principal(), hold_id, utcnow())
+        waitlist.release_hold(_ctx(), current_principal(), hold_id, utcnow())
 
 
 @waitlist_blp.route("")
@@ -313,7 +322,7 @@ class Waitlist(MethodView):
     @waitlist_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Wait for a place of a day (of one slot, when given)."""
-        return waitlist.join(_ctx(), current_principal(), body, utcnow())
+        return waitlist.join(_ctx(), current_principal(), JoinWaitlist(**body), utcnow())
 
     @require_auth()
     @waitlist_blp.arguments(WaitlistListArgsSchema(), location="query")

@@ -20,31 +20,34 @@ booking takes it in between. Without any process to do that, it frees at the gra
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from booking_service.adapters.capacity import FULL, HELD, NOT_READY, hold_field
-from booking_service.adapters.repository import EXPIRED, RELEASED, USED, epoch_ms, to_object_id
 from booking_service.adapters.repository import HELD as LIVE_HOLD
-from booking_service.core import (
-    booking,  # (which books with holds: a module import, used at call time)
-)
+from booking_service.adapters.repository import USED, epoch_ms, to_object_id
 from booking_service.core.context import Context
+from booking_service.core.places import (
+    find_owned,
+    open_day,
+    rebuild_day,
+    records_ttl,
+    slot_full,
+    units_of,
+)
+from booking_service.core.requests import BookAppointment, HoldPlace
+from booking_service.core.shapes import public_hold
 from shared.auth import Principal
 from shared.errors import (
     HoldExpired,
     HoldMismatch,
     HoldNotFound,
-    InvalidDate,
-    InvalidTransition,
     ServiceUnavailable,
-    SlotFull,
     TooManyHolds,
 )
-from shared.slots import iso_utc, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +59,10 @@ def offer_grace_ms(config) -> int:
     return int((3 * config.reconcile_interval_seconds + 5) * 1000)
 
 
-def public_hold(doc: dict) -> dict:
-    """A hold as the API shows it."""
-    out = {
-        "hold_id": str(doc["_id"]),
-        "state": doc["state"],
-        "expires_at": iso_utc(datetime.fromtimestamp(doc["expires_ms"] / 1000, tz=UTC)),
-        "hospital_id": doc["hospital_id"],
-        "practitioner_id": doc.get("practitioner_id"),
-        "date": doc["date"],
-        "slot": doc["slot_start"],
-        "serial": doc.get("serial"),
-        "units": doc.get("units", 1),
-        "appointment_type": doc.get("appointment_type"),
-    }
-    if doc.get("waitlist_id"):
-        out["waitlist_id"] = doc["waitlist_id"]
-    if doc.get("appointment_id"):
-        out["appointment_id"] = doc["appointment_id"]
-    return out
-
-
 def place_hold(
     ctx: Context,
     user_id: str,
-    body: dict,
+    request: HoldPlace,
     now: datetime,
     *,
     limit: int | None,
@@ -89,21 +71,13 @@ def place_hold(
     """Hold one place (an appointment type's units) of a slot for the hospital's
     `hold_seconds`; returns the hold's record. `limit`: the user's live holds at most (None:
     a waitlist offer, which the user did not ask for)."""
-    hospital_id, day_text, slot_start = body["hospital_id"], body["date"], body["slot"]
-    practitioner_id = body.get("practitioner_id")
-    day = parse_date(day_text)
-    if day is None:
-        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot, configuration, schedule, _ = booking.where_to_book(
-        ctx, hospital_id, day_text, practitioner_id
-    )
-    kind = configuration.appointment_type(body.get("appointment_type"))
-    units = kind.units if kind is not None else 1
-    slot = booking.check_bookable(schedule, day, slot_start, now)
-    full = SlotFull(f"The {slot_start} slot on {day_text} is full")
-    counts = snapshot.counts[day_text]
-    if counts is not None and booking.taken_units(counts, slot_start) + units > slot.capacity:
-        raise full
+    hospital_id, day_text, slot_start = request.hospital_id, request.date, request.slot
+    practitioner_id = request.practitioner_id
+    day = open_day(ctx, hospital_id, day_text, practitioner_id)
+    configuration, schedule = day.configuration, day.schedule
+    kind = day.kind(request.appointment_type)
+    units = units_of(kind)
+    slot = day.check(slot_start, now, units)
 
     oid = ObjectId()
     hold_id = str(oid)
@@ -125,24 +99,24 @@ def place_hold(
         slot_start,
         field,
         slot.capacity,
-        booking.records_ttl(schedule, day, now),
+        records_ttl(schedule, day.day, now),
     )
     try:
         outcome, serial, kept_until_ms = ctx.capacity.hold(
             *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
         )
         if outcome == NOT_READY:
-            booking.rebuild_day(ctx, schedule, hospital_id, day)
+            rebuild_day(ctx, schedule, hospital_id, day.day)
             outcome, serial, kept_until_ms = ctx.capacity.hold(
                 *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
             )
     except (redis.RedisError, PyMongoError) as exc:
-        _forget_quota(ctx, user_id, hold_id)
+        forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
     if outcome != HELD:
-        _forget_quota(ctx, user_id, hold_id)
+        forget_quota(ctx, user_id, hold_id)
         if outcome == FULL:
-            raise full
+            raise slot_full(slot_start, day_text)
         raise ServiceUnavailable("Holds are unavailable: capacity records are rebuilding")
     doc = {
         "_id": oid,
@@ -166,25 +140,25 @@ def place_hold(
         ctx.holds.insert(doc)
     except PyMongoError as exc:
         give_back(ctx, doc)
-        _forget_quota(ctx, user_id, hold_id)
+        forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the database is down") from exc
     return doc
 
 
-def hold(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
+def hold(ctx: Context, who: Principal, request: HoldPlace, now: datetime) -> dict:
     """POST /api/holds: a place held for the caller."""
     limit = ctx.config.desk_hold_limit if who.at_desk else ctx.config.hold_limit
-    return public_hold(place_hold(ctx, who.user_id, body, now, limit=limit))
+    return public_hold(place_hold(ctx, who.user_id, request, now, limit=limit))
 
 
 def find_hold(ctx: Context, who: Principal, hold_id: str) -> dict:
     """A hold the caller may see (its own; staff and admin: any); 404 otherwise."""
-    return booking.find_owned(
-        ctx.holds, who, hold_id, "user_id", HoldNotFound(f"No hold {hold_id!r}")
-    )
+    return find_owned(ctx.holds, who, hold_id, "user_id", HoldNotFound(f"No hold {hold_id!r}"))
 
 
-def usable_hold(ctx: Context, who: Principal, hold_id: str, target: dict, now: datetime) -> dict:
+def usable_hold(
+    ctx: Context, who: Principal, hold_id: str, target: BookAppointment | HoldPlace, now: datetime
+) -> dict:
     """The live hold a booking or a move takes its place from: the caller's (a desk may use
     any), for exactly the place `target` names; 410 hold_expired when it is gone or unknown,
     409 hold_mismatch when it is for another place."""
@@ -201,7 +175,7 @@ def usable_hold(ctx: Context, who: Principal, hold_id: str, target: dict, now: d
         ("slot", doc["slot_start"]),
         ("appointment_type", doc.get("appointment_type")),
     ):
-        asked = target.get(name)
+        asked = getattr(target, name)
         # The doctor must be the hold's (none is a place of the hospital's own); the type
         # may be left out (the hold's is taken).
         if asked != held_for and (asked is not None or name == "practitioner_id"):
@@ -212,47 +186,6 @@ def usable_hold(ctx: Context, who: Principal, hold_id: str, target: dict, now: d
     return doc
 
 
-def release(ctx: Context, who: Principal, hold_id: str, now: datetime) -> None:
-    """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
-    doc = find_hold(ctx, who, hold_id)
-    if doc["state"] == USED:
-        raise InvalidTransition("The hold was used by a booking; cancel the appointment instead")
-    end_hold(ctx, doc, RELEASED, now)
-
-
-def end_hold(ctx: Context, doc: dict, state: str, now: datetime) -> dict | None:
-    """End a live hold (`released` or `expired`), free its place and offer it to the
-    waitlist (a waitlist offer's place passes straight to the next entry that fits, when
-    one does); the ended record, None when it had ended already."""
-    if doc.get("waitlist_id") and doc["state"] == LIVE_HOLD:
-        from booking_service.core.waitlist import (
-            pass_offer,  # (the waitlist makes holds: imported when used)
-        )
-
-        passed = pass_offer(ctx, doc, state, now)
-        if passed is not None:
-            return passed
-    ended = ctx.holds.end(doc["_id"], state, now)
-    if ended is None:
-        return None
-    give_back(ctx, ended)
-    _forget_quota(ctx, ended["user_id"], str(ended["_id"]))
-    from booking_service.core.waitlist import (
-        hold_ended,  # (the waitlist makes holds: imported when used)
-    )
-
-    hold_ended(ctx, ended, now)
-    return ended
-
-
-def expire_holds(ctx: Context, now: datetime) -> int:
-    """Holds past their time still recorded live: end them, free their places (the gate has
-    usually dropped them already) and pass their places on; returns how many."""
-    return sum(
-        end_hold(ctx, doc, EXPIRED, now) is not None for doc in ctx.holds.expired(epoch_ms(now))
-    )
-
-
 def use_hold(ctx: Context, doc: dict, appointment_id: str, now: datetime) -> None:
     """A booking took the hold's place: the hold is used (best effort: a hold left `held`
     in MongoDB is skipped by rebuilds, its appointment naming it, and ends at its time)."""
@@ -260,7 +193,7 @@ def use_hold(ctx: Context, doc: dict, appointment_id: str, now: datetime) -> Non
         ctx.holds.end(doc["_id"], USED, now, appointment_id=appointment_id)
     except PyMongoError:
         log.warning("hold %s used by %s not recorded as used", doc["_id"], appointment_id)
-    _forget_quota(ctx, doc["user_id"], str(doc["_id"]))
+    forget_quota(ctx, doc["user_id"], str(doc["_id"]))
 
 
 def give_back(ctx: Context, doc: dict) -> None:
@@ -273,7 +206,7 @@ def give_back(ctx: Context, doc: dict) -> None:
         log.warning("release of hold %s failed; it expires by itself", doc["_id"])
 
 
-def _forget_quota(ctx: Context, user_id: str, hold_id: str) -> None:
+def forget_quota(ctx: Context, user_id: str, hold_id: str) -> None:
     """The hold no longer counts against its user (a no-op for a hold never counted: a
     waitlist offer's)."""
     try:

@@ -40,18 +40,18 @@ def run_once(
     repo: IdempotencyRepository,
     user_id: str,
     key: str,
-    body: dict,
+    digest: str,
     now: datetime,
     action: Callable[[], dict],
     wait_seconds: float = 5.0,
 ) -> tuple[int, dict, bool]:
-    """(status, body, replayed): run `action` once per key; replay its answer on retries."""
+    """(status, body, replayed): run `action` once per key; replay its answer on retries of the
+    same request (`digest`: its `fingerprint`)."""
     if not is_idempotency_key(key):
         raise ValidationError(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
         )
     scoped = f"{user_id}:{key}"
-    digest = fingerprint(body)
     try:
         existing = repo.claim(scoped, digest, now)
         deadline = time.monotonic() + wait_seconds

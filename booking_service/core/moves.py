@@ -31,32 +31,41 @@ from booking_service.adapters.repository import (
     dup_guard,
     epoch_ms,
     has_started,
-    public,
     serial_guard,
 )
-from booking_service.core import booking, holds
+from booking_service.core import holds
 from booking_service.core.context import Context
+from booking_service.core.places import (
+    find_visible,
+    free_place,
+    open_day,
+    placed_with,
+    slot_full,
+    take_place,
+    units_of,
+)
+from booking_service.core.requests import HoldPlace, MoveAppointment
+from booking_service.core.shapes import appointment_data, public
+from booking_service.core.waitlist import place_freed
 from shared.auth import Principal
 from shared.errors import (
     AppointmentInPast,
     DuplicateBooking,
     HoldExpired,
-    InvalidDate,
     InvalidTransition,
     ScheduleChanged,
     ServiceUnavailable,
-    SlotFull,
 )
-from shared.slots import iso_utc, parse_date
+from shared.slots import iso_utc
 
 log = logging.getLogger(__name__)
 
 
 def reschedule(
-    ctx: Context, who: Principal, appointment_id: str, body: dict, now: datetime
+    ctx: Context, who: Principal, appointment_id: str, request: MoveAppointment, now: datetime
 ) -> dict:
     """POST /api/appointments/{id}/reschedule: the same appointment in a new place."""
-    doc = booking.find_visible(ctx, who, appointment_id)
+    doc = find_visible(ctx, who, appointment_id)
     if doc.get("release_pending") and not finish_release(ctx, doc):
         # a move before this one left its old place to free, and it cannot be freed now
         raise ServiceUnavailable("Moving is unavailable: the capacity store is down")
@@ -67,36 +76,29 @@ def reschedule(
     if has_started(doc, now):
         raise AppointmentInPast("A past appointment cannot be moved")
     hospital_id = doc["hospital_id"]
-    day_text, slot_start = body["date"], body["slot"]
-    practitioner_id = body.get("practitioner_id", doc.get("practitioner_id"))
-    day = parse_date(day_text)
-    if day is None:
-        raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    snapshot, configuration, schedule, practitioner = booking.where_to_book(
-        ctx, hospital_id, day_text, practitioner_id
-    )
+    day_text, slot_start = request.date, request.slot
+    practitioner_id = request.practitioner_id or doc.get("practitioner_id")
+    day = open_day(ctx, hospital_id, day_text, practitioner_id)
+    schedule, practitioner = day.schedule, day.practitioner
     held_place = None
-    if body.get("hold_id") is not None:
-        target = {**body, "hospital_id": hospital_id, "practitioner_id": practitioner_id}
-        held_place = holds.usable_hold(ctx, who, body["hold_id"], target, now)
-    kind = configuration.appointment_type(
-        body.get("appointment_type")
+    if request.hold_id is not None:
+        target = HoldPlace(
+            hospital_id, day_text, slot_start, practitioner_id, request.appointment_type
+        )
+        held_place = holds.usable_hold(ctx, who, request.hold_id, target, now)
+    kind = day.kind(
+        request.appointment_type
         or (held_place or {}).get("appointment_type")
         or doc.get("appointment_type")
     )
-    units = held_place["units"] if held_place else (kind.units if kind is not None else 1)
+    units = held_place["units"] if held_place else units_of(kind)
     if (day_text, slot_start, practitioner_id) == (
         doc["date"],
         doc["slot_start"],
         doc.get("practitioner_id"),
     ):
         raise InvalidTransition("The appointment is in that slot already")
-    slot = booking.check_bookable(schedule, day, slot_start, now)
-    counts = snapshot.counts[day_text]
-    full = SlotFull(f"The {slot_start} slot on {day_text} is full")
-    if held_place is None and counts is not None:
-        if booking.taken_units(counts, slot_start) + units > slot.capacity:
-            raise full
+    slot = day.check(slot_start, now, None if held_place is not None else units)
 
     oid = doc["_id"]
     token = uuid.uuid4().hex
@@ -118,7 +120,7 @@ def reschedule(
 
     def undo(release_target: bool) -> None:
         if ctx.appointments.abort_move(oid, token) and release_target:
-            booking._release(ctx, {**begun, **_place(move)})
+            free_place(ctx, {**begun, **_place(move)})
 
     published = ctx.reader.published(hospital_id)
     if published.version != schedule.version:
@@ -127,8 +129,8 @@ def reschedule(
             "The hospital's schedule changed while this move was made; please try again"
         )
     try:
-        outcome, serial = booking.take_place(
-            ctx, schedule, day, slot_start, str(oid), slot.capacity, units, held_place
+        outcome, serial = take_place(
+            ctx, schedule, day.day, slot_start, str(oid), slot.capacity, units, held_place
         )
     except (redis.RedisError, PyMongoError) as exc:
         undo(True)
@@ -137,7 +139,7 @@ def reschedule(
         undo(outcome != FULL)
         if held_place is not None:
             raise HoldExpired(f"The hold {held_place['_id']} has expired")
-        raise full
+        raise slot_full(slot_start, day_text)
 
     source = {
         "date": doc["date"],
@@ -153,18 +155,18 @@ def reschedule(
         "slot": slot.as_dict(),
         "serial": serial,
         "units": units,
-        "starts_ms": epoch_ms(schedule.starts_at(day, slot_start)),
+        "starts_ms": epoch_ms(schedule.starts_at(day.day, slot_start)),
         "dup_guard": dup_guard(hospital_id, day_text, doc["patient"]["phone"], practitioner_id),
         "serial_guard": serial_guard(hospital_id, day_text, slot_start, serial, practitioner_id),
         "moves": history,
         "release_pending": {"token": token, **_place(_source_place(doc))},
         "updated_ms": epoch_ms(now),
     }
-    changes.update(booking.placed_with(practitioner, kind, held_place))
+    changes.update(placed_with(practitioner, kind, held_place))
     try:
         rescheduled = outbox.event(
             outbox.APPOINTMENT_RESCHEDULED,
-            outbox.appointment_data(doc, **changes, version=doc.get("version", 0) + 1),
+            appointment_data(doc, **changes, version=doc.get("version", 0) + 1),
             now,
         )
         moved = ctx.appointments.commit_move(oid, token, changes, rescheduled)
@@ -177,7 +179,7 @@ def reschedule(
         undo(True)
         raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
     if moved is None:  # the reconciler abandoned the move while this process was slow
-        booking._release(ctx, {**begun, **_place(move)})
+        free_place(ctx, {**begun, **_place(move)})
         raise ServiceUnavailable("The move took too long and was not made; please retry")
     if held_place is not None:
         holds.use_hold(ctx, held_place, str(oid), now)
@@ -185,7 +187,7 @@ def reschedule(
     old_pid = doc.get("practitioner_id")
     ctx.events.queue(hospital_id, doc["date"], old_pid)
     ctx.events.queue(hospital_id, day_text, practitioner_id)
-    booking.place_freed(ctx, hospital_id, old_pid, doc["date"], now)
+    place_freed(ctx, hospital_id, old_pid, doc["date"], now)
     return public(ctx.appointments.get(oid) or moved)
 
 
@@ -199,7 +201,7 @@ def _source_place(doc: dict) -> dict:
 
 
 def _place(where: dict) -> dict:
-    """The fields `booking._release` needs to give a place back."""
+    """The fields `free_place` needs to give a place back."""
     return {
         "hospital_id": where["hospital_id"],
         "date": where["date"],
@@ -211,7 +213,7 @@ def _place(where: dict) -> dict:
 def finish_release(ctx: Context, doc: dict) -> bool:
     """Give back the old place of a committed move, then forget it; True when done."""
     pending = doc["release_pending"]
-    if not booking._release(ctx, {"_id": doc["_id"], **_place(pending)}):
+    if not free_place(ctx, {"_id": doc["_id"], **_place(pending)}):
         return False
     ctx.appointments.source_released(doc["_id"], pending["token"])
     return True
@@ -228,14 +230,14 @@ def repair(ctx: Context, now: datetime) -> tuple[int, int]:
         # Forgotten first: a slow mover's commit then fails on its token, and never finds
         # its target place given back under it.
         if ctx.appointments.abort_move(doc["_id"], move["token"]):
-            booking._release(ctx, {"_id": doc["_id"], **_place(move)})
+            free_place(ctx, {"_id": doc["_id"], **_place(move)})
             undone += 1
     freed = 0
     for doc in ctx.appointments.unreleased_sources():
         if finish_release(ctx, doc):
             freed += 1
             pending = doc["release_pending"]
-            booking.place_freed(
+            place_freed(
                 ctx, pending["hospital_id"], pending.get("practitioner_id"), pending["date"], now
             )
     return undone, freed

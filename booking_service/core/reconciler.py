@@ -10,7 +10,7 @@ work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
 - releases the places of appointments closed recently, in case a release was lost, once
   each (then marked `released`; a place never taken is marked so when it is closed);
 - repairs moves a process left half-done (moves.py), ends holds past their time
-  (holds.py), and offers free places to the waitlist (waitlist.py).
+  (waitlist.py), and offers free places to the waitlist (waitlist.py).
 """
 
 from __future__ import annotations
@@ -25,14 +25,10 @@ import redis
 from pymongo.errors import PyMongoError
 
 from booking_service.adapters.repository import epoch_ms
-from booking_service.core import holds, moves, waitlist
-from booking_service.core.booking import (
-    _release,
-    abandon_stale,
-    current_configuration,
-    rebuild_day,
-)
+from booking_service.core import moves, waitlist
+from booking_service.core.booking import abandon_stale
 from booking_service.core.context import Context
+from booking_service.core.places import current_configuration, free_place, rebuild_day
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.slots import parse_date
@@ -77,12 +73,12 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
     if abandoned:
         log.warning("abandoned %d stale pending appointment(s)", abandoned)
     since = last_sweep - timedelta(seconds=ctx.config.reconcile_interval_seconds * 2 + 5)
-    freed = [doc["_id"] for doc in ctx.appointments.closed_since(since) if _release(ctx, doc)]
+    freed = [doc["_id"] for doc in ctx.appointments.closed_since(since) if free_place(ctx, doc)]
     ctx.appointments.mark_released(freed)
     undone, moved_out = moves.repair(ctx, now)
     if undone or moved_out:
         log.warning("moves repaired: %d undone, %d old place(s) freed", undone, moved_out)
-    holds.expire_holds(ctx, now)
+    waitlist.expire_holds(ctx, now)
     waitlist.upkeep(ctx, now, int(ctx.config.pending_timeout_seconds * 1000))
     return now
 

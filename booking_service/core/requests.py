@@ -3,6 +3,8 @@ with one schema each, before anything is built from them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from marshmallow import ValidationError, fields, validate
 
 from shared.ids import Identifier, Phone, Text, WallTime, is_appointment_id
@@ -42,3 +44,54 @@ class AppointmentCreateSchema(StrictSchema):
         }
     )
     hold_id = RecordId(metadata={"description": "book the place of this live hold"})
+
+
+@dataclass(frozen=True)
+class BookAppointment:
+    """Book a place (POST /api/appointments, FHIR `POST Appointment`, a waitlist offer
+    accepted): in the hospital's own schedule, or a doctor's; of a type; from a live hold."""
+
+    hospital_id: str
+    date: str
+    slot: str
+    patient: dict
+    reason: str | None = None
+    practitioner_id: str | None = None
+    appointment_type: str | None = None
+    hold_id: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldPlace:
+    """Hold a place of a slot for a while (POST /api/holds, a waitlist offer); also what a
+    hold is compared with when a booking or a move uses it."""
+
+    hospital_id: str
+    date: str
+    slot: str
+    practitioner_id: str | None = None
+    appointment_type: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveAppointment:
+    """Move an appointment (POST /api/appointments/{id}/reschedule): its hospital stays; its
+    doctor too unless `practitioner_id` names another."""
+
+    date: str
+    slot: str
+    practitioner_id: str | None = None
+    appointment_type: str | None = None
+    hold_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JoinWaitlist:
+    """Wait for a place of a day, or of one slot of it (POST /api/waitlist)."""
+
+    hospital_id: str
+    date: str
+    patient: dict
+    practitioner_id: str | None = None
+    slot: str | None = None
+    appointment_type: str | None = None

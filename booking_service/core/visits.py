@@ -36,10 +36,10 @@ from booking_service.adapters.repository import (
     NO_SHOW,
     PLACED,
     epoch_ms,
-    public,
 )
-from booking_service.core.booking import find_visible
 from booking_service.core.context import Context
+from booking_service.core.places import find_visible
+from booking_service.core.shapes import appointment_data, public
 from shared.auth import Principal
 from shared.configurations import Configuration
 from shared.errors import (
@@ -96,7 +96,7 @@ def visit_step(ctx: Context, who: Principal, appointment_id: str, name: str, now
     changed = outbox.event(
         outbox.APPOINTMENT_STATUS_CHANGED,
         {
-            **outbox.appointment_data(
+            **appointment_data(
                 doc, status=step.to_status, version=doc.get("version", 0) + 1, **changes
             ),
             "previous_status": doc["status"],

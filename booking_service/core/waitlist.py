@@ -14,7 +14,7 @@ straight to the next entry that fits, which no booking can take in between (`pas
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 from bson import ObjectId
@@ -28,6 +28,8 @@ from booking_service.adapters.repository import (
     EXPIRED,
     OFFERED,
     OFFERING,
+    RELEASED,
+    USED,
     WAITING,
     WITHDRAWN,
     dup_guard,
@@ -37,6 +39,17 @@ from booking_service.adapters.repository import (
 from booking_service.adapters.repository import HELD as LIVE_HOLD
 from booking_service.core import booking, holds
 from booking_service.core.context import Context
+from booking_service.core.places import (
+    check_bookable,
+    current_configuration,
+    day_counts,
+    find_owned,
+    open_day,
+    records_ttl,
+    taken_units,
+)
+from booking_service.core.requests import BookAppointment, HoldPlace, JoinWaitlist
+from booking_service.core.shapes import public_entry
 from shared.auth import Principal
 from shared.errors import (
     DomainError,
@@ -51,7 +64,7 @@ from shared.errors import (
     WaitlistDuplicate,
     WaitlistEntryNotFound,
 )
-from shared.slots import BEYOND_WINDOW, PAST, iso_utc, parse_date
+from shared.slots import BEYOND_WINDOW, PAST, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -59,51 +72,23 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES_PER_ROUND = 200
 
 
-def public_entry(doc: dict, position: int | None = None) -> dict:
-    """A waitlist entry as the API shows it."""
-    out = {
-        "waitlist_id": str(doc["_id"]),
-        "status": doc["status"],
-        "hospital_id": doc["hospital_id"],
-        "practitioner_id": doc.get("practitioner_id"),
-        "date": doc["date"],
-        "slot": doc.get("slot_start"),
-        "patient": doc["patient"],
-        "appointment_type": doc.get("appointment_type"),
-        "created_at": iso_utc(_instant(doc["created_ms"])),
-    }
-    if position is not None:
-        out["position"] = position
-    if doc.get("hold_id"):
-        out["hold_id"] = doc["hold_id"]
-        out["offered_slot"] = doc.get("offered_slot")
-        out["offer_expires_at"] = iso_utc(_instant(doc["offer_expires_ms"]))
-    if doc.get("appointment_id"):
-        out["appointment_id"] = doc["appointment_id"]
-    return out
-
-
-def _instant(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def join(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
+def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> dict:
     """POST /api/waitlist: wait for a place of a day (of one slot, when `slot` is given)."""
-    hospital_id, day_text = body["hospital_id"], body["date"]
-    practitioner_id, slot_start = body.get("practitioner_id"), body.get("slot")
+    hospital_id, day_text = request.hospital_id, request.date
+    practitioner_id, slot_start = request.practitioner_id, request.slot
     day = parse_date(day_text)
     if day is None:
         raise InvalidDate(f"{day_text!r} is not a date YYYY-MM-DD")
-    configuration = booking.current_configuration(ctx, hospital_id)
+    configuration = current_configuration(ctx, hospital_id)
     schedule = configuration.schedule_for(practitioner_id)
     if practitioner_id is not None and not configuration.practitioner(practitioner_id).active:
         raise PractitionerInactive(f"{practitioner_id} is not taking appointments")
-    kind = configuration.appointment_type(body.get("appointment_type"))
+    kind = configuration.appointment_type(request.appointment_type)
     planned = schedule.day(day, now)
     if planned.status in (PAST, BEYOND_WINDOW):
         raise OutsideBookingWindow(f"{day_text} is outside the booking window")
     if slot_start is not None:
-        booking.check_bookable(schedule, day, slot_start, now)
+        check_bookable(schedule, day, slot_start, now)
     elif not planned.slots:
         raise SlotNotFound(f"{day_text} has no slots to wait for")
     if ctx.waitlist.live_count(who.user_id) >= ctx.config.waitlist_limit and not who.at_desk:
@@ -115,22 +100,22 @@ def join(ctx: Context, who: Principal, body: dict, now: datetime) -> dict:
         "practitioner_id": practitioner_id,
         "date": day_text,
         "slot_start": slot_start,
-        "patient": body["patient"],
+        "patient": request.patient,
         "appointment_type": kind.code if kind is not None else None,
         "units": kind.units if kind is not None else 1,
         "user_id": who.user_id,
         "status": WAITING,
-        "wait_guard": dup_guard(hospital_id, day_text, body["patient"]["phone"], practitioner_id),
+        "wait_guard": dup_guard(hospital_id, day_text, request.patient["phone"], practitioner_id),
         "created_ms": epoch_ms(now),
     }
     try:
         ctx.waitlist.insert(doc)
     except DuplicateKeyError as exc:
         raise WaitlistDuplicate(
-            f"{body['patient']['phone']} is already waiting for {hospital_id} on {day_text}"
+            f"{request.patient['phone']} is already waiting for {hospital_id} on {day_text}"
         ) from exc
     # A place may be free already (or have come back while this entry was written).
-    booking.place_freed(ctx, hospital_id, practitioner_id, day_text, now)
+    place_freed(ctx, hospital_id, practitioner_id, day_text, now)
     return answer(ctx, ctx.waitlist.get(oid) or doc)
 
 
@@ -147,7 +132,7 @@ def answer(ctx: Context, doc: dict) -> dict:
 def find_entry(ctx: Context, who: Principal, waitlist_id: str) -> dict:
     """An entry the caller may see (its own; staff and admin: any); 404 otherwise."""
     missing = WaitlistEntryNotFound(f"No waitlist entry {waitlist_id!r}")
-    return booking.find_owned(ctx.waitlist, who, waitlist_id, "user_id", missing)
+    return find_owned(ctx.waitlist, who, waitlist_id, "user_id", missing)
 
 
 def list_entries(ctx: Context, who: Principal, query: dict) -> dict:
@@ -198,16 +183,16 @@ def accept(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dic
         raise HoldExpired("The offer has expired")
     # The appointment is the entry's owner's, whoever accepts (a desk may, for them).
     owner = Principal(doc["user_id"], "", "patient")
-    body = {
-        "hospital_id": doc["hospital_id"],
-        "practitioner_id": doc.get("practitioner_id"),
-        "date": doc["date"],
-        "slot": doc["offered_slot"],
-        "patient": doc["patient"],
-        "appointment_type": doc.get("appointment_type"),
-        "hold_id": doc["hold_id"],
-    }
-    appointment = booking.book(ctx, owner, body, now)
+    request = BookAppointment(
+        hospital_id=doc["hospital_id"],
+        practitioner_id=doc.get("practitioner_id"),
+        date=doc["date"],
+        slot=doc["offered_slot"],
+        patient=doc["patient"],
+        appointment_type=doc.get("appointment_type"),
+        hold_id=doc["hold_id"],
+    )
+    appointment = booking.book(ctx, owner, request, now)
     accepted = {"appointment_id": appointment["appointment_id"], "updated_ms": epoch_ms(now)}
     # (the reconciler may have seen the offer's time pass while the booking took its place)
     if ctx.waitlist.move(doc["_id"], OFFERED, ACCEPTED, accepted) is None:
@@ -224,14 +209,14 @@ def offer_places(
     if not entries:
         return 0
     try:
-        counted = booking.day_counts(ctx, hospital_id, [parse_date(day)], now, practitioner_id)
+        counted = day_counts(ctx, hospital_id, [parse_date(day)], now, practitioner_id)
     except DomainError:
         return 0  # the hospital or the doctor is gone: nothing to offer
     ((planned, counts),) = counted.days
     if counts is None or planned.status != "open":
         return 0
     room = {
-        slot.start: slot.capacity - booking.taken_units(counts, slot.start)
+        slot.start: slot.capacity - taken_units(counts, slot.start)
         for slot, started in zip(planned.slots, planned.started, strict=True)
         if not started
     }
@@ -257,13 +242,13 @@ def _offer(ctx: Context, entry: dict, slots: list[str], now: datetime) -> str | 
     if claimed is None:
         return None
     for slot in slots:
-        target = {
-            "hospital_id": entry["hospital_id"],
-            "practitioner_id": entry.get("practitioner_id"),
-            "date": entry["date"],
-            "slot": slot,
-            "appointment_type": entry.get("appointment_type"),
-        }
+        target = HoldPlace(
+            hospital_id=entry["hospital_id"],
+            practitioner_id=entry.get("practitioner_id"),
+            date=entry["date"],
+            slot=slot,
+            appointment_type=entry.get("appointment_type"),
+        )
         try:
             hold = holds.place_hold(
                 ctx, entry["user_id"], target, now, limit=None, waitlist_id=str(entry["_id"])
@@ -291,7 +276,7 @@ def _offered(ctx: Context, entry: dict, hold: dict, now: datetime) -> bool:
         outbox.WAITLIST_OFFERED, public_entry({**entry, **offer, "status": OFFERED}), now
     )
     if ctx.waitlist.move(entry["_id"], OFFERING, OFFERED, offer, made) is None:
-        holds.end_hold(ctx, hold, "released", now)
+        end_hold(ctx, hold, "released", now)
         return False
     return True
 
@@ -311,14 +296,12 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
     if not fits:
         return None
     try:
-        _, configuration, schedule, _ = booking.where_to_book(
-            ctx, hospital_id, day_text, practitioner_id
-        )
-        day = parse_date(day_text)
-        booking.check_bookable(schedule, day, slot_start, now)
+        day = open_day(ctx, hospital_id, day_text, practitioner_id)
+        day.check(slot_start, now)
     except DomainError:
         return None  # the slot started, the day closed, the doctor left: no offer
-    ttl = booking.records_ttl(schedule, day, now)
+    configuration = day.configuration
+    ttl = records_ttl(day.schedule, day.day, now)
     grace_ms = holds.offer_grace_ms(ctx.config)
     life_ms = configuration.hold_seconds * 1000 + grace_ms
     for entry in fits[:MAX_ENTRIES_PER_ROUND]:
@@ -379,17 +362,17 @@ def _offer_over(ctx: Context, hold: dict, now: datetime) -> None:
 
 
 def hold_ended(ctx: Context, hold: dict, now: datetime) -> None:
-    """A hold was given back or ran out (holds.end_hold): an offer it carried is over (the
+    """A hold was given back or ran out (`end_hold`): an offer it carried is over (the
     entry expires), and its place goes to the next entry."""
     if hold.get("waitlist_id"):
         _offer_over(ctx, hold, now)  # run out, or given back by its owner (declined)
-    booking.place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
+    place_freed(ctx, hold["hospital_id"], hold.get("practitioner_id"), hold["date"], now)
 
 
 def _end_offer_hold(ctx: Context, entry: dict, now: datetime) -> None:
     hold = ctx.holds.get(to_object_id(entry["hold_id"]))
     if hold is not None:
-        holds.end_hold(ctx, hold, "released", now)
+        end_hold(ctx, hold, "released", now)
 
 
 def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
@@ -406,7 +389,7 @@ def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
                 entry["_id"], OFFERED, ACCEPTED, {"appointment_id": hold["appointment_id"]}
             )
         elif hold is not None and hold["state"] == "held":
-            holds.end_hold(ctx, hold, EXPIRED, now)  # expires the entry, offers the place
+            end_hold(ctx, hold, EXPIRED, now)  # expires the entry, offers the place
         else:
             ctx.waitlist.move(entry["_id"], OFFERED, EXPIRED, {"updated_ms": epoch_ms(now)})
     offers = 0
@@ -417,3 +400,53 @@ def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
         except (redis.RedisError, PyMongoError) as exc:
             log.warning("waitlist offers for %s %s failed: %s", hospital_id, day, exc)
     return offers
+
+
+# Freed places. A place that comes back (a cancel, a move away, a hold given back or past its
+# time) is offered to the waitlist here, the one module that both makes offers and ends holds:
+# ending an offer's hold passes its place on to the next entry (`pass_offer`), and an offer
+# withdrawn while it was made ends its hold.
+
+
+def place_freed(
+    ctx: Context, hospital_id: str, practitioner_id: str | None, day: str, now: datetime
+) -> None:
+    """A place of the day came back: offer it to the day's waitlist (best effort: the
+    reconciler offers what is left)."""
+    try:
+        offer_places(ctx, hospital_id, practitioner_id, day, now)
+    except (redis.RedisError, PyMongoError) as exc:
+        log.warning("waitlist offers for %s %s not made now: %s", hospital_id, day, exc)
+
+
+def release_hold(ctx: Context, who: Principal, hold_id: str, now: datetime) -> None:
+    """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
+    doc = holds.find_hold(ctx, who, hold_id)
+    if doc["state"] == USED:
+        raise InvalidTransition("The hold was used by a booking; cancel the appointment instead")
+    end_hold(ctx, doc, RELEASED, now)
+
+
+def end_hold(ctx: Context, doc: dict, state: str, now: datetime) -> dict | None:
+    """End a live hold (`released` or `expired`), free its place and offer it to the
+    waitlist (a waitlist offer's place passes straight to the next entry that fits, when
+    one does); the ended record, None when it had ended already."""
+    if doc.get("waitlist_id") and doc["state"] == LIVE_HOLD:
+        passed = pass_offer(ctx, doc, state, now)
+        if passed is not None:
+            return passed
+    ended = ctx.holds.end(doc["_id"], state, now)
+    if ended is None:
+        return None
+    holds.give_back(ctx, ended)
+    holds.forget_quota(ctx, ended["user_id"], str(ended["_id"]))
+    hold_ended(ctx, ended, now)
+    return ended
+
+
+def expire_holds(ctx: Context, now: datetime) -> int:
+    """Holds past their time still recorded live: end them, free their places (the gate has
+    usually dropped them already) and pass their places on; returns how many."""
+    return sum(
+        end_hold(ctx, doc, EXPIRED, now) is not None for doc in ctx.holds.expired(epoch_ms(now))
+    )

@@ -1,9 +1,12 @@
 """In-memory fakes of the booking service's adapters, for fast tests of the service layer.
 
 Each fake keeps the contract of the adapter it stands for (booking_service/adapters/repository.py,
-booking_service/adapters/capacity.py, shared/capacity_reads.py, adapters/limits.py): the
-unique guards of MongoDB, the all-or-nothing places of the Lua gate, the counts a reader
-sees. The real adapters are tested against real servers in tests/integration and tests/e2e.
+booking_service/adapters/capacity.py, shared/capacity_reads.py, adapters/limits.py, the
+integrations' store.py): the unique guards of MongoDB, the all-or-nothing places of the Lua
+gate, the counts a reader sees, the conditional updates of the webhook deliveries.
+`fake_context` builds the core's Context over them, `fake_services` what
+booking_service/bootstrap.py builds (for `create_app(config, services=...)`). The real
+adapters are tested against real servers in tests/integration and tests/e2e.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ from booking_service.adapters.repository import (
 from booking_service.adapters.repository import (
     HELD as LIVE_HOLD,
 )
+from booking_service.bootstrap import Services
 from booking_service.core.context import Context
+from booking_service.integrations.webhooks import store as webhooks_store
+from booking_service.integrations.webhooks.service import Webhooks
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
 from shared.config import Config
 from shared.configurations import ConfigurationCache
@@ -699,3 +705,258 @@ def fake_context(config: Config | None = None) -> tuple[Context, FakeSchedules]:
         waitlist=FakeWaitlist(),
     )
     return ctx, schedules
+
+
+# --- The integrations' stores -------------------------------------------------------------
+
+
+class FakeFeeds:
+    """FeedRepository in memory (booking_service/integrations/calendars/store.py)."""
+
+    def __init__(self):
+        self.docs: dict[ObjectId, dict] = {}
+
+    def insert(self, doc: dict) -> None:
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    def get(self, oid: ObjectId) -> dict | None:
+        doc = self.docs.get(oid)
+        return copy.deepcopy(doc) if doc else None
+
+    def revoke(self, oid: ObjectId, changes: dict) -> bool:
+        doc = self.docs.get(oid)
+        if doc is None or doc.get("revoked_ms") is not None:
+            return False
+        doc.update(changes, token_sha256=None)
+        return True
+
+    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+        found = [
+            {k: v for k, v in d.items() if k != "token_sha256"}
+            for d in self.docs.values()
+            if d.get("revoked_ms") is None and all(d.get(k) == v for k, v in filters.items())
+        ]
+        found.sort(key=lambda d: (d["created_ms"], d["_id"]), reverse=True)
+        return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
+
+
+class FakeHooks:
+    """WebhookStore in memory (booking_service/integrations/webhooks/store.py)."""
+
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+
+    def insert(self, doc: dict) -> None:
+        self.docs[str(doc["_id"])] = copy.deepcopy(doc)
+
+    def get(self, webhook_id: str) -> dict | None:
+        return copy.deepcopy(self.docs.get(webhook_id))
+
+    def active(self) -> list[dict]:
+        found = [d for d in self.docs.values() if d["active"]]
+        return copy.deepcopy(sorted(found, key=lambda d: d["created_ms"]))
+
+    def count_active(self) -> int:
+        return len(self.active())
+
+    def deactivate(self, webhook_id: str, now_ms: int) -> bool:
+        doc = self.docs.get(webhook_id)
+        if doc is None:
+            return False
+        doc.update(active=False, deleted_ms=now_ms)
+        doc.pop("secret", None)
+        doc.pop("secret_salt", None)
+        return True
+
+
+class FakeDeliveries:
+    """DeliveryStore in memory: the queue and the log, each change conditional as the real
+    one's (state, attempt count, lease)."""
+
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+
+    def insert(self, doc: dict) -> bool:
+        if doc["_id"] in self.docs:
+            return False
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    def _pending(self, **fields) -> list[dict]:
+        return [
+            d
+            for d in self.docs.values()
+            if d["state"] == webhooks_store.PENDING
+            and all(d.get(k) == v for k, v in fields.items())
+        ]
+
+    def due(self, now_ms: int, limit: int, exclude: set[str] | None = None) -> list[dict]:
+        found = [
+            d
+            for d in self._pending()
+            if d["next_attempt_ms"] <= now_ms
+            and d["lease_until_ms"] <= now_ms
+            and d["webhook_id"] not in (exclude or ())
+        ]
+        found.sort(key=lambda d: (d["next_attempt_ms"], d["seq"]))
+        return copy.deepcopy(found[:limit])
+
+    def earlier_pending(self, webhook_id: str, subject: str, seq: int) -> dict | None:
+        found = [d for d in self._pending(webhook_id=webhook_id, subject=subject) if d["seq"] < seq]
+        return copy.deepcopy(min(found, key=lambda d: d["seq"])) if found else None
+
+    def _leased(self, doc: dict, now_ms: int | None = None, owner=None) -> dict | None:
+        """The stored delivery when it is still the one read: pending, the same attempt count
+        (and lease owner; and its lease run out by `now_ms`), else None."""
+        mine = self.docs.get(doc["_id"])
+        if (
+            mine is None
+            or mine["state"] != webhooks_store.PENDING
+            or mine["attempt_count"] != doc["attempt_count"]
+            or (owner is not None and mine.get("lease_owner") != owner)
+            or (now_ms is not None and mine["lease_until_ms"] > now_ms)
+        ):
+            return None
+        return mine
+
+    def defer(self, delivery_id: str, until_ms: int, now_ms: int) -> None:
+        doc = self.docs[delivery_id]
+        if doc["state"] == webhooks_store.PENDING and doc["lease_until_ms"] <= now_ms:
+            doc["next_attempt_ms"] = until_ms
+
+    def claim(self, doc: dict, now_ms: int, lease_ms: int, owner: str) -> dict | None:
+        mine = self._leased(doc, now_ms)
+        if mine is None:
+            return None
+        mine.update(lease_until_ms=now_ms + lease_ms, lease_owner=owner, lease_at_ms=now_ms)
+        return copy.deepcopy(mine)
+
+    @staticmethod
+    def _finish(mine: dict, attempt_text: str, changes: dict) -> None:
+        mine["attempts"].append(attempt_text)
+        mine["attempt_count"] += 1
+        mine.update(changes, lease_until_ms=0)
+        mine.pop("lease_owner", None)
+
+    def record(self, doc: dict, owner: str, attempt_text: str, changes: dict) -> bool:
+        mine = self._leased(doc, owner=owner)
+        if mine is None:
+            return False
+        self._finish(mine, attempt_text, changes)
+        return True
+
+    def expire_lease(self, doc: dict, attempt_text: str, changes: dict, now_ms: int) -> dict | None:
+        mine = self._leased(doc, now_ms, owner=doc["lease_owner"])
+        if mine is None:
+            return None
+        self._finish(mine, attempt_text, changes)
+        return copy.deepcopy(mine)
+
+    def end_unsent(self, delivery_id: str, reason: str, now_ms: int) -> None:
+        doc = self.docs[delivery_id]
+        if doc["state"] == webhooks_store.PENDING and doc["lease_until_ms"] <= now_ms:
+            doc.update(state=webhooks_store.DEAD, dead_reason=reason, ended_ms=now_ms)
+
+    def end_for_webhook(self, webhook_id: str, reason: str, now_ms: int) -> int:
+        ended = 0
+        for doc in self._pending(webhook_id=webhook_id):
+            if doc["lease_until_ms"] <= now_ms:
+                doc.update(state=webhooks_store.DEAD, dead_reason=reason, ended_ms=now_ms)
+                ended += 1
+        return ended
+
+    def page(
+        self, webhook_id: str, state: str | None, page: int, per_page: int
+    ) -> tuple[list[dict], int]:
+        found = [
+            {k: v for k, v in d.items() if k != "payload"}
+            for d in self.docs.values()
+            if d["webhook_id"] == webhook_id and state in (None, d["state"])
+        ]
+        found.sort(key=lambda d: (d["created_ms"], d["seq"], d["_id"]), reverse=True)
+        return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
+
+
+class FakeSources:
+    """OutboxSources in memory: the outboxes of the fakes' appointments and waitlist entries
+    (or of documents of their own, made by `push`). `clear` keeps the real adapter's rule:
+    relayed events go, one pushed since the read stays."""
+
+    KINDS = ("appointment", "waitlist")
+
+    def __init__(
+        self, appointments: FakeAppointments | None = None, waitlist: FakeWaitlist | None = None
+    ):
+        self.docs = {
+            "appointment": (appointments or FakeAppointments()).docs,
+            "waitlist": (waitlist or FakeWaitlist()).docs,
+        }
+
+    def push(self, kind: str, event: dict, oid: ObjectId | None = None) -> dict:
+        """What a change's update does (booking_service/adapters/outbox.py): the event into
+        the document's outbox (`oid`'s, else the kind's first, made when there is none), its
+        version one more; returns the stored document."""
+        docs = self.docs[kind]
+        if oid is None:
+            oid = next(iter(docs), None) or ObjectId()
+        doc = docs.setdefault(oid, {"_id": oid, "version": 0})
+        doc["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]
+        doc["version"] = doc.get("version", 0) + 1
+        doc["outbox_pending"] = 1
+        return doc
+
+    def pending(self, kind: str, limit: int) -> list[dict]:
+        found = [d for d in self.docs[kind].values() if d.get("outbox_pending") == 1]
+        fields = ("_id", "outbox", "version")
+        return [copy.deepcopy({k: d[k] for k in fields if k in d}) for d in found[:limit]]
+
+    def clear(self, kind: str, doc: dict, relayed: list[str]) -> None:
+        mine = self.docs[kind].get(doc["_id"])
+        if mine is None:
+            return
+        unchanged = mine.get("version") == doc.get("version")
+        if kind == "appointment" and unchanged and mine.get("outbox_pending") == 1:
+            del mine["outbox_pending"]
+            mine.pop("outbox", None)
+            return
+        if relayed and "outbox" in mine:
+            mine["outbox"] = [t for t in mine["outbox"] if t not in relayed]
+        if mine.get("outbox") == [] and mine.get("outbox_pending") == 1:
+            del mine["outbox_pending"]
+
+
+class FakeSender:
+    """Answers attempts from a script of statuses (None: no answer) and records them."""
+
+    def __init__(self, *statuses: int | None):
+        self.statuses = list(statuses)
+        self.sent: list[tuple[str, bytes, dict]] = []
+
+    def post(self, url, body, headers, timeout) -> tuple[int | None, str | None]:
+        self.sent.append((url, body, headers))
+        status = self.statuses.pop(0) if self.statuses else 200
+        return (None, "connection error: refused") if status is None else (status, None)
+
+
+def fake_webhooks(
+    config: Config,
+    sender: FakeSender | None = None,
+    appointments: FakeAppointments | None = None,
+    waitlist: FakeWaitlist | None = None,
+) -> Webhooks:
+    """The webhooks' stores and sender in memory (the outboxes: those of `appointments` and
+    `waitlist`, or their own)."""
+    return Webhooks(
+        config=config,
+        hooks=FakeHooks(),
+        deliveries=FakeDeliveries(),
+        sources=FakeSources(appointments, waitlist),
+        sender=sender or FakeSender(),
+    )
+
+
+def fake_services(ctx: Context, sender: FakeSender | None = None) -> Services:
+    """What booking_service.bootstrap builds, over fakes: `ctx` (fake_context's), the feeds and
+    the webhooks' stores in memory, the webhooks relaying `ctx`'s outboxes."""
+    webhooks = fake_webhooks(ctx.config, sender, ctx.appointments, ctx.waitlist)
+    return Services(context=ctx, feeds=FakeFeeds(), webhooks=webhooks)

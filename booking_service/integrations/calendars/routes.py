@@ -34,7 +34,7 @@ from booking_service.integrations.calendars.ics import ICS_CONTENT_TYPE
 from booking_service.integrations.calendars.store import FeedRepository
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
-from shared.errors import ServiceUnavailable
+from shared.config import Config
 from shared.ids import APPOINTMENT_ID_PATTERN, AppointmentIdConverter, Identifier
 from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
@@ -127,11 +127,8 @@ def _ctx() -> Context:
     return current_app.extensions["booking.ctx"]
 
 
-def _feeds():
-    feeds = current_app.extensions.get(FEEDS_EXTENSION)
-    if feeds is None:
-        raise ServiceUnavailable("Calendar feeds are unavailable: no database")
-    return feeds
+def _feeds() -> FeedRepository:
+    return current_app.extensions[FEEDS_EXTENSION]
 
 
 def _calendar(body: bytes, headers: dict | None = None) -> Response:
@@ -209,15 +206,11 @@ def feeds_base_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def init_app(app: Flask, api, ctx: Context, cfg, run_workers: bool) -> None:
-    """Register this integration's routes (and start its background work when
-    `run_workers`: it has none)."""
+def init_app(app: Flask, api, feeds: FeedRepository, cfg: Config) -> None:
+    """Register this integration's routes over `feeds` (the feed store, built by
+    booking_service/bootstrap.py); it has no background work. No I/O here."""
     app.extensions["calendars.base_url"] = feeds_base_url(cfg.feeds_base_url)
-    # The adapters' collections live in one database; the fakes of unit tests have none
-    # (a test puts its own repository under FEEDS_EXTENSION). No I/O here.
-    collection = getattr(ctx.appointments, "col", None)
-    if collection is not None and app.extensions.get(FEEDS_EXTENSION) is None:
-        app.extensions[FEEDS_EXTENSION] = FeedRepository(collection.database)
+    app.extensions[FEEDS_EXTENSION] = feeds
     app.url_map.converters["feed_id"] = FeedIdConverter
     api.register_converter(FeedIdConverter, _id_param_schema)
     api.register_blueprint(calendars_blp)

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from bson import ObjectId
 
 from booking_service.adapters.repository import epoch_ms
-from booking_service.core import booking
+from booking_service.core import places
 from booking_service.core.context import Context
 from booking_service.integrations.calendars.ics import (
     UID_DOMAIN,
@@ -80,13 +80,13 @@ def feed_path(feed_id: str, token: str) -> str:
 
 def venue_of(ctx: Context, hospital_id: str) -> tuple[Configuration, Venue]:
     """The hospital's current configuration and the venue it makes (404 hospital_not_found)."""
-    configuration = booking.current_configuration(ctx, hospital_id)
+    configuration = places.current_configuration(ctx, hospital_id)
     return configuration, Venue.of(configuration.doc, configuration.schedule)
 
 
 def appointment_ics(ctx: Context, who: Principal, appointment_id: str) -> bytes:
     """The `.ics` of an appointment its caller may see (someone else's is 404)."""
-    doc = booking.find_visible(ctx, who, appointment_id)
+    doc = places.find_visible(ctx, who, appointment_id)
     _, venue = venue_of(ctx, doc["hospital_id"])
     return appointment_calendar(doc, venue)
 
@@ -111,7 +111,7 @@ def create_feed(
     """Make a feed of a hospital's appointments (a doctor's with `practitioner_id`): its
     answer, with the URL that carries the secret (absolute when `base_url` is given)."""
     hospital_id, practitioner_id = body["hospital_id"], body.get("practitioner_id")
-    configuration = booking.current_configuration(ctx, hospital_id)
+    configuration = places.current_configuration(ctx, hospital_id)
     if practitioner_id is not None:
         configuration.practitioner(practitioner_id)  # 404 practitioner_not_found
     token = new_token()

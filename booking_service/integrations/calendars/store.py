@@ -4,15 +4,27 @@ A feed's secret is never stored: only its SHA-256 (hex), and not even that once 
 Documents: `_id` (ObjectId: the feed id's canonical form is its 24 lowercase hex digits),
 `hospital_id`, `practitioner_id` (or None), `token_sha256`, `created_at` (written by insert:
 a real date), `created_ms`, `created_by`, and once revoked `revoked_ms` / `revoked_at` /
-`revoked_by`. Feeds are read by `_id` only (and listed by an admin), so no index is needed.
+`revoked_by`. A feed is read by `_id`; an admin lists the live ones (`revoked_ms: None`),
+newest first, of every hospital or of one: the two indexes of `ensure_indexes`.
 """
 
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.write_concern import WriteConcern
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create the feeds' indexes (idempotent; called by booking_service.bootstrap's, the one
+    that makes every index of the service): the live feeds newest first, of every hospital
+    (`search` without filters) or of one (and its doctors). No `_id` in a compound index:
+    nx-27017 then refuses every insert."""
+    db.feeds.create_index([("revoked_ms", ASCENDING), ("created_ms", DESCENDING)])
+    db.feeds.create_index(
+        [("hospital_id", ASCENDING), ("revoked_ms", ASCENDING), ("created_ms", DESCENDING)]
+    )
 
 
 class FeedRepository:

@@ -17,18 +17,16 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from fhir.resources.capabilitystatement import CapabilityStatement
 
 from booking_service.integrations.fhir import ids as fhir_ids
-from booking_service.integrations.fhir.resources import (
-    ERROR_SYSTEM,
+from booking_service.integrations.fhir.appointments import (
     FHIR_APPOINTMENT_STATUSES,
-    FHIR_VERSION,
-    MEDIA_TYPE,
     OUR_STATUSES,
-    REMAINING_EXTENSION,
     SERIAL_EXTENSION,
-    SLOT_STATUSES,
     STATUS_EXTENSION,
     TYPE_SYSTEM,
 )
+from booking_service.integrations.fhir.datatypes import FHIR_VERSION, MEDIA_TYPE
+from booking_service.integrations.fhir.outcomes import ERROR_SYSTEM
+from booking_service.integrations.fhir.scheduling import REMAINING_EXTENSION, SLOT_STATUSES
 from shared.errors import ValidationError
 from shared.ids import ascii_uint, is_appointment_id
 from shared.slots import parse_date

@@ -1,7 +1,7 @@
 """HL7 FHIR R4 at /fhir/R4 (API.md, "Integrations"): the HTTP layer.
 
 Each view checks its request (search parameters: fhir_params; ids: fhir_ids; a create's
-body: fhir_resources.booking_request), calls one use case of fhir_service and answers the
+body: appointment_create.booking_request), calls one use case of fhir_service and answers the
 resource as `application/fhir+json`. A create books through the same gate as
 POST /api/appointments: the REST API's schema, the booking limit, Idempotency-Key, the
 booking metric, then `booking.book`.
@@ -23,17 +23,22 @@ from flask import Blueprint, Response, current_app, request
 
 from booking_service.core import booking
 from booking_service.core.context import Context
+from booking_service.core.idempotency import fingerprint
+from booking_service.core.requests import BookAppointment
 from booking_service.integrations.fhir import ids as fhir_ids
-from booking_service.integrations.fhir import params
-from booking_service.integrations.fhir import resources as res
+from booking_service.integrations.fhir import params, scheduling
 from booking_service.integrations.fhir import service as fhir_service
+from booking_service.integrations.fhir.appointment_create import booking_request
+from booking_service.integrations.fhir.bundles import searchset
+from booking_service.integrations.fhir.datatypes import MEDIA_TYPE
+from booking_service.integrations.fhir.outcomes import outcome_of_error_body
 from shared import jsonbody
 from shared.auth import current_principal
 from shared.clock import utcnow
 from shared.errors import DomainError
 from shared.errors import ValidationError as RequestInvalid
 
-CONTENT_TYPE = f"{res.MEDIA_TYPE}; charset=utf-8"
+CONTENT_TYPE = f"{MEDIA_TYPE}; charset=utf-8"
 PREFIX = "/fhir"
 # What a client may send and accept.
 _BODY_TYPES = frozenset({"application/fhir+json", "application/json"})
@@ -81,13 +86,13 @@ def errors_as_outcomes(response: Response) -> Response:
     status and headers; the reason in details.coding)."""
     if response.status_code < 400 or not is_fhir_path(request.path):
         return response
-    if response.mimetype == res.MEDIA_TYPE:
+    if response.mimetype == MEDIA_TYPE:
         return response
     try:
         body = orjson.loads(response.get_data())
     except (orjson.JSONDecodeError, RuntimeError):
         body = None
-    outcome = res.outcome_of_error_body(response.status_code, body)
+    outcome = outcome_of_error_body(response.status_code, body)
     response.set_data(outcome.json())
     response.content_type = CONTENT_TYPE
     # A refusal may name what was sent (a duplicate names the phone): no cache keeps it.
@@ -199,7 +204,7 @@ def schedules():
     active = params.boolean(args, "active")
     found = fhir_service.search_schedules(_ctx(), ids, actors, active, utcnow())
     entries = [(_full_url("Schedule", s.id), s) for s in found]
-    return _answer(res.searchset(entries, _search_url("Schedule"), total=len(entries)))
+    return _answer(searchset(entries, _search_url("Schedule"), total=len(entries)))
 
 
 @blp.get("/Slot/<fhir_id>")
@@ -210,7 +215,7 @@ def slot(fhir_id: str):
     if found is None:
         raise fhir_service.ResourceNotFound(f"No Slot {fhir_id!r}")
     view = fhir_service.read_slot(_ctx(), *found, utcnow())
-    return _answer(res.slot(view))
+    return _answer(scheduling.slot(view))
 
 
 @blp.get("/Slot")
@@ -230,7 +235,7 @@ def slots():
     page = fhir_service.search_slots(
         _ctx(), hospital_id, doctor_id, bounds, statuses, after, count, utcnow()
     )
-    entries = [(_full_url("Slot", view.fhir_id), res.slot(view)) for view in page.slots]
+    entries = [(_full_url("Slot", view.fhir_id), scheduling.slot(view)) for view in page.slots]
     next_url = None
     if page.next is not None:
         next_url = _search_url("Slot", {"_cursor": params.write_cursor(*page.next)})
@@ -242,7 +247,7 @@ def slots():
         )
     # The total is known when this page is the whole answer.
     total = len(entries) if next_url is None and after is None else None
-    return _answer(res.searchset(entries, _search_url("Slot"), next_url, total, warning))
+    return _answer(searchset(entries, _search_url("Slot"), next_url, total, warning))
 
 
 @blp.get("/Appointment/<fhir_id>")
@@ -282,7 +287,7 @@ def appointments():
     if number * count < total:
         next_url = _search_url("Appointment", {"_page": str(number + 1)})
     entries = [(_full_url("Appointment", a.id), a) for a in found]
-    bundle = res.searchset(entries, _search_url("Appointment"), next_url, total)
+    bundle = searchset(entries, _search_url("Appointment"), next_url, total)
     return _personal(_answer(bundle))
 
 
@@ -310,12 +315,15 @@ def create_appointment():
     ctx = _ctx()
     now = utcnow()
     # What webargs and the schema do before the REST view runs: not a booking attempt yet.
-    body = fhir_service.booking_body(ctx, res.booking_request(_body()), now)
+    body = fhir_service.booking_body(ctx, booking_request(_body()), now)
     key = request.headers.get("Idempotency-Key")
-    status, answer, replayed = booking.book_once(ctx, who, body, key, now)
+    digest = fingerprint(body) if key is not None else ""
+    status, answer, replayed = booking.book_once(
+        ctx, who, BookAppointment(**body), now, key, digest
+    )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     if status >= 400:  # a refusal replayed, as it was answered the first time
-        return _personal(_answer(res.outcome_of_error_body(status, answer), status, headers))
+        return _personal(_answer(outcome_of_error_body(status, answer), status, headers))
     created = fhir_service.created_appointment(ctx, answer)
     headers["Location"] = _full_url("Appointment", created.id)
     return _personal(_answer(created, 201, headers))

@@ -16,12 +16,15 @@ from datetime import UTC, date, datetime, timedelta
 from bson import ObjectId
 from marshmallow import ValidationError as SchemaError
 
-from booking_service.adapters.repository import VISIBLE, public
+from booking_service.adapters.repository import VISIBLE
 from booking_service.core import booking
 from booking_service.core.context import Context
 from booking_service.core.requests import AppointmentCreateSchema
+from booking_service.core.shapes import public
+from booking_service.integrations.fhir import appointments, scheduling
 from booking_service.integrations.fhir import ids as fhir_ids
-from booking_service.integrations.fhir import resources as res
+from booking_service.integrations.fhir.appointment_create import BookingRequest
+from booking_service.integrations.fhir.datatypes import parse_instant
 from booking_service.integrations.fhir.params import DateParam
 from shared.auth import Principal
 from shared.configurations import Configuration
@@ -70,7 +73,7 @@ def read_location(ctx: Context, fhir_id: str):
     hospital_id = fhir_ids.read_location(fhir_id)
     if hospital_id is None:
         raise ResourceNotFound(f"No Location {fhir_id!r}")
-    return res.location(configuration(ctx, hospital_id).doc)
+    return scheduling.location(configuration(ctx, hospital_id).doc)
 
 
 def read_practitioner(ctx: Context, fhir_id: str):
@@ -79,12 +82,14 @@ def read_practitioner(ctx: Context, fhir_id: str):
     if found is None:
         raise ResourceNotFound(f"No Practitioner {fhir_id!r}")
     hospital_id, doctor_id = found
-    return res.practitioner(hospital_id, configuration(ctx, hospital_id).practitioner(doctor_id))
+    return scheduling.practitioner(
+        hospital_id, configuration(ctx, hospital_id).practitioner(doctor_id)
+    )
 
 
 def _schedule(config: Configuration, doctor_id: str | None, now: datetime):
     doctor = None if doctor_id is None else config.practitioner(doctor_id)
-    return res.schedule(config.doc, config.schedule_for(doctor_id), doctor, now)
+    return scheduling.schedule(config.doc, config.schedule_for(doctor_id), doctor, now)
 
 
 def read_schedule(ctx: Context, fhir_id: str, now: datetime):
@@ -166,14 +171,14 @@ def _views(
         remaining = None
         if counts is not None:
             remaining = max(0, slot.capacity - booking.taken_units(counts, slot.start))
-        status = res.slot_status(
+        status = scheduling.slot_status(
             started=started, bookable_by_anyone=open_to_all, remaining=remaining
         )
         if statuses is not None and status not in statuses:
             continue
 
-        def make(slot=slot, status=status, remaining=remaining) -> res.SlotView:
-            return res.SlotView(
+        def make(slot=slot, status=status, remaining=remaining) -> scheduling.SlotView:
+            return scheduling.SlotView(
                 hospital_id=schedule.hospital_id,
                 practitioner_id=doctor_id,
                 day=planned.date,
@@ -195,7 +200,7 @@ def read_slot(
     day: date,
     start: str,
     now: datetime,
-) -> res.SlotView:
+) -> scheduling.SlotView:
     """GET Slot/{id}: the slot as the configuration and the counts have it now (404 when the
     configuration has no such slot inside the booking window)."""
     try:
@@ -251,7 +256,7 @@ def _within(moment: datetime, lower: Bound | None, upper: Bound | None) -> bool:
 class SlotPage:
     """A page of a Slot search: its slots, and where the next page starts (None: last)."""
 
-    slots: list[res.SlotView]
+    slots: list[scheduling.SlotView]
     next: tuple[date, str] | None
 
     @property
@@ -287,7 +292,7 @@ def search_slots(
     if after is not None:
         first = max(first, after[0])
     dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    found: list[res.SlotView] = []
+    found: list[scheduling.SlotView] = []
     for at in range(0, len(dates), DAYS_PER_READ):
         chunk = dates[at : at + DAYS_PER_READ]
         counted = booking.day_counts(ctx, hospital_id, chunk, now, doctor_id)
@@ -305,25 +310,27 @@ def search_slots(
 # Appointments.
 
 
-def _place(config: Configuration | None, doc: dict) -> res.Place:
+def _place(config: Configuration | None, doc: dict) -> appointments.Place:
     """An appointment's instants: from its date and wall times in the hospital's zone; when
     the configuration cannot be read, from the instant stored with it (written in UTC)."""
     day = date.fromisoformat(doc["date"])
     start, end = doc["slot"]["start"], doc["slot"]["end"]
     if config is not None:
         schedule = config.schedule
-        return res.Place(
+        return appointments.Place(
             schedule.starts_at(day, start),
             schedule.starts_at(day, end),
             schedule.tz,
-            res.hospital_name(config.doc),
+            scheduling.hospital_name(config.doc),
         )
     if doc.get("starts_ms") is not None:
         starts = datetime.fromtimestamp(doc["starts_ms"] / 1000, tz=UTC)
     else:
         starts = doc["starts_at"]
         starts = starts if starts.tzinfo else starts.replace(tzinfo=UTC)
-    return res.Place(starts, starts + timedelta(minutes=minutes(end) - minutes(start)), UTC, None)
+    return appointments.Place(
+        starts, starts + timedelta(minutes=minutes(end) - minutes(start)), UTC, None
+    )
 
 
 def read_appointment(ctx: Context, who: Principal, fhir_id: str):
@@ -331,7 +338,9 @@ def read_appointment(ctx: Context, who: Principal, fhir_id: str):
     if not is_appointment_id(fhir_id):
         raise AppointmentNotFound(f"No appointment {fhir_id!r}")
     doc = booking.find_visible(ctx, who, fhir_id)
-    return res.appointment(public(doc), _place(_maybe_configuration(ctx, doc["hospital_id"]), doc))
+    return appointments.appointment(
+        public(doc), _place(_maybe_configuration(ctx, doc["hospital_id"]), doc)
+    )
 
 
 @dataclass(frozen=True)
@@ -413,11 +422,11 @@ def search_appointments(
         hospital_id = doc["hospital_id"]
         if hospital_id not in configs:
             configs[hospital_id] = _maybe_configuration(ctx, hospital_id)
-        found.append(res.appointment(public(doc), _place(configs[hospital_id], doc)))
+        found.append(appointments.appointment(public(doc), _place(configs[hospital_id], doc)))
     return found, total
 
 
-def booking_body(ctx: Context, request: res.BookingRequest, now: datetime) -> dict:
+def booking_body(ctx: Context, request: BookingRequest, now: datetime) -> dict:
     """The body `booking.book` takes for a FHIR create, checked by the REST API's own schema
     (400 validation_error naming the FHIR elements), its `start`/`end` (when given) checked
     against the slot's."""
@@ -441,7 +450,7 @@ def booking_body(ctx: Context, request: res.BookingRequest, now: datetime) -> di
         ):
             if given is None:
                 continue
-            moment = res.parse_instant(given)
+            moment = parse_instant(given)
             if moment is None or moment != schedule.starts_at(request.day, wall):
                 raise ValidationError(
                     f"The Appointment's {element} is not its slot's",
@@ -458,4 +467,4 @@ def created_appointment(ctx: Context, answer: dict):
         # Only the instant stored with the appointment is known: read it back.
         stored = ctx.appointments.get(ObjectId(answer["appointment_id"])) or {}
         doc.update(starts_at=stored.get("starts_at"), starts_ms=stored.get("starts_ms"))
-    return res.appointment(answer, _place(config, doc))
+    return appointments.appointment(answer, _place(config, doc))

@@ -2,27 +2,27 @@
 
 `POST /api/webhooks {"url", "events"}` -> `201` with the signing secret (shown once);
 `GET /api/webhooks`; `GET /api/webhooks/{id}`; `GET /api/webhooks/{id}/deliveries` (the log,
-paged); `DELETE /api/webhooks/{id}` (stops the deliveries; idempotent). The relay and the
-deliveries are in webhooks_service.py, their storage in webhooks_store.py, the URL and address
-rules in webhooks_transport.py.
+paged); `DELETE /api/webhooks/{id}` (stops the deliveries; idempotent). The use cases are in
+service.py, the relay in relay.py, the deliveries in delivery.py, their storage in store.py,
+the URL and address rules in transport.py.
 """
 
 from __future__ import annotations
 
 import re
 
-from flask import current_app
+from flask import Flask, current_app
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from werkzeug.routing import BaseConverter
 
 from booking_service.adapters import outbox
 from booking_service.integrations.webhooks import service
+from booking_service.integrations.webhooks.delivery import DeliveryWorker
 from booking_service.integrations.webhooks.store import STATES
 from booking_service.integrations.webhooks.transport import MAX_URL_LENGTH, UrlRefused, check_url
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
-from shared.errors import ServiceUnavailable
 from shared.ids import APPOINTMENT_ID_PATTERN, IdNotFound
 from shared.schemas import PageArgsSchema, StrictSchema
 from shared.web import SlotbookBlueprint, no_store
@@ -164,10 +164,7 @@ def _no_store(response):
 
 
 def _svc() -> service.Webhooks:
-    svc = current_app.extensions.get(EXTENSION)
-    if svc is None:
-        raise ServiceUnavailable("Webhooks are unavailable: no database")
-    return svc
+    return current_app.extensions[EXTENSION]
 
 
 @webhooks_blp.route("")
@@ -217,24 +214,14 @@ class Deliveries(MethodView):
         return service.delivery_log(_svc(), webhook_id, args)
 
 
-def init_app(app, api, ctx, cfg, run_workers: bool) -> None:
-    """Register this integration's routes (and start its background work when
-    `run_workers`)."""
+def init_app(app: Flask, api, webhooks: service.Webhooks, run_workers: bool) -> None:
+    """Register this integration's routes over `webhooks` (its stores, built by
+    booking_service/bootstrap.py) and start its delivery worker when `run_workers`."""
     app.url_map.converters["webhook_id"] = WebhookIdConverter
-    if api is not None:
-        api.register_converter(WebhookIdConverter, _converter_schema)
-        api.register_blueprint(webhooks_blp)
-    else:
-        app.register_blueprint(webhooks_blp)
-    # The webhooks live beside the appointments; with in-memory fakes (unit tests) there is
-    # no database: the routes answer 503 and no worker runs.
-    col = getattr(ctx.appointments, "col", None)
-    if col is None:
-        return
-    db = col.database
-    svc = service.build(db, cfg)
-    app.extensions[EXTENSION] = svc
+    api.register_converter(WebhookIdConverter, _converter_schema)
+    api.register_blueprint(webhooks_blp)
+    app.extensions[EXTENSION] = webhooks
     if run_workers:
-        worker = service.DeliveryWorker(svc, db)
+        worker = DeliveryWorker(webhooks)
         worker.start()
         app.extensions[WORKER_EXTENSION] = worker

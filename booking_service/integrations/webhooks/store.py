@@ -6,8 +6,8 @@ only, strings pushed (an attempt is pushed as its JSON text), times as integer m
 no partial indexes, no transactions.
 
 - `webhooks`: `{_id: ObjectId, url, events, secret_salt, active, created_ms, created_by}`
-  (the signing secret is derived from the salt: webhooks_service.secret_of; webhooks made
-  before that have `secret`); a deleted webhook stays, `active: false`, without either.
+  (the signing secret is derived from the salt: signing.secret_of; webhooks made before
+  that have `secret`); a deleted webhook stays, `active: false`, without either.
 - `webhook_deliveries`: one document per (event, webhook), `_id` = "<event id>:<webhook id>",
   so relaying an event twice is a DuplicateKeyError, not a second delivery. `state` is
   `pending`, `delivered` or `dead`; a pending one is due at `next_attempt_ms` and is being
@@ -29,7 +29,8 @@ _MAJORITY = WriteConcern(w="majority", wtimeout=5000)
 
 
 def ensure_indexes(db: Database) -> None:
-    """Create the webhooks' indexes (idempotent)."""
+    """Create the webhooks' indexes (idempotent; called by booking_service.bootstrap's, the
+    one that makes every index of the service)."""
     db.webhooks.create_index([("active", ASCENDING), ("created_ms", ASCENDING)])
     deliveries = db.webhook_deliveries
     deliveries.create_index([("state", ASCENDING), ("next_attempt_ms", ASCENDING)])

@@ -16,8 +16,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -235,3 +237,47 @@ def _innermost(exc: BaseException) -> str:
         if nxt is None:
             return str(exc) or type(exc).__name__
         exc = nxt
+
+
+class Sender(Protocol):
+    """Sends one attempt: (status code, None) when an answer came, else (None, why)."""
+
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int | None, str | None]: ...
+
+
+class HttpSender:
+    """Attempts over HTTP: never a redirect followed, never a proxy, a timeout on each step;
+    with `guarded`, every connection goes only to a public address checked when it opens."""
+
+    def __init__(self, guarded: bool):
+        self.guarded = guarded
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session (attempts run in a pool's threads: requests does not promise
+        that one session is safe to share between them)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.guarded)
+        return session
+
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int | None, str | None]:
+        """POST `body`; the answer's status code, or why there was none."""
+        try:
+            resp = self.session.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+                stream=True,  # the answer's body is not wanted: it is never read
+            )
+        except (requests.RequestException, ValueError, OSError) as exc:
+            return None, describe_failure(exc)
+        resp.close()
+        return resp.status_code, None
