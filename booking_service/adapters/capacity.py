@@ -15,13 +15,22 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from enum import IntEnum
 from importlib import resources
 
 import redis
 
 from shared import events, keys
 
-HELD, FULL, NOT_READY = 1, 0, -1
+
+class Gate(IntEnum):
+    """What a gate script decided (its first value): the place is taken (kept for its owner:
+    an appointment, a hold, an offer passed on), the slot is full, or the day's records are
+    not built (rebuild them from MongoDB, then ask again)."""
+
+    TAKEN = 1
+    FULL = 0
+    NOT_READY = -1
 
 
 def _source(name: str) -> str:
@@ -75,7 +84,7 @@ class CapacityRecords:
         units: int = 1,
         practitioner_id: str | None = None,
     ) -> tuple[int, int]:
-        """Take `units` of the slot's capacity, all or none: (HELD, serial), (FULL, units
+        """Take `units` of the slot's capacity, all or none: (TAKEN, serial), (FULL, units
         taken) or (NOT_READY, 0): the day must be rebuilt first."""
         outcome, value, _ = self._take(
             hospital_id, day, slot, appointment_id, capacity, ttl, units, practitioner_id, 0
@@ -95,7 +104,7 @@ class CapacityRecords:
         practitioner_id: str | None,
         life_ms: int,
     ) -> tuple[int, int, int]:
-        """Hold `units` places for `life_ms` (by Redis's clock): (HELD, serial, expires_ms),
+        """Hold `units` places for `life_ms` (by Redis's clock): (TAKEN, serial, expires_ms),
         (FULL, units taken, 0) or (NOT_READY, 0, 0)."""
         return self._take(
             hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life_ms
@@ -122,7 +131,7 @@ class CapacityRecords:
         ttl: int,
         practitioner_id: str | None,
     ) -> tuple[int, int]:
-        """Turn a live hold into the appointment's place: (HELD, serial), (FULL, 0) when the
+        """Turn a live hold into the appointment's place: (TAKEN, serial), (FULL, 0) when the
         hold is gone, (NOT_READY, 0) when the day must be rebuilt first."""
         outcome, value = self._take_hold(
             keys=[
@@ -146,7 +155,7 @@ class CapacityRecords:
         life_ms: int,
     ) -> tuple[int, int, int]:
         """Give a live hold's place (serial and units) to the holder `to_field` for `life_ms`,
-        in one step: (HELD, serial, expires_ms), (FULL, 0, 0) when the hold is gone,
+        in one step: (TAKEN, serial, expires_ms), (FULL, 0, 0) when the hold is gone,
         (NOT_READY, 0, 0) when the day's records are not built."""
         reply = self._pass_hold(
             keys=[

@@ -12,6 +12,7 @@ both MongoDB and the nx-27017 wire server honour them (no partial indexes):
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -35,13 +36,34 @@ PLACED = (CONFIRMED, *VISIT)
 ACTIVE = (PENDING, *PLACED)
 VISIBLE = (CANCELLED, *PLACED)
 
+
 # A hold's states: live until used by a booking, given back, or past its time.
-HELD, USED, RELEASED, EXPIRED = "held", "used", "released", "expired"
+class HoldState(StrEnum):
+    """A hold's state (as the API shows it)."""
+
+    HELD = "held"
+    USED = "used"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
 # A waitlist entry's: `offering` while a hold is being made for it (a process that dies
 # there leaves it to the reconciler, which puts it back to waiting).
-WAITING, OFFERING, OFFERED = "waiting", "offering", "offered"
-ACCEPTED, WITHDRAWN = "accepted", "cancelled"
-LIVE = (WAITING, OFFERING, OFFERED)
+
+
+class EntryStatus(StrEnum):
+    """A waitlist entry's status (as the API shows it); `offering` while a hold is being made
+    for it (a process that dies there leaves it to the reconciler, which puts it back)."""
+
+    WAITING = "waiting"
+    OFFERING = "offering"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    CANCELLED = "cancelled"  # withdrawn by its owner (or a desk)
+    EXPIRED = "expired"
+
+
+LIVE_ENTRIES = (EntryStatus.WAITING, EntryStatus.OFFERING, EntryStatus.OFFERED)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -376,7 +398,7 @@ class HoldRepository:
         """A live hold becomes `used`, `released` or `expired`, once; None if it ended
         already."""
         return self.col.find_one_and_update(
-            {"_id": oid, "state": HELD},
+            {"_id": oid, "state": HoldState.HELD},
             {"$set": {"state": state, "ended_ms": epoch_ms(now), **extra}},
             return_document=ReturnDocument.AFTER,
         )
@@ -384,7 +406,7 @@ class HoldRepository:
     def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
         """A hospital-day's holds whose places the gate still keeps at `now_ms` (every
         doctor's; `kept_until_ms`), oldest first."""
-        found = self.col.find({"hospital_id": hospital_id, "date": day, "state": HELD})
+        found = self.col.find({"hospital_id": hospital_id, "date": day, "state": HoldState.HELD})
         return [d for d in found.sort("created_ms", ASCENDING) if kept_until_ms(d) > now_ms]
 
     def live_days(self, now_ms: int) -> set[tuple[str, str | None, str]]:
@@ -393,13 +415,15 @@ class HoldRepository:
         fields = ("hospital_id", "practitioner_id", "date", "expires_ms", "kept_until_ms")
         return {
             (d["hospital_id"], d.get("practitioner_id"), d["date"])
-            for d in self.col.find({"state": HELD}, dict.fromkeys(fields, 1))
+            for d in self.col.find({"state": HoldState.HELD}, dict.fromkeys(fields, 1))
             if kept_until_ms(d) > now_ms
         }
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         """Holds past their time still recorded as live: their places are given back."""
-        return list(self.col.find({"state": HELD, "expires_ms": {"$lte": now_ms}}).limit(limit))
+        return list(
+            self.col.find({"state": HoldState.HELD, "expires_ms": {"$lte": now_ms}}).limit(limit)
+        )
 
 
 class WaitlistRepository:
@@ -428,14 +452,14 @@ class WaitlistRepository:
                     "hospital_id": hospital_id,
                     "date": day,
                     "practitioner_id": practitioner_id,
-                    "status": WAITING,
+                    "status": EntryStatus.WAITING,
                 }
             ).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
         )
 
     def live_count(self, user_id: str) -> int:
         """A user's entries waiting or offered."""
-        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE)}})
+        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE_ENTRIES)}})
 
     def move(
         self,
@@ -448,7 +472,7 @@ class WaitlistRepository:
     ) -> dict | None:
         """From one status to another, atomically, with its webhook `event` if any (None when
         the entry is not in it)."""
-        if to_status not in LIVE:
+        if to_status not in LIVE_ENTRIES:
             changes = {**changes, "wait_guard": f"x:{oid}"}
         return self.col.find_one_and_update(
             {"_id": oid, "status": from_status, **match},
@@ -460,7 +484,7 @@ class WaitlistRepository:
         """(hospital, doctor or None, date) with waiting entries from `since` on."""
         seen = set()
         for doc in self.col.find(
-            {"status": WAITING, "date": {"$gte": since}},
+            {"status": EntryStatus.WAITING, "date": {"$gte": since}},
             {"hospital_id": 1, "practitioner_id": 1, "date": 1},
         ):
             seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))

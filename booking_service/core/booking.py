@@ -22,7 +22,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from booking_service.adapters import outbox
-from booking_service.adapters.capacity import FULL, HELD
+from booking_service.adapters.capacity import Gate
 from booking_service.adapters.repository import (
     ABANDONED,
     ACTIVE,
@@ -120,12 +120,12 @@ def book(ctx: Context, who: Principal, request: BookAppointment, now: datetime) 
     except (redis.RedisError, PyMongoError) as exc:
         _abandon(ctx, oid, REJECTED, now, release=True)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
-    if outcome == FULL:
+    if outcome == Gate.FULL:
         _abandon(ctx, oid, REJECTED, now, release=False)
         if held_place is not None:
             raise HoldExpired(f"The hold {held_place['_id']} has expired")
         raise slot_full(slot_start, day_text)
-    if outcome != HELD:  # still not ready: a rebuild keeps failing
+    if outcome != Gate.TAKEN:  # still not ready: a rebuild keeps failing
         _abandon(ctx, oid, REJECTED, now, release=True)
         raise ServiceUnavailable("Booking is unavailable: capacity records are rebuilding")
 

@@ -26,9 +26,8 @@ import redis
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
-from booking_service.adapters.capacity import FULL, HELD, NOT_READY, hold_field
-from booking_service.adapters.repository import HELD as LIVE_HOLD
-from booking_service.adapters.repository import USED, epoch_ms, to_object_id
+from booking_service.adapters.capacity import Gate, hold_field
+from booking_service.adapters.repository import HoldState, epoch_ms, to_object_id
 from booking_service.core.context import Context
 from booking_service.core.places import (
     find_owned,
@@ -105,7 +104,7 @@ def place_hold(
         outcome, serial, kept_until_ms = ctx.capacity.hold(
             *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
         )
-        if outcome == NOT_READY:
+        if outcome == Gate.NOT_READY:
             rebuild_day(ctx, schedule, hospital_id, day.day)
             outcome, serial, kept_until_ms = ctx.capacity.hold(
                 *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
@@ -113,9 +112,9 @@ def place_hold(
     except (redis.RedisError, PyMongoError) as exc:
         forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
-    if outcome != HELD:
+    if outcome != Gate.TAKEN:
         forget_quota(ctx, user_id, hold_id)
-        if outcome == FULL:
+        if outcome == Gate.FULL:
             raise slot_full(slot_start, day_text)
         raise ServiceUnavailable("Holds are unavailable: capacity records are rebuilding")
     doc = {
@@ -129,7 +128,7 @@ def place_hold(
         "serial": serial,
         "field": field,
         "user_id": user_id,
-        "state": LIVE_HOLD,
+        "state": HoldState.HELD,
         "created_ms": epoch_ms(now),
         "expires_ms": kept_until_ms - grace_ms,
     }
@@ -166,7 +165,7 @@ def usable_hold(
     doc = ctx.holds.get(oid) if oid is not None else None
     if doc is None or (not who.at_desk and doc["user_id"] != who.user_id):
         raise HoldExpired(f"No live hold {hold_id!r}")
-    if doc["state"] != LIVE_HOLD or doc["expires_ms"] <= epoch_ms(now):
+    if doc["state"] != HoldState.HELD or doc["expires_ms"] <= epoch_ms(now):
         raise HoldExpired(f"The hold {hold_id} has expired or was used")
     for name, held_for in (
         ("hospital_id", doc["hospital_id"]),
@@ -190,7 +189,7 @@ def use_hold(ctx: Context, doc: dict, appointment_id: str, now: datetime) -> Non
     """A booking took the hold's place: the hold is used (best effort: a hold left `held`
     in MongoDB is skipped by rebuilds, its appointment naming it, and ends at its time)."""
     try:
-        ctx.holds.end(doc["_id"], USED, now, appointment_id=appointment_id)
+        ctx.holds.end(doc["_id"], HoldState.USED, now, appointment_id=appointment_id)
     except PyMongoError:
         log.warning("hold %s used by %s not recorded as used", doc["_id"], appointment_id)
     forget_quota(ctx, doc["user_id"], str(doc["_id"]))

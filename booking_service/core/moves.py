@@ -25,7 +25,7 @@ import redis
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from booking_service.adapters import outbox
-from booking_service.adapters.capacity import FULL, HELD
+from booking_service.adapters.capacity import Gate
 from booking_service.adapters.repository import (
     CONFIRMED,
     dup_guard,
@@ -135,8 +135,8 @@ def reschedule(
     except (redis.RedisError, PyMongoError) as exc:
         undo(True)
         raise ServiceUnavailable("Moving is unavailable: the capacity store is down") from exc
-    if outcome != HELD:
-        undo(outcome != FULL)
+    if outcome != Gate.TAKEN:
+        undo(outcome != Gate.FULL)
         if held_place is not None:
             raise HoldExpired(f"The hold {held_place['_id']} has expired")
         raise slot_full(slot_start, day_text)

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 
 import redis
 
-from booking_service.adapters.capacity import NOT_READY, SlotRecords
+from booking_service.adapters.capacity import Gate, SlotRecords
 from booking_service.adapters.repository import (
     ACTIVE,
     CONFIRMED,
@@ -238,7 +238,7 @@ def take_place(
         )  # fmt: skip
 
     outcome, value = attempt()
-    if outcome == NOT_READY:
+    if outcome == Gate.NOT_READY:
         rebuild_day(ctx, schedule, hospital_id, day)
         outcome, value = attempt()
     return outcome, value

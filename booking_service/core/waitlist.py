@@ -21,22 +21,14 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from booking_service.adapters import outbox
-from booking_service.adapters.capacity import HELD as PASSED
-from booking_service.adapters.capacity import hold_field
+from booking_service.adapters.capacity import Gate, hold_field
 from booking_service.adapters.repository import (
-    ACCEPTED,
-    EXPIRED,
-    OFFERED,
-    OFFERING,
-    RELEASED,
-    USED,
-    WAITING,
-    WITHDRAWN,
+    EntryStatus,
+    HoldState,
     dup_guard,
     epoch_ms,
     to_object_id,
 )
-from booking_service.adapters.repository import HELD as LIVE_HOLD
 from booking_service.core import booking, holds
 from booking_service.core.context import Context
 from booking_service.core.places import (
@@ -104,7 +96,7 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
         "appointment_type": kind.code if kind is not None else None,
         "units": kind.units if kind is not None else 1,
         "user_id": who.user_id,
-        "status": WAITING,
+        "status": EntryStatus.WAITING,
         "wait_guard": dup_guard(hospital_id, day_text, request.patient["phone"], practitioner_id),
         "created_ms": epoch_ms(now),
     }
@@ -121,7 +113,7 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
 
 def answer(ctx: Context, doc: dict) -> dict:
     """An entry with its position among the waiting (1: the next offered)."""
-    if doc["status"] != WAITING:
+    if doc["status"] != EntryStatus.WAITING:
         return public_entry(doc)
     ahead = ctx.waitlist.waiting(doc["hospital_id"], doc.get("practitioner_id"), doc["date"])
     ids = [d["_id"] for d in ahead]
@@ -160,14 +152,16 @@ def leave(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict
     """DELETE /api/waitlist/{id}: stop waiting; an offer held is given back (and passed on).
     Idempotent."""
     doc = find_entry(ctx, who, waitlist_id)
-    for status in (WAITING, OFFERED):
-        left = ctx.waitlist.move(doc["_id"], status, WITHDRAWN, {"updated_ms": epoch_ms(now)})
+    for status in (EntryStatus.WAITING, EntryStatus.OFFERED):
+        left = ctx.waitlist.move(
+            doc["_id"], status, EntryStatus.CANCELLED, {"updated_ms": epoch_ms(now)}
+        )
         if left is not None:
-            if status == OFFERED:
+            if status == EntryStatus.OFFERED:
                 _end_offer_hold(ctx, left, now)
             return public_entry(left)
     current = ctx.waitlist.get(doc["_id"]) or doc
-    if current["status"] in (WITHDRAWN, EXPIRED):
+    if current["status"] in (EntryStatus.CANCELLED, EntryStatus.EXPIRED):
         return public_entry(current)
     raise InvalidTransition(f"The entry is {current['status']}; it cannot be withdrawn now")
 
@@ -175,8 +169,8 @@ def leave(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict
 def accept(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
     """POST /api/waitlist/{id}/accept: book the offered place (201: the appointment)."""
     doc = find_entry(ctx, who, waitlist_id)
-    if doc["status"] != OFFERED:
-        if doc["status"] == EXPIRED:
+    if doc["status"] != EntryStatus.OFFERED:
+        if doc["status"] == EntryStatus.EXPIRED:
             raise HoldExpired("The offer has expired")
         raise InvalidTransition(f"The entry is {doc['status']}, not offered")
     if doc["offer_expires_ms"] <= epoch_ms(now):
@@ -195,8 +189,8 @@ def accept(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dic
     appointment = booking.book(ctx, owner, request, now)
     accepted = {"appointment_id": appointment["appointment_id"], "updated_ms": epoch_ms(now)}
     # (the reconciler may have seen the offer's time pass while the booking took its place)
-    if ctx.waitlist.move(doc["_id"], OFFERED, ACCEPTED, accepted) is None:
-        ctx.waitlist.move(doc["_id"], EXPIRED, ACCEPTED, accepted)
+    if ctx.waitlist.move(doc["_id"], EntryStatus.OFFERED, EntryStatus.ACCEPTED, accepted) is None:
+        ctx.waitlist.move(doc["_id"], EntryStatus.EXPIRED, EntryStatus.ACCEPTED, accepted)
     return appointment
 
 
@@ -238,7 +232,9 @@ def offer_places(
 def _offer(ctx: Context, entry: dict, slots: list[str], now: datetime) -> str | None:
     """Claim the entry and hold a place of one of `slots` for it; the slot offered, None when
     no place was left (the entry waits on) or another process claimed it."""
-    claimed = ctx.waitlist.move(entry["_id"], WAITING, OFFERING, {"claimed_ms": epoch_ms(now)})
+    claimed = ctx.waitlist.move(
+        entry["_id"], EntryStatus.WAITING, EntryStatus.OFFERING, {"claimed_ms": epoch_ms(now)}
+    )
     if claimed is None:
         return None
     for slot in slots:
@@ -259,7 +255,7 @@ def _offer(ctx: Context, entry: dict, slots: list[str], now: datetime) -> str | 
             log.info("waitlist %s: no offer in %s: %s", entry["_id"], slot, exc.message)
             continue
         return slot if _offered(ctx, entry, hold, now) else None
-    ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+    ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
     return None
 
 
@@ -273,10 +269,15 @@ def _offered(ctx: Context, entry: dict, hold: dict, now: datetime) -> bool:
         "updated_ms": epoch_ms(now),
     }
     made = outbox.event(
-        outbox.WAITLIST_OFFERED, public_entry({**entry, **offer, "status": OFFERED}), now
+        outbox.WAITLIST_OFFERED,
+        public_entry({**entry, **offer, "status": EntryStatus.OFFERED}),
+        now,
     )
-    if ctx.waitlist.move(entry["_id"], OFFERING, OFFERED, offer, made) is None:
-        end_hold(ctx, hold, "released", now)
+    if (
+        ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.OFFERED, offer, made)
+        is None
+    ):
+        end_hold(ctx, hold, HoldState.RELEASED, now)
         return False
     return True
 
@@ -305,7 +306,9 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
     grace_ms = holds.offer_grace_ms(ctx.config)
     life_ms = configuration.hold_seconds * 1000 + grace_ms
     for entry in fits[:MAX_ENTRIES_PER_ROUND]:
-        claimed = ctx.waitlist.move(entry["_id"], WAITING, OFFERING, {"claimed_ms": epoch_ms(now)})
+        claimed = ctx.waitlist.move(
+            entry["_id"], EntryStatus.WAITING, EntryStatus.OFFERING, {"claimed_ms": epoch_ms(now)}
+        )
         if claimed is None:
             continue  # another process offers it something
         oid = ObjectId()
@@ -317,8 +320,8 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
             )  # fmt: skip
         except redis.RedisError:
             outcome = None
-        if outcome != PASSED:
-            ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+        if outcome != Gate.TAKEN:
+            ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
             return None
         passed = {  # the same place (and serial), now the entry's
             **hold,
@@ -327,7 +330,7 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
             "serial": serial,
             "user_id": entry["user_id"],
             "appointment_type": entry.get("appointment_type"),
-            "state": LIVE_HOLD,
+            "state": HoldState.HELD,
             "created_ms": epoch_ms(now),
             "expires_ms": kept_until_ms - grace_ms,
             "kept_until_ms": kept_until_ms,
@@ -339,7 +342,7 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
         except PyMongoError:
             log.warning("waitlist %s: passed offer not recorded; its place is freed", oid)
             holds.give_back(ctx, passed)
-            ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
+            ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
             return None
         ended = ctx.holds.end(hold["_id"], state, now) or {**hold, "state": state}
         _offer_over(ctx, ended, now)
@@ -351,10 +354,10 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
 def _offer_over(ctx: Context, hold: dict, now: datetime) -> None:
     """The entry an ended offer hold was for: `expired` when it ran out, `withdrawn` when
     its owner gave it back."""
-    ended = EXPIRED if hold["state"] == EXPIRED else WITHDRAWN
+    ended = EntryStatus.EXPIRED if hold["state"] == HoldState.EXPIRED else EntryStatus.CANCELLED
     ctx.waitlist.move(
         to_object_id(hold["waitlist_id"]),
-        OFFERED,
+        EntryStatus.OFFERED,
         ended,
         {"updated_ms": epoch_ms(now)},
         hold_id=str(hold["_id"]),
@@ -372,7 +375,7 @@ def hold_ended(ctx: Context, hold: dict, now: datetime) -> None:
 def _end_offer_hold(ctx: Context, entry: dict, now: datetime) -> None:
     hold = ctx.holds.get(to_object_id(entry["hold_id"]))
     if hold is not None:
-        end_hold(ctx, hold, "released", now)
+        end_hold(ctx, hold, HoldState.RELEASED, now)
 
 
 def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
@@ -380,18 +383,28 @@ def upkeep(ctx: Context, now: datetime, claim_timeout_ms: int) -> int:
     waiting; offers past their time whose hold a booking took are `accepted`, the others
     `expired` (their holds end and pass the place on); then every day with waiting entries
     gets its free places offered. Returns the offers made."""
-    for entry in ctx.waitlist.stale(OFFERING, "claimed_ms", epoch_ms(now) - claim_timeout_ms):
-        ctx.waitlist.move(entry["_id"], OFFERING, WAITING, {})
-    for entry in ctx.waitlist.stale(OFFERED, "offer_expires_ms", epoch_ms(now)):
+    for entry in ctx.waitlist.stale(
+        EntryStatus.OFFERING, "claimed_ms", epoch_ms(now) - claim_timeout_ms
+    ):
+        ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
+    for entry in ctx.waitlist.stale(EntryStatus.OFFERED, "offer_expires_ms", epoch_ms(now)):
         hold = ctx.holds.get(to_object_id(entry["hold_id"]))
         if hold is not None and hold.get("appointment_id"):
             ctx.waitlist.move(
-                entry["_id"], OFFERED, ACCEPTED, {"appointment_id": hold["appointment_id"]}
+                entry["_id"],
+                EntryStatus.OFFERED,
+                EntryStatus.ACCEPTED,
+                {"appointment_id": hold["appointment_id"]},
             )
-        elif hold is not None and hold["state"] == "held":
-            end_hold(ctx, hold, EXPIRED, now)  # expires the entry, offers the place
+        elif hold is not None and hold["state"] == HoldState.HELD:
+            end_hold(ctx, hold, HoldState.EXPIRED, now)  # expires the entry, offers the place
         else:
-            ctx.waitlist.move(entry["_id"], OFFERED, EXPIRED, {"updated_ms": epoch_ms(now)})
+            ctx.waitlist.move(
+                entry["_id"],
+                EntryStatus.OFFERED,
+                EntryStatus.EXPIRED,
+                {"updated_ms": epoch_ms(now)},
+            )
     offers = 0
     since = (now.date()).isoformat()
     for hospital_id, practitioner_id, day in ctx.waitlist.days_waiting(since):
@@ -422,16 +435,16 @@ def place_freed(
 def release_hold(ctx: Context, who: Principal, hold_id: str, now: datetime) -> None:
     """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
     doc = holds.find_hold(ctx, who, hold_id)
-    if doc["state"] == USED:
+    if doc["state"] == HoldState.USED:
         raise InvalidTransition("The hold was used by a booking; cancel the appointment instead")
-    end_hold(ctx, doc, RELEASED, now)
+    end_hold(ctx, doc, HoldState.RELEASED, now)
 
 
 def end_hold(ctx: Context, doc: dict, state: str, now: datetime) -> dict | None:
     """End a live hold (`released` or `expired`), free its place and offer it to the
     waitlist (a waitlist offer's place passes straight to the next entry that fits, when
     one does); the ended record, None when it had ended already."""
-    if doc.get("waitlist_id") and doc["state"] == LIVE_HOLD:
+    if doc.get("waitlist_id") and doc["state"] == HoldState.HELD:
         passed = pass_offer(ctx, doc, state, now)
         if passed is not None:
             return passed
@@ -448,5 +461,6 @@ def expire_holds(ctx: Context, now: datetime) -> int:
     """Holds past their time still recorded live: end them, free their places (the gate has
     usually dropped them already) and pass their places on; returns how many."""
     return sum(
-        end_hold(ctx, doc, EXPIRED, now) is not None for doc in ctx.holds.expired(epoch_ms(now))
+        end_hold(ctx, doc, HoldState.EXPIRED, now) is not None
+        for doc in ctx.holds.expired(epoch_ms(now))
     )

@@ -20,23 +20,21 @@ import orjson
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from booking_service.adapters.capacity import FULL, HELD, NOT_READY, SlotRecords
+from booking_service.adapters.capacity import Gate, SlotRecords
 from booking_service.adapters.limits import Limiter
 from booking_service.adapters.repository import (
     ABANDONED,
     ACTIVE,
     CANCELLED,
     CONFIRMED,
-    LIVE,
+    LIVE_ENTRIES,
     PENDING,
     REJECTED,
     VISIBLE,
-    WAITING,
+    EntryStatus,
+    HoldState,
     epoch_ms,
     kept_until_ms,
-)
-from booking_service.adapters.repository import (
-    HELD as LIVE_HOLD,
 )
 from booking_service.bootstrap import Services
 from booking_service.core.context import Context
@@ -332,48 +330,48 @@ class FakeCapacity:
 
     def _take(self, hospital_id, day, slot, field, capacity, units, practitioner_id, life):
         if (hospital_id, practitioner_id, day) not in self.ready:
-            return NOT_READY, 0, 0
+            return Gate.NOT_READY, 0, 0
         held = self._live((hospital_id, practitioner_id, day, slot))
         if field in held:
-            return HELD, held[field][0], held[field][2]
+            return Gate.TAKEN, held[field][0], held[field][2]
         taken = sum(u for _, u, _ in held.values())
         if taken + units > capacity:
-            return FULL, taken, 0
+            return Gate.FULL, taken, 0
         used = {serial for serial, _, _ in held.values()}
         serial = next(n for n in range(1, capacity + 2) if n not in used)
         expires = self.now_ms() + life if life else 0
         held[field] = (serial, units, expires)
         self.events.availability(hospital_id, day, practitioner_id)  # as the script does
-        return HELD, serial, expires
+        return Gate.TAKEN, serial, expires
 
     def take_hold(
         self, hospital_id, day, slot, field, appointment_id, ttl, practitioner_id
     ) -> tuple[int, int]:
         if (hospital_id, practitioner_id, day) not in self.ready:
-            return NOT_READY, 0
+            return Gate.NOT_READY, 0
         held = self._live((hospital_id, practitioner_id, day, slot))
         if appointment_id in held:
-            return HELD, held[appointment_id][0]
+            return Gate.TAKEN, held[appointment_id][0]
         if field not in held:
-            return FULL, 0
+            return Gate.FULL, 0
         serial, units, _ = held.pop(field)
         held[appointment_id] = (serial, units, 0)
         self.events.availability(hospital_id, day, practitioner_id)
-        return HELD, serial
+        return Gate.TAKEN, serial
 
     def pass_hold(
         self, hospital_id, day, slot, field, to_field, ttl, practitioner_id, life_ms
     ) -> tuple[int, int, int]:
         if (hospital_id, practitioner_id, day) not in self.ready:
-            return NOT_READY, 0, 0
+            return Gate.NOT_READY, 0, 0
         held = self._live((hospital_id, practitioner_id, day, slot))
         if field not in held or not held[field][2]:
-            return FULL, 0, 0
+            return Gate.FULL, 0, 0
         serial, units, _ = held.pop(field)
         expires = self.now_ms() + life_ms
         held[to_field] = (serial, units, expires)
         self.events.availability(hospital_id, day, practitioner_id)
-        return HELD, serial, expires
+        return Gate.TAKEN, serial, expires
 
     def claim_hold_quota(self, user_id, hold_id, expires_ms, limit) -> bool:
         mine = self.quota.setdefault(user_id, {})
@@ -555,7 +553,7 @@ class FakeHolds:
 
     def end(self, oid, state: str, now: datetime, **extra) -> dict | None:
         doc = self.docs.get(oid)
-        if doc is None or doc["state"] != LIVE_HOLD:
+        if doc is None or doc["state"] != HoldState.HELD:
             return None
         doc.update(state=state, ended_ms=epoch_ms(now), **extra)
         return copy.deepcopy(doc)
@@ -566,7 +564,8 @@ class FakeHolds:
                 (
                     d
                     for d in self.docs.values()
-                    if (d["hospital_id"], d["date"], d["state"]) == (hospital_id, day, LIVE_HOLD)
+                    if (d["hospital_id"], d["date"], d["state"])
+                    == (hospital_id, day, HoldState.HELD)
                     and kept_until_ms(d) > now_ms
                 ),
                 key=lambda d: d["created_ms"],
@@ -577,7 +576,7 @@ class FakeHolds:
         return {
             (d["hospital_id"], d.get("practitioner_id"), d["date"])
             for d in self.docs.values()
-            if d["state"] == LIVE_HOLD and kept_until_ms(d) > now_ms
+            if d["state"] == HoldState.HELD and kept_until_ms(d) > now_ms
         }
 
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
@@ -585,7 +584,7 @@ class FakeHolds:
             [
                 d
                 for d in self.docs.values()
-                if d["state"] == LIVE_HOLD and d["expires_ms"] <= now_ms
+                if d["state"] == HoldState.HELD and d["expires_ms"] <= now_ms
             ][:limit]
         )
 
@@ -612,14 +611,16 @@ class FakeWaitlist:
                     d
                     for d in self.docs.values()
                     if (d["hospital_id"], d.get("practitioner_id"), d["date"], d["status"])
-                    == (hospital_id, practitioner_id, day, WAITING)
+                    == (hospital_id, practitioner_id, day, EntryStatus.WAITING)
                 ),
                 key=lambda d: (d["created_ms"], d["_id"]),
             )
         )
 
     def live_count(self, user_id: str) -> int:
-        return sum(d["user_id"] == user_id and d["status"] in LIVE for d in self.docs.values())
+        return sum(
+            d["user_id"] == user_id and d["status"] in LIVE_ENTRIES for d in self.docs.values()
+        )
 
     def move(self, oid, from_status, to_status, changes, event=None, **match) -> dict | None:
         doc = self.docs.get(oid)
@@ -627,7 +628,7 @@ class FakeWaitlist:
             return None
         if any(doc.get(k) != v for k, v in match.items()):
             return None
-        if to_status not in LIVE:
+        if to_status not in LIVE_ENTRIES:
             changes = {**changes, "wait_guard": f"x:{oid}"}
         doc.update(status=to_status, **copy.deepcopy(changes))
         if event is not None:
@@ -640,7 +641,7 @@ class FakeWaitlist:
             {
                 (d["hospital_id"], d.get("practitioner_id"), d["date"])
                 for d in self.docs.values()
-                if d["status"] == WAITING and d["date"] >= since
+                if d["status"] == EntryStatus.WAITING and d["date"] >= since
             },
             key=lambda t: (t[0], t[1] or "", t[2]),
         )
@@ -894,14 +895,17 @@ class FakeSources:
 
     def push(self, kind: str, event: dict, oid: ObjectId | None = None) -> dict:
         """What a change's update does (booking_service/adapters/outbox.py): the event into
-        the document's outbox (`oid`'s, else the kind's first, made when there is none), its
-        version one more; returns the stored document."""
+        the document's outbox (`oid`'s, else the kind's first, made when there is none), an
+        appointment's version one more; returns the stored document."""
         docs = self.docs[kind]
         if oid is None:
             oid = next(iter(docs), None) or ObjectId()
-        doc = docs.setdefault(oid, {"_id": oid, "version": 0})
+        doc = docs.setdefault(
+            oid, {"_id": oid, "version": 0} if kind == "appointment" else {"_id": oid}
+        )
         doc["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]
-        doc["version"] = doc.get("version", 0) + 1
+        if kind == "appointment":
+            doc["version"] = doc.get("version", 0) + 1
         doc["outbox_pending"] = 1
         return doc
 

@@ -8,7 +8,7 @@
   204, idempotent).
 - `GET /api/feeds/{feed_id}.ics?token=<secret>`: no bearer token, the URL is the credential;
   every visible appointment from today through the booking window (at most
-  `calendars_service.FEED_MAX_EVENTS`, the earliest; `X-Feed-Truncated: true` when some were
+  `service.FEED_MAX_EVENTS`, the earliest; `X-Feed-Truncated: true` when some were
   left out). Anything wrong is the same `404 feed_not_found`. Query parameters other than
   `token` are ignored (calendar clients add their own).
 

@@ -1,8 +1,8 @@
 """The FHIR API's use cases: plain functions over the booking service's Context (no Flask).
 
 Every read goes through the booking service's own paths: a hospital's configuration through
-the configuration cache, a day's counts through `booking.day_counts`, an appointment through
-`booking.find_visible` and the appointments repository; a create through `booking.book`
+the configuration cache, a day's counts through `places.day_counts`, an appointment through
+`places.find_visible` and the appointments repository; a create through `booking.book`
 (the HTTP layer adds what POST /api/appointments adds: the schema, the limit, the
 Idempotency-Key). Nothing here writes.
 """
@@ -17,7 +17,7 @@ from bson import ObjectId
 from marshmallow import ValidationError as SchemaError
 
 from booking_service.adapters.repository import VISIBLE
-from booking_service.core import booking
+from booking_service.core import places
 from booking_service.core.context import Context
 from booking_service.core.requests import AppointmentCreateSchema
 from booking_service.core.shapes import public
@@ -170,7 +170,7 @@ def _views(
             continue
         remaining = None
         if counts is not None:
-            remaining = max(0, slot.capacity - booking.taken_units(counts, slot.start))
+            remaining = max(0, slot.capacity - places.taken_units(counts, slot.start))
         status = scheduling.slot_status(
             started=started, bookable_by_anyone=open_to_all, remaining=remaining
         )
@@ -208,7 +208,7 @@ def read_slot(
         config.schedule_for(doctor_id)
     except (HospitalNotFound, PractitionerNotFound) as exc:
         raise ResourceNotFound(exc.message) from exc
-    ((planned, counts),) = booking.day_counts(ctx, hospital_id, [day], now, doctor_id).days
+    ((planned, counts),) = places.day_counts(ctx, hospital_id, [day], now, doctor_id).days
     for slot_start, make in _views(config, doctor_id, planned, counts, None, None):
         if slot_start == start:
             return make()
@@ -295,7 +295,7 @@ def search_slots(
     found: list[scheduling.SlotView] = []
     for at in range(0, len(dates), DAYS_PER_READ):
         chunk = dates[at : at + DAYS_PER_READ]
-        counted = booking.day_counts(ctx, hospital_id, chunk, now, doctor_id)
+        counted = places.day_counts(ctx, hospital_id, chunk, now, doctor_id)
         for planned, counts in counted.days:
             for _, make in _views(config, doctor_id, planned, counts, after, statuses):
                 view = make()
@@ -337,7 +337,7 @@ def read_appointment(ctx: Context, who: Principal, fhir_id: str):
     """GET Appointment/{id}: the caller's own (staff and admins: any); 404 otherwise."""
     if not is_appointment_id(fhir_id):
         raise AppointmentNotFound(f"No appointment {fhir_id!r}")
-    doc = booking.find_visible(ctx, who, fhir_id)
+    doc = places.find_visible(ctx, who, fhir_id)
     return appointments.appointment(
         public(doc), _place(_maybe_configuration(ctx, doc["hospital_id"]), doc)
     )

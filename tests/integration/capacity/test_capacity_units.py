@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from booking_service.adapters.capacity import FULL, HELD, NOT_READY, CapacityRecords, SlotRecords
+from booking_service.adapters.capacity import CapacityRecords, Gate, SlotRecords
 from shared import keys
 from shared.capacity_reads import CapacityReader
 
@@ -35,23 +35,41 @@ def test_a_doctors_keys_share_the_hospital_days_hash_tag(hid):
 def test_units_are_taken_all_or_none_and_released_whole(client, hid):
     records = CapacityRecords(client)
     assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (
-        NOT_READY,
+        Gate.NOT_READY,
         0,
     )
     built(records, hid, "d")
-    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
-    assert records.reserve(hid, DAY, "17:00", "b", 5, 60, units=2, practitioner_id="d") == (HELD, 2)
+    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (
+        Gate.TAKEN,
+        1,
+    )
+    assert records.reserve(hid, DAY, "17:00", "b", 5, 60, units=2, practitioner_id="d") == (
+        Gate.TAKEN,
+        2,
+    )
     # one unit is left: two do not fit, one does
-    assert records.reserve(hid, DAY, "17:00", "c", 5, 60, units=2, practitioner_id="d") == (FULL, 4)
-    assert records.reserve(hid, DAY, "17:00", "e", 5, 60, units=1, practitioner_id="d") == (HELD, 3)
+    assert records.reserve(hid, DAY, "17:00", "c", 5, 60, units=2, practitioner_id="d") == (
+        Gate.FULL,
+        4,
+    )
+    assert records.reserve(hid, DAY, "17:00", "e", 5, 60, units=1, practitioner_id="d") == (
+        Gate.TAKEN,
+        3,
+    )
     assert counts(client, hid, "d") == {"17:00": 5}
     # a retry of a held id answers its serial and takes nothing more
-    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 5, 60, units=2, practitioner_id="d") == (
+        Gate.TAKEN,
+        1,
+    )
     assert records.release(hid, DAY, "17:00", "a", "d") is True
     assert records.release(hid, DAY, "17:00", "a", "d") is False
     assert counts(client, hid, "d") == {"17:00": 3}
     # the smallest free serial goes to the next
-    assert records.reserve(hid, DAY, "17:00", "f", 5, 60, units=2, practitioner_id="d") == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "f", 5, 60, units=2, practitioner_id="d") == (
+        Gate.TAKEN,
+        1,
+    )
     # the hospital's own records never saw any of it
     assert not client.exists(keys.counts_key(hid, DAY))
 
@@ -81,8 +99,8 @@ def test_v1_records_of_one_unit_read_as_before(client, hid):
     records = CapacityRecords(client)
     built(records, hid, None, capacity=3)
     client.hset(keys.holds_key(hid, DAY, "17:00"), mapping={"old1": 1, "old2": 2})
-    assert records.reserve(hid, DAY, "17:00", "n", 3, 60) == (HELD, 3)
-    assert records.reserve(hid, DAY, "17:00", "m", 3, 60) == (FULL, 3)
+    assert records.reserve(hid, DAY, "17:00", "n", 3, 60) == (Gate.TAKEN, 3)
+    assert records.reserve(hid, DAY, "17:00", "m", 3, 60) == (Gate.FULL, 3)
     assert records.release(hid, DAY, "17:00", "old1")
     assert counts(client, hid) == {"17:00": 2}
 
@@ -106,7 +124,7 @@ def test_concurrent_mixed_units_never_exceed_capacity(client, hid):
         t.start()
     for t in threads:
         t.join()
-    taken = [(serial, units) for outcome, serial, units in outcomes if outcome == HELD]
+    taken = [(serial, units) for outcome, serial, units in outcomes if outcome == Gate.TAKEN]
     assert sum(units for _, units in taken) <= 10
     assert len({serial for serial, _ in taken}) == len(taken)  # never shared
     assert counts(client, hid, "helal") == {"17:00": sum(units for _, units in taken)}
@@ -126,8 +144,8 @@ def test_each_change_is_announced_on_the_days_stream_in_the_same_step(client, hi
     built(records, hid, "d", capacity=1)
     assert announced() == ["availability"]
     assert records.rebuild(hid, DAY, [SlotRecords("17:00", 1, [], [])], 3600, "d") is False
-    assert records.reserve(hid, DAY, "17:00", "a", 1, 60, practitioner_id="d")[0] == HELD
-    assert records.reserve(hid, DAY, "17:00", "b", 1, 60, practitioner_id="d")[0] == FULL
+    assert records.reserve(hid, DAY, "17:00", "a", 1, 60, practitioner_id="d")[0] == Gate.TAKEN
+    assert records.reserve(hid, DAY, "17:00", "b", 1, 60, practitioner_id="d")[0] == Gate.FULL
     assert records.release(hid, DAY, "17:00", "a", "d") is True
     assert records.release(hid, DAY, "17:00", "a", "d") is False
     assert announced() == ["availability"] * 3

@@ -13,10 +13,8 @@ import time
 import uuid
 
 from booking_service.adapters.capacity import (
-    FULL,
-    HELD,
-    NOT_READY,
     CapacityRecords,
+    Gate,
     SlotRecords,
     hold_field,
 )
@@ -82,14 +80,14 @@ def test_a_hold_takes_units_and_a_serial_and_counts_against_capacity(client, hid
     assert field == "h:hold1"
     assert records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id="d", life_ms=LONG_LIFE_MS
-    ) == (NOT_READY, 0, 0)
+    ) == (Gate.NOT_READY, 0, 0)
     built(records, hid, "d", capacity=5)
     before = redis_ms(client)
     outcome, serial, expires = records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id="d", life_ms=LONG_LIFE_MS
     )
     after = redis_ms(client)
-    assert (outcome, serial) == (HELD, 1)
+    assert (outcome, serial) == (Gate.TAKEN, 1)
     assert before + LONG_LIFE_MS <= expires <= after + LONG_LIFE_MS
     assert holds(client, hid, pid="d") == {field: f"1:2:{expires}"}
     assert stored_counts(client, hid, "d") == {"17:00": 0, "h:17:00": 2, "e:17:00": expires}
@@ -97,14 +95,14 @@ def test_a_hold_takes_units_and_a_serial_and_counts_against_capacity(client, hid
     # a retry of the live hold answers the same serial and expiry and takes nothing more
     assert records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id="d", life_ms=LONG_LIFE_MS
-    ) == (HELD, 1, expires)
+    ) == (Gate.TAKEN, 1, expires)
     # 3 units are left: an appointment of 3 fits, with the next serial; one more does not
     assert records.reserve(hid, DAY, "17:00", "a", 5, TTL, units=3, practitioner_id="d") == (
-        HELD,
+        Gate.TAKEN,
         2,
     )
     assert records.reserve(hid, DAY, "17:00", "b", 5, TTL, units=1, practitioner_id="d") == (
-        FULL,
+        Gate.FULL,
         5,
     )
     assert counts(client, hid, "d") == {"17:00": 3, "h:17:00": 2, "e:17:00": expires}
@@ -120,11 +118,11 @@ def test_a_hold_past_its_time_never_blocks_a_reserve(client, hid):
     outcome, serial, _ = records.hold(
         hid, DAY, "17:00", field, 2, TTL, units=2, practitioner_id=None, life_ms=SHORT_LIFE_MS
     )
-    assert (outcome, serial) == (HELD, 1)
-    assert records.reserve(hid, DAY, "17:00", "early", 2, TTL) == (FULL, 2)
+    assert (outcome, serial) == (Gate.TAKEN, 1)
+    assert records.reserve(hid, DAY, "17:00", "early", 2, TTL) == (Gate.FULL, 2)
     time.sleep(PAST_SHORT_LIFE)
     # no sweep ran: the reserve itself drops the hold and takes its place (and its serial)
-    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, units=2) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, units=2) == (Gate.TAKEN, 1)
     assert holds(client, hid) == {"a": "1:2"}
     assert stored_counts(client, hid) == {"17:00": 2}
     assert counts(client, hid) == {"17:00": 2}
@@ -134,12 +132,12 @@ def test_a_full_reserve_that_drops_an_expired_hold_writes_the_counts(client, hid
     """The place freed by the expired hold is not enough, but the counts lose the hold."""
     records = CapacityRecords(client)
     built(records, hid, None, capacity=2)
-    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL) == (Gate.TAKEN, 1)
     assert records.hold(
         hid, DAY, "17:00", hold_field("x"), 2, TTL, units=1, practitioner_id=None, life_ms=300
-    )[:2] == (HELD, 2)
+    )[:2] == (Gate.TAKEN, 2)
     time.sleep(PAST_SHORT_LIFE)
-    assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, units=2) == (FULL, 1)
+    assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, units=2) == (Gate.FULL, 1)
     assert holds(client, hid) == {"a": "1"}
     assert stored_counts(client, hid) == {"17:00": 1}
     # rebuild, reserve a, hold, and the full reserve that dropped the hold
@@ -149,7 +147,7 @@ def test_a_full_reserve_that_drops_an_expired_hold_writes_the_counts(client, hid
 def test_the_reader_never_shows_an_expired_hold_as_held(client, hid):
     records = CapacityRecords(client)
     built(records, hid, "d", capacity=4, slots=("17:00", "18:00"))
-    assert records.reserve(hid, DAY, "17:00", "a", 4, TTL, practitioner_id="d") == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 4, TTL, practitioner_id="d") == (Gate.TAKEN, 1)
     short = records.hold(
         hid,
         DAY,
@@ -164,7 +162,7 @@ def test_the_reader_never_shows_an_expired_hold_as_held(client, hid):
     live = records.hold(
         hid, DAY, "18:00", hold_field("l"), 4, TTL, units=3, practitioner_id="d", life_ms=60_000
     )
-    assert short[:2] == (HELD, 2) and live[:2] == (HELD, 1)
+    assert short[:2] == (Gate.TAKEN, 2) and live[:2] == (Gate.TAKEN, 1)
     time.sleep(PAST_SHORT_LIFE)
     # no script has run since: the stored counts still show the expired hold...
     assert stored_counts(client, hid, "d") == {
@@ -190,20 +188,20 @@ def test_the_reader_never_shows_an_expired_hold_as_held(client, hid):
 def test_take_hold_turns_the_hold_into_the_appointments_place_once(client, hid):
     records = CapacityRecords(client)
     field = hold_field("t")
-    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (NOT_READY, 0)
+    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (Gate.NOT_READY, 0)
     built(records, hid, None, capacity=5)
-    assert records.reserve(hid, DAY, "17:00", "a", 5, TTL) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 5, TTL) == (Gate.TAKEN, 1)
     outcome, serial, _ = records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id=None, life_ms=LONG_LIFE_MS
     )
-    assert (outcome, serial) == (HELD, 2)
-    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (HELD, 2)
+    assert (outcome, serial) == (Gate.TAKEN, 2)
+    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (Gate.TAKEN, 2)
     assert holds(client, hid) == {"a": "1", "appt1": "2:2"}
     assert stored_counts(client, hid) == {"17:00": 3}
     assert counts(client, hid) == {"17:00": 3}
     # taken once: another appointment finds it gone; the same one again is answered its serial
-    assert records.take_hold(hid, DAY, "17:00", field, "appt2", TTL, None) == (FULL, 0)
-    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (HELD, 2)
+    assert records.take_hold(hid, DAY, "17:00", field, "appt2", TTL, None) == (Gate.FULL, 0)
+    assert records.take_hold(hid, DAY, "17:00", field, "appt1", TTL, None) == (Gate.TAKEN, 2)
     assert holds(client, hid) == {"a": "1", "appt1": "2:2"}
     assert stored_counts(client, hid) == {"17:00": 3}
     # rebuild, reserve, hold, the one take (the refused and the repeated take changed nothing)
@@ -216,9 +214,9 @@ def test_an_expired_hold_cannot_be_taken(client, hid):
     field = hold_field("late")
     assert records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id=None, life_ms=SHORT_LIFE_MS
-    )[:2] == (HELD, 1)
+    )[:2] == (Gate.TAKEN, 1)
     time.sleep(PAST_SHORT_LIFE)
-    assert records.take_hold(hid, DAY, "17:00", field, "appt3", TTL, None) == (FULL, 0)
+    assert records.take_hold(hid, DAY, "17:00", field, "appt3", TTL, None) == (Gate.FULL, 0)
     assert holds(client, hid) == {}
     assert stored_counts(client, hid) == {"17:00": 0}
     assert counts(client, hid) == {"17:00": 0}
@@ -253,11 +251,11 @@ def test_concurrent_holds_for_the_last_places_take_exactly_them(client, hid):
     for t in threads:
         t.join()
     assert len(outcomes) == 40
-    held = [serial for outcome, serial, _ in outcomes if outcome == HELD]
+    held = [serial for outcome, serial, _ in outcomes if outcome == Gate.TAKEN]
     assert sorted(held) == [1, 2, 3]
-    assert sorted(o for o in outcomes if o[0] != HELD) == [(FULL, 3, 0)] * 37
+    assert sorted(o for o in outcomes if o[0] != Gate.TAKEN) == [(Gate.FULL, 3, 0)] * 37
     assert len(holds(client, hid, pid="helal")) == 3
-    earliest = min(expires for outcome, _, expires in outcomes if outcome == HELD)
+    earliest = min(expires for outcome, _, expires in outcomes if outcome == Gate.TAKEN)
     assert counts(client, hid, "helal") == {"17:00": 0, "h:17:00": 3, "e:17:00": earliest}
 
 
@@ -289,7 +287,7 @@ def test_a_rebuild_restores_live_holds_and_skips_expired_ones(client, hid):
     assert counts(client, hid, "rina") == expected
     assert 0 < client.ttl(keys.holds_key(hid, DAY, "17:00", "rina")) <= TTL
     # the restored hold can be taken as any other
-    assert records.take_hold(hid, DAY, "17:00", "h:live", "appt", TTL, "rina") == (HELD, 1)
+    assert records.take_hold(hid, DAY, "17:00", "h:live", "appt", TTL, "rina") == (Gate.TAKEN, 1)
     assert holds(client, hid, pid="rina")["appt"] == "1:2"
     assert counts(client, hid, "rina") == {"17:00": 4, "h:17:00": 1, "o:17:00": 1, "e:17:00": offer}
 
@@ -300,14 +298,14 @@ def test_releasing_a_hold_gives_its_place_back_once(client, hid):
     field = hold_field("r")
     assert records.hold(
         hid, DAY, "17:00", field, 2, TTL, units=2, practitioner_id="d", life_ms=LONG_LIFE_MS
-    )[:2] == (HELD, 1)
-    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="d") == (FULL, 2)
+    )[:2] == (Gate.TAKEN, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="d") == (Gate.FULL, 2)
     assert records.release(hid, DAY, "17:00", field, "d") is True
     assert holds(client, hid, pid="d") == {}
     assert stored_counts(client, hid, "d") == {"17:00": 0}
     assert records.release(hid, DAY, "17:00", field, "d") is False
     assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, units=2, practitioner_id="d") == (
-        HELD,
+        Gate.TAKEN,
         1,
     )
 
@@ -315,11 +313,11 @@ def test_releasing_a_hold_gives_its_place_back_once(client, hid):
 def test_releasing_an_expired_hold_holds_nothing_and_keeps_counts_consistent(client, hid):
     records = CapacityRecords(client)
     built(records, hid, None, capacity=3)
-    assert records.reserve(hid, DAY, "17:00", "a", 3, TTL) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 3, TTL) == (Gate.TAKEN, 1)
     field = hold_field("gone", offered=True)
     assert records.hold(
         hid, DAY, "17:00", field, 3, TTL, units=2, practitioner_id=None, life_ms=SHORT_LIFE_MS
-    )[:2] == (HELD, 2)
+    )[:2] == (Gate.TAKEN, 2)
     live = records.hold(
         hid,
         DAY,
@@ -331,7 +329,7 @@ def test_releasing_an_expired_hold_holds_nothing_and_keeps_counts_consistent(cli
         practitioner_id=None,
         life_ms=LONG_LIFE_MS,
     )
-    assert live[:2] == (FULL, 3)  # the short hold still holds its units
+    assert live[:2] == (Gate.FULL, 3)  # the short hold still holds its units
     time.sleep(PAST_SHORT_LIFE)
     assert records.release(hid, DAY, "17:00", field) is False
     assert holds(client, hid) == {"a": "1"}
@@ -369,7 +367,7 @@ def test_an_offered_hold_is_counted_as_offered(client, hid):
     outcome, serial, expires = records.hold(
         hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id=None, life_ms=LONG_LIFE_MS
     )
-    assert (outcome, serial) == (HELD, 1)
+    assert (outcome, serial) == (Gate.TAKEN, 1)
     plain = records.hold(
         hid,
         DAY,
@@ -381,7 +379,7 @@ def test_an_offered_hold_is_counted_as_offered(client, hid):
         practitioner_id=None,
         life_ms=LONG_LIFE_MS,
     )
-    assert plain[:2] == (HELD, 2)
+    assert plain[:2] == (Gate.TAKEN, 2)
     assert holds(client, hid)[field] == f"1:2:{expires}"
     assert counts(client, hid) == {
         "17:00": 0,
@@ -397,12 +395,12 @@ def test_take_hold_for_an_appointment_already_placed_frees_the_hold(client, hid)
     """A rebuild may have placed the appointment itself: taking its hold then frees it."""
     records = CapacityRecords(client)
     assert records.rebuild(hid, DAY, [SlotRecords("17:00", 5, [], [])], 3600, None)
-    assert records.reserve(hid, DAY, "17:00", "appt", 5, 3600) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "appt", 5, 3600) == (Gate.TAKEN, 1)
     outcome, serial, _ = records.hold(
         hid, DAY, "17:00", "h:x", 5, 3600, units=2, practitioner_id=None, life_ms=60_000
     )
-    assert (outcome, serial) == (HELD, 2)
-    assert records.take_hold(hid, DAY, "17:00", "h:x", "appt", 3600, None) == (HELD, 1)
+    assert (outcome, serial) == (Gate.TAKEN, 2)
+    assert records.take_hold(hid, DAY, "17:00", "h:x", "appt", 3600, None) == (Gate.TAKEN, 1)
     assert set(client.hgetall(keys.holds_key(hid, DAY, "17:00"))) == {b"appt"}
     assert client.hget(keys.counts_key(hid, DAY), "h:17:00") is None
 
@@ -411,16 +409,19 @@ def test_pass_hold_gives_a_live_holds_place_to_a_new_holder_in_one_step(client, 
     records = CapacityRecords(client)
     old, new = hold_field("w1", offered=True), hold_field("w2", offered=True)
     args = (hid, DAY, "17:00", old, new, TTL, "helal")
-    assert records.pass_hold(*args, LONG_LIFE_MS) == (NOT_READY, 0, 0)
+    assert records.pass_hold(*args, LONG_LIFE_MS) == (Gate.NOT_READY, 0, 0)
     built(records, hid, "helal", capacity=2)
-    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="helal") == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="helal") == (
+        Gate.TAKEN,
+        1,
+    )
     first = records.hold(
         hid, DAY, "17:00", old, 2, TTL, units=1, practitioner_id="helal", life_ms=SHORT_LIFE_MS
     )
-    assert first[:2] == (HELD, 2)
+    assert first[:2] == (Gate.TAKEN, 2)
     before = redis_ms(client)
     outcome, serial, expires = records.pass_hold(*args, LONG_LIFE_MS)
-    assert (outcome, serial) == (HELD, 2)
+    assert (outcome, serial) == (Gate.TAKEN, 2)
     assert before + LONG_LIFE_MS <= expires <= redis_ms(client) + LONG_LIFE_MS
     assert holds(client, hid, pid="helal") == {"a": "1", new: f"2:1:{expires}"}
     assert counts(client, hid, "helal") == {
@@ -430,13 +431,13 @@ def test_pass_hold_gives_a_live_holds_place_to_a_new_holder_in_one_step(client, 
         "e:17:00": expires,
     }
     time.sleep(PAST_SHORT_LIFE)  # the first hold's time is over: the new one's is not
-    assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, practitioner_id="helal")[0] == FULL
+    assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, practitioner_id="helal")[0] == Gate.FULL
     # Passed once: the old hold is gone.
-    assert records.pass_hold(*args, LONG_LIFE_MS) == (FULL, 0, 0)
+    assert records.pass_hold(*args, LONG_LIFE_MS) == (Gate.FULL, 0, 0)
     assert holds(client, hid, pid="helal") == {"a": "1", new: f"2:1:{expires}"}
     # An appointment's place is never passed.
     assert records.pass_hold(hid, DAY, "17:00", "a", "o:x", TTL, "helal", LONG_LIFE_MS) == (
-        FULL,
+        Gate.FULL,
         0,
         0,
     )
@@ -451,14 +452,18 @@ def test_a_hold_past_its_time_is_not_passed_and_its_place_is_free(client, hid):
         records.hold(
             hid, DAY, "17:00", old, 1, TTL, units=1, practitioner_id=None, life_ms=SHORT_LIFE_MS
         )[0]
-        == HELD
+        == Gate.TAKEN
     )
     time.sleep(PAST_SHORT_LIFE)
     new = hold_field("w2", offered=True)
-    assert records.pass_hold(hid, DAY, "17:00", old, new, TTL, None, LONG_LIFE_MS) == (FULL, 0, 0)
+    assert records.pass_hold(hid, DAY, "17:00", old, new, TTL, None, LONG_LIFE_MS) == (
+        Gate.FULL,
+        0,
+        0,
+    )
     assert holds(client, hid) == {}
     assert stored_counts(client, hid) == {"17:00": 0}
-    assert records.reserve(hid, DAY, "17:00", "b", 1, TTL) == (HELD, 1)
+    assert records.reserve(hid, DAY, "17:00", "b", 1, TTL) == (Gate.TAKEN, 1)
 
 
 def test_concurrent_passes_of_one_hold_pass_it_once(client, hid):
@@ -482,7 +487,7 @@ def test_concurrent_passes_of_one_hold_pass_it_once(client, hid):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == [FULL] * 11 + [HELD]
+    assert sorted(outcomes) == [Gate.FULL] * 11 + [Gate.TAKEN]
     (field,) = holds(client, hid)
     assert field.startswith("o:w") and field != old
     assert counts(client, hid)["o:17:00"] == 1

@@ -55,7 +55,7 @@ def test_a_confirmed_appointment_is_one_event_in_the_hospitals_zone():
     calendar = parse(appointment_calendar(appointment(), venue))
     assert str(calendar["VERSION"]) == "2.0"
     assert str(calendar["PRODID"]) == "-//slotbook//appointments//EN"
-    assert "METHOD" not in calendar  # calendar data, not an iTIP message (see calendars_ics)
+    assert "METHOD" not in calendar  # calendar data, not an iTIP message (see calendars/ics.py)
     event = only_event(calendar)
     assert str(event["UID"]) == "6a0000000000000000000001@slotbook"
     assert event["SEQUENCE"] == 1 and str(event["STATUS"]) == "CONFIRMED"
@@ -182,7 +182,7 @@ def test_a_slot_in_the_repeated_hour_is_its_first_pass():
 
 def test_the_vtimezone_knows_moroccos_ramadan_hour():
     # Casablanca is +01 but +00 from 2027-02-07 to 2027-03-14 (Ramadan). icalendar 7.3.2's
-    # own search steps 64 days and finds neither change (calendars_ics._WeekByWeekTimezone).
+    # own search steps 64 days and finds neither change (calendars/ics.py, _WeekByWeekTimezone).
     venue = Venue.of(hospital(timezone="Africa/Casablanca"))
     for day, hours in (("2027-02-01", 1), ("2027-02-20", 0), ("2027-03-20", 1)):
         calendar = parse(appointment_calendar(appointment(date=day), venue))
