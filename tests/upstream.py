@@ -123,7 +123,7 @@ class Upstream:
         self.server.lock = threading.Lock()
         self.server.health_status = 200
         self.server.answer_status = None
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def port(self) -> int:

@@ -11,6 +11,7 @@ both MongoDB and the nx-27017 wire server honour them (no partial indexes):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -155,6 +156,50 @@ DAY_FIELDS = {
         "hold_id",
     )
 }
+
+
+@dataclass(frozen=True)
+class AppointmentSearch:
+    """Which appointments a list shows: each field given narrows it (None: any). Dates are
+    YYYY-MM-DD texts, `date` exact or `date_from`/`date_to` inclusive; `statuses` one or more
+    (visible ones by default); `own_schedule`: only the hospital's own (no doctor's); `ids`:
+    only these (canonical ids)."""
+
+    booked_by: str | None = None
+    hospital_id: str | None = None
+    practitioner_id: str | None = None
+    own_schedule: bool = False
+    slot_start: str | None = None
+    date: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    statuses: tuple[str, ...] = VISIBLE
+    ids: tuple[str, ...] | None = None
+
+    def query(self) -> dict:
+        """The MongoDB filter."""
+        out: dict = {}
+        if self.ids is not None:
+            out["_id"] = {"$in": [ObjectId(i) for i in self.ids]}
+        out.update(
+            (name, value)
+            for name, value in (
+                ("booked_by", self.booked_by),
+                ("hospital_id", self.hospital_id),
+                ("practitioner_id", self.practitioner_id),
+                ("slot_start", self.slot_start),
+                ("date", self.date),
+            )
+            if value is not None
+        )
+        if self.own_schedule:
+            out["practitioner_id"] = None
+        if self.date is None and (self.date_from or self.date_to):
+            bounds = (("$gte", self.date_from), ("$lte", self.date_to))
+            out["date"] = {op: value for op, value in bounds if value}
+        one = len(self.statuses) == 1
+        out["status"] = self.statuses[0] if one else {"$in": list(self.statuses)}
+        return out
 
 
 class AppointmentRepository:
@@ -356,10 +401,9 @@ class AppointmentRepository:
             ).limit(limit)
         )
 
-    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
-        """Visible appointments matching `filters`, ordered by date, slot and serial."""
-        query = dict(filters)
-        query.setdefault("status", {"$in": list(VISIBLE)})
+    def search(self, search: AppointmentSearch, page: int, per_page: int) -> tuple[list[dict], int]:
+        """A page of the appointments `search` names, ordered by date, slot and serial."""
+        query = search.query()
         total = self.col.count_documents(query)
         cursor = (
             self.col.find(query)
@@ -424,6 +468,22 @@ class HoldRepository:
         return list(
             self.col.find({"state": HoldState.HELD, "expires_ms": {"$lte": now_ms}}).limit(limit)
         )
+
+
+@dataclass(frozen=True)
+class EntrySearch:
+    """Which waitlist entries a list shows: each field given narrows it (None: any)."""
+
+    user_id: str | None = None
+    hospital_id: str | None = None
+    practitioner_id: str | None = None
+    date: str | None = None
+    status: str | None = None
+
+    def query(self) -> dict:
+        """The MongoDB filter."""
+        fields = ("user_id", "hospital_id", "practitioner_id", "date", "status")
+        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
 class WaitlistRepository:
@@ -494,11 +554,12 @@ class WaitlistRepository:
         """Entries in `status` whose `field` (a time, ms) is before `before_ms`."""
         return list(self.col.find({"status": status, field: {"$lt": before_ms}}).limit(limit))
 
-    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
-        """Entries matching `filters`, newest first."""
-        total = self.col.count_documents(filters)
+    def search(self, search: EntrySearch, page: int, per_page: int) -> tuple[list[dict], int]:
+        """A page of the entries `search` names, newest first."""
+        query = search.query()
+        total = self.col.count_documents(query)
         cursor = (
-            self.col.find(filters)
+            self.col.find(query)
             .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * per_page)
             .limit(per_page)

@@ -29,6 +29,8 @@ from booking_service.adapters.repository import (
     CONFIRMED,
     PENDING,
     REJECTED,
+    VISIBLE,
+    AppointmentSearch,
     dup_guard,
     epoch_ms,
     serial_guard,
@@ -233,28 +235,21 @@ def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release
 def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
     """A page of appointments: a patient's own; an admin's, filtered by hospital, dates,
     status (`active`: pending or confirmed, what an edit's conflict check must see)."""
-    filters: dict = {}
+    if query.get("status") == "active":
+        statuses = ACTIVE
+    else:
+        statuses = (query["status"],) if "status" in query else VISIBLE
     if who.at_desk:
-        for name in ("hospital_id", "practitioner_id"):
-            if name in query:
-                filters[name] = query[name]
         for name in ("date", "date_from", "date_to"):
             if name in query and parse_date(query[name]) is None:
                 raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
-        if "date" in query:
-            filters["date"] = query["date"]
-        elif "date_from" in query or "date_to" in query:
-            bounds = (("$gte", query.get("date_from")), ("$lte", query.get("date_to")))
-            filters["date"] = {op: value for op, value in bounds if value}
+        narrowed = ("hospital_id", "practitioner_id", "date", "date_from", "date_to")
+        search = AppointmentSearch(statuses=statuses, **{n: query.get(n) for n in narrowed})
     else:
         # A patient sees only its own appointments, whatever filters it sends.
-        filters["booked_by"] = who.user_id
-    if query.get("status") == "active":
-        filters["status"] = {"$in": list(ACTIVE)}
-    elif "status" in query:
-        filters["status"] = query["status"]
+        search = AppointmentSearch(booked_by=who.user_id, statuses=statuses)
     page, per_page = query["page"], query["per_page"]
-    docs, total = ctx.appointments.search(filters, page, per_page)
+    docs, total = ctx.appointments.search(search, page, per_page)
     return {
         "appointments": [public(d) for d in docs],
         "page": page,

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from booking_service.adapters import outbox
 from booking_service.adapters.capacity import Gate, hold_field
 from booking_service.adapters.repository import (
+    EntrySearch,
     EntryStatus,
     HoldState,
     dup_guard,
@@ -129,17 +130,13 @@ def find_entry(ctx: Context, who: Principal, waitlist_id: str) -> dict:
 
 def list_entries(ctx: Context, who: Principal, query: dict) -> dict:
     """GET /api/waitlist: the caller's entries (staff and admin: all, filtered)."""
-    filters: dict = {}
     if who.at_desk:
-        for name in ("hospital_id", "practitioner_id", "date"):
-            if name in query:
-                filters[name] = query[name]
+        narrowed = ("hospital_id", "practitioner_id", "date", "status")
+        search = EntrySearch(**{name: query.get(name) for name in narrowed})
     else:
-        filters["user_id"] = who.user_id
-    if "status" in query:
-        filters["status"] = query["status"]
+        search = EntrySearch(user_id=who.user_id, status=query.get("status"))
     page, per_page = query["page"], query["per_page"]
-    docs, total = ctx.waitlist.search(filters, page, per_page)
+    docs, total = ctx.waitlist.search(search, page, per_page)
     return {
         "entries": [public_entry(d) for d in docs],
         "page": page,

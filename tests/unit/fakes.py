@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
 from datetime import datetime
 
 import orjson
@@ -30,7 +29,6 @@ from booking_service.adapters.repository import (
     LIVE_ENTRIES,
     PENDING,
     REJECTED,
-    VISIBLE,
     EntryStatus,
     HoldState,
     epoch_ms,
@@ -46,19 +44,22 @@ from shared.configurations import ConfigurationCache
 from shared.versions import EDITING, Published
 
 
-def _matches(doc: dict, filters: Mapping) -> bool:
-    for field, wanted in filters.items():
-        value = doc.get(field)
-        if isinstance(wanted, dict):
-            if "$in" in wanted and value not in wanted["$in"]:
-                return False
-            if "$gte" in wanted and not (value is not None and value >= wanted["$gte"]):
-                return False
-            if "$lte" in wanted and not (value is not None and value <= wanted["$lte"]):
-                return False
-        elif value != wanted:
+def _appointment_matches(doc: dict, search) -> bool:
+    """Whether an AppointmentSearch names `doc` (its fields, as the repository's query)."""
+    for name in ("hospital_id", "practitioner_id", "booked_by", "slot_start", "date"):
+        wanted = getattr(search, name)
+        if wanted is not None and doc.get(name) != wanted:
             return False
-    return True
+    if search.own_schedule and doc.get("practitioner_id") is not None:
+        return False
+    if search.ids is not None and str(doc["_id"]) not in search.ids:
+        return False
+    if search.date is None:
+        if search.date_from and doc["date"] < search.date_from:
+            return False
+        if search.date_to and doc["date"] > search.date_to:
+            return False
+    return doc["status"] in search.statuses
 
 
 class FakeAppointments:
@@ -236,11 +237,9 @@ class FakeAppointments:
         ]
         return copy.deepcopy(closed[:limit])
 
-    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
-        query = dict(filters)
-        query.setdefault("status", {"$in": list(VISIBLE)})
+    def search(self, search, page: int, per_page: int) -> tuple[list[dict], int]:
         found = sorted(
-            (d for d in self.docs.values() if _matches(d, query)),
+            (d for d in self.docs.values() if _appointment_matches(d, search)),
             key=lambda d: (d["date"], d["slot_start"], d["serial"] or 0),
         )
         return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
@@ -655,9 +654,11 @@ class FakeWaitlist:
             ][:limit]
         )
 
-    def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
+    def search(self, search, page: int, per_page: int) -> tuple[list[dict], int]:
+        fields = ("user_id", "hospital_id", "practitioner_id", "date", "status")
+        wanted = {name: getattr(search, name) for name in fields if getattr(search, name)}
         found = sorted(
-            (d for d in self.docs.values() if _matches(d, filters)),
+            (d for d in self.docs.values() if all(d.get(k) == v for k, v in wanted.items())),
             key=lambda d: (d["created_ms"], d["_id"]),
             reverse=True,
         )

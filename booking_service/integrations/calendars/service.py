@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from bson import ObjectId
 
-from booking_service.adapters.repository import epoch_ms
+from booking_service.adapters.repository import AppointmentSearch, epoch_ms
 from booking_service.core import places
 from booking_service.core.context import Context
 from booking_service.integrations.calendars.ics import (
@@ -202,17 +202,18 @@ def read_feed(ctx: Context, feeds, feed_id: str, tokens: list[str], now: datetim
     except HospitalNotFound:
         raise missing from None
     first, last = feed_window(configuration, now)
-    filters: dict = {
-        "hospital_id": doc["hospital_id"],
-        "date": {"$gte": first.isoformat(), "$lte": last.isoformat()},
-    }
     name = venue.name
     practitioner_id = doc.get("practitioner_id")
+    search = AppointmentSearch(
+        hospital_id=doc["hospital_id"],
+        practitioner_id=practitioner_id,
+        date_from=first.isoformat(),
+        date_to=last.isoformat(),
+    )
     if practitioner_id is not None:
-        filters["practitioner_id"] = practitioner_id
         known = configuration.practitioners.get(practitioner_id)
         name += f" - {known.name if known is not None else practitioner_id}"
-    found, total = ctx.appointments.search(filters, 1, FEED_MAX_EVENTS)
+    found, total = ctx.appointments.search(search, 1, FEED_MAX_EVENTS)
     body = feed_calendar(
         found, venue, name=name, uid=f"feed-{feed_id}@{UID_DOMAIN}", first=first, last=last
     )

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from bson import ObjectId
 from marshmallow import ValidationError as SchemaError
 
-from booking_service.adapters.repository import VISIBLE
+from booking_service.adapters.repository import VISIBLE, AppointmentSearch
 from booking_service.core import places
 from booking_service.core.context import Context
 from booking_service.core.requests import AppointmentCreateSchema
@@ -356,27 +356,27 @@ class AppointmentQuery:
     slot: tuple[str, str | None, date, str] | None = None
 
 
-def appointment_filters(who: Principal, query: AppointmentQuery) -> dict | None:
-    """The repository filters of a search (a patient's own appointments only); None when the
-    search contradicts itself and nothing can match."""
-    filters: dict = {} if who.at_desk else {"booked_by": who.user_id}
+def appointment_search(who: Principal, query: AppointmentQuery) -> AppointmentSearch | None:
+    """The repository search of a FHIR search (a patient's own appointments only); None when
+    the search contradicts itself and nothing can match."""
+    fields: dict = {} if who.at_desk else {"booked_by": who.user_id}
 
     def put(name: str, value) -> bool:
-        if name in filters and filters[name] != value:
+        if name in fields and fields[name] != value:
             return False
-        filters[name] = value
+        fields[name] = value
         return True
 
     first, last = query.first_day, query.last_day
     if query.ids is not None:
         if not query.ids:
             return None
-        filters["_id"] = {"$in": [ObjectId(i) for i in query.ids]}
+        fields["ids"] = tuple(query.ids)
     if query.statuses is not None:
         statuses = sorted(s for s in query.statuses if s in VISIBLE)
         if not statuses:
             return None
-        filters["status"] = {"$in": statuses}
+        fields["statuses"] = tuple(statuses)
     if query.hospital_id is not None and not put("hospital_id", query.hospital_id):
         return None
     if query.practitioner is not None:
@@ -396,15 +396,14 @@ def appointment_filters(who: Principal, query: AppointmentQuery) -> dict | None:
     if first is not None and last is not None and first > last:
         return None
     if first is not None and first == last:
-        filters["date"] = first.isoformat()
-    elif first is not None or last is not None:
-        bounds = {}
-        if first is not None:
-            bounds["$gte"] = first.isoformat()
-        if last is not None:
-            bounds["$lte"] = last.isoformat()
-        filters["date"] = bounds
-    return filters
+        fields["date"] = first.isoformat()
+    else:
+        fields["date_from"] = first.isoformat() if first is not None else None
+        fields["date_to"] = last.isoformat() if last is not None else None
+    if "practitioner_id" in fields and fields["practitioner_id"] is None:
+        del fields["practitioner_id"]  # a slot of the hospital's own schedule
+        fields["own_schedule"] = True
+    return AppointmentSearch(**fields)
 
 
 def search_appointments(
@@ -412,10 +411,10 @@ def search_appointments(
 ) -> tuple[list, int]:
     """A page of the appointments the caller may see that match, ordered by date, slot and
     serial; with the total."""
-    filters = appointment_filters(who, query)
-    if filters is None:
+    search = appointment_search(who, query)
+    if search is None:
         return [], 0
-    docs, total = ctx.appointments.search(filters, page, count)
+    docs, total = ctx.appointments.search(search, page, count)
     configs: dict[str, Configuration | None] = {}
     found = []
     for doc in docs:

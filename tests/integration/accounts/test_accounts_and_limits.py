@@ -51,7 +51,7 @@ def serve_booking(mongo_url, redis_url, mongo_db_name):
         cfg = _config(mongo_url, redis_url, mongo_db_name, **overrides)
         app = booking_service.create_app(cfg, start_reconciler=False)
         server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
 

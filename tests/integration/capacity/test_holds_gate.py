@@ -25,6 +25,8 @@ DAY = "2030-01-05"
 TTL = 3600
 SHORT_LIFE_MS = 300  # a hold that is past its time after PAST_SHORT_LIFE seconds
 PAST_SHORT_LIFE = 0.45
+BRIEF_LIFE_MS = 1  # a hold past its time after PAST_BRIEF_LIFE: for tests that never need it live
+PAST_BRIEF_LIFE = 0.02
 LONG_LIFE_MS = 600_000
 
 
@@ -134,9 +136,17 @@ def test_a_full_reserve_that_drops_an_expired_hold_writes_the_counts(client, hid
     built(records, hid, None, capacity=2)
     assert records.reserve(hid, DAY, "17:00", "a", 2, TTL) == (Gate.TAKEN, 1)
     assert records.hold(
-        hid, DAY, "17:00", hold_field("x"), 2, TTL, units=1, practitioner_id=None, life_ms=300
+        hid,
+        DAY,
+        "17:00",
+        hold_field("x"),
+        2,
+        TTL,
+        units=1,
+        practitioner_id=None,
+        life_ms=BRIEF_LIFE_MS,
     )[:2] == (Gate.TAKEN, 2)
-    time.sleep(PAST_SHORT_LIFE)
+    time.sleep(PAST_BRIEF_LIFE)
     assert records.reserve(hid, DAY, "17:00", "b", 2, TTL, units=2) == (Gate.FULL, 1)
     assert holds(client, hid) == {"a": "1"}
     assert stored_counts(client, hid) == {"17:00": 1}
@@ -213,9 +223,9 @@ def test_an_expired_hold_cannot_be_taken(client, hid):
     built(records, hid, None, capacity=5)
     field = hold_field("late")
     assert records.hold(
-        hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id=None, life_ms=SHORT_LIFE_MS
+        hid, DAY, "17:00", field, 5, TTL, units=2, practitioner_id=None, life_ms=BRIEF_LIFE_MS
     )[:2] == (Gate.TAKEN, 1)
-    time.sleep(PAST_SHORT_LIFE)
+    time.sleep(PAST_BRIEF_LIFE)
     assert records.take_hold(hid, DAY, "17:00", field, "appt3", TTL, None) == (Gate.FULL, 0)
     assert holds(client, hid) == {}
     assert stored_counts(client, hid) == {"17:00": 0}
@@ -450,11 +460,11 @@ def test_a_hold_past_its_time_is_not_passed_and_its_place_is_free(client, hid):
     old = hold_field("w1", offered=True)
     assert (
         records.hold(
-            hid, DAY, "17:00", old, 1, TTL, units=1, practitioner_id=None, life_ms=SHORT_LIFE_MS
+            hid, DAY, "17:00", old, 1, TTL, units=1, practitioner_id=None, life_ms=BRIEF_LIFE_MS
         )[0]
         == Gate.TAKEN
     )
-    time.sleep(PAST_SHORT_LIFE)
+    time.sleep(PAST_BRIEF_LIFE)
     new = hold_field("w2", offered=True)
     assert records.pass_hold(hid, DAY, "17:00", old, new, TTL, None, LONG_LIFE_MS) == (
         Gate.FULL,

@@ -39,7 +39,7 @@ def test_a_caller_refuses_an_answer_about_another_hospital():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         source = ScheduleSource(
