@@ -468,6 +468,20 @@ def _fmt_us(seconds: float) -> str:
     return f"{seconds * 1e6:9.1f}"
 
 
+def merge_block(into: dict, endpoint: str, block: dict) -> None:
+    """Add one block's measurements to a round's (per-request figures over all its blocks)."""
+    have = into.get(endpoint)
+    if have is None:
+        into[endpoint] = dict(block)
+        return
+    n = have["n"] + block["n"]
+    for key in ("cpu", "thread", "wall", "user"):
+        have[key] = (have[key] * have["n"] + block[key] * block["n"]) / n
+    have["n"] = n
+    have["failed"] += block["failed"]
+    have["each"] = have["each"] + block["each"]
+
+
 def report_cpu(rounds: dict[str, list[dict]]) -> dict:
     endpoints = list(rounds["before"][0]) if rounds["before"] else []
     summary = {}
@@ -587,12 +601,21 @@ def parent(args: argparse.Namespace) -> int:
                     # with the round and the endpoint: slow drifts of the machine hit both.
                     # Rounds rotate over each side's processes (a process's own speed, from
                     # its memory layout, is then averaged out rather than taken for the code's).
-                    order = ("before", "after") if (k + j) % 2 == 0 else ("after", "before")
+                    # Within a round the N requests go in small blocks, ABBA...: before and
+                    # after alternate every few milliseconds, so the load of the machine
+                    # (other processes) is nearly the same for both.
+                    first = ("before", "after") if (k + j) % 2 == 0 else ("after", "before")
                     n = args.bookings if endpoint == "booking" else args.reads
-                    for side in order:
-                        worker = pool[side][k % procs]
-                        reply = worker.call(600, cmd="cpu_block", endpoint=endpoint, n=n)
-                        rounds[side][k][endpoint] = reply["block"]
+                    size = max(1, args.block if endpoint != "booking" else args.block // 3)
+                    blocks = [size] * (n // size) + ([n % size] if n % size else [])
+                    for b, count in enumerate(blocks):
+                        order = first if b % 2 == 0 else first[::-1]
+                        for side in order:
+                            worker = pool[side][k % procs]
+                            reply = worker.call(
+                                600, cmd="cpu_block", endpoint=endpoint, n=count
+                            )["block"]
+                            merge_block(rounds[side][k], endpoint, reply)
                 print(f"  round {k + 1}/{args.rounds} done (process {k % procs + 1} of each side)",
                       flush=True)  # fmt: skip
             cpu = report_cpu(rounds)
@@ -1410,6 +1433,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reads", type=int, default=300, help="requests per read endpoint per round")
     p.add_argument("--bookings", type=int, default=100, help="bookings per round")
     p.add_argument("--warmup", type=int, default=100, help="warm-up reads (bookings: a fifth)")
+    p.add_argument("--block", type=int, default=30,
+                   help="reads per alternation within a round (bookings: a third)")  # fmt: skip
     p.add_argument("--procs", type=int, default=2,
                    help="worker processes per side; CPU rounds rotate over them")  # fmt: skip
     p.add_argument("--now", default=DEFAULT_NOW, help="the frozen instant (UTC)")

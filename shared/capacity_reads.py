@@ -65,17 +65,17 @@ NOTHING_BOOKED = DayCounts()
 # Field prefixes of a day's counts hash besides the slots' booked units (the booking service's
 # adapters/lua/places.lua): units held by live holds, of them offered to the waitlist, earliest
 # expiry.
-HELD, OFFERED, EXPIRES = "h:", "o:", "e:"
+HELD_PREFIX, OFFERED_PREFIX, EXPIRES_PREFIX = "h:", "o:", "e:"
 
 
 def held(counts: Mapping[str, int], slot: str) -> int:
     """Units of `slot` held by live holds (offers to the waitlist included)."""
-    return counts.get(HELD + slot, 0)
+    return counts.get(HELD_PREFIX + slot, 0)
 
 
 def offered(counts: Mapping[str, int], slot: str) -> int:
     """Units of `slot` held for waitlist offers."""
-    return counts.get(OFFERED + slot, 0)
+    return counts.get(OFFERED_PREFIX + slot, 0)
 
 
 def _hold_value(value: bytes) -> tuple[int, int] | None:
@@ -102,7 +102,11 @@ def _without_expired(flat: tuple, stale: dict[str, dict], now_ms: int) -> tuple:
             if field.startswith(b"o:"):
                 live_offered += hold[0]
             earliest = hold[1] if earliest is None else min(earliest, hold[1])
-        for prefix, value in ((HELD, live_held), (OFFERED, live_offered), (EXPIRES, earliest)):
+        for prefix, value in (
+            (HELD_PREFIX, live_held),
+            (OFFERED_PREFIX, live_offered),
+            (EXPIRES_PREFIX, earliest),
+        ):
             name = (prefix + slot).encode()
             if value:
                 fields[name] = str(value).encode()

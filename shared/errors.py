@@ -121,6 +121,13 @@ class TooManyHolds(DomainError):
     reason = "too_many_holds"
 
 
+class TooManyWaitlistEntries(DomainError):
+    """Over WAITLIST_LIMIT live entries: the contract answers it as the hold limit."""
+
+    status = 429
+    reason = "too_many_holds"
+
+
 class InvalidTransition(DomainError):
     status = 409
     reason = "invalid_transition"

@@ -53,7 +53,7 @@ from shared.errors import (
     PractitionerInactive,
     SlotFull,
     SlotNotFound,
-    TooManyHolds,
+    TooManyWaitlistEntries,
     WaitlistDuplicate,
     WaitlistEntryNotFound,
 )
@@ -85,7 +85,9 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
     elif not planned.slots:
         raise SlotNotFound(f"{day_text} has no slots to wait for")
     if ctx.waitlist.live_count(who.user_id) >= ctx.config.waitlist_limit and not who.at_desk:
-        raise TooManyHolds(f"At most {ctx.config.waitlist_limit} waitlist entries at once")
+        raise TooManyWaitlistEntries(
+            f"At most {ctx.config.waitlist_limit} waitlist entries at once"
+        )
     oid = ObjectId()
     doc = {
         "_id": oid,

@@ -26,6 +26,7 @@ from shared.errors import (
     ServiceUnavailable,
     SlotFull,
     TooManyHolds,
+    TooManyWaitlistEntries,
     WaitlistDuplicate,
 )
 from tests.unit import builders
@@ -661,8 +662,9 @@ def test_one_live_entry_per_phone_and_day_and_a_limit_per_user(setup):
         waitlist.join(ctx, OTHER, JoinWaitlist(**wait_body("8801755555551")), NOW)
     for n in range(2, 6):
         waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body(f"+880175555555{n}")), NOW)
-    with pytest.raises(TooManyHolds):
+    with pytest.raises(TooManyWaitlistEntries) as refused:
         waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body("+8801755555559")), NOW)
+    assert (refused.value.status, refused.value.reason) == (429, "too_many_holds")
 
 
 def test_the_reconciler_offers_places_an_edit_added_and_unsticks_dead_claims(setup):
