@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from booking_service.adapters.repository import UserRepository
-from booking_service.adapters.repository import ensure_indexes as ensure_booking_indexes
+from booking_service.bootstrap import ensure_indexes as ensure_booking_indexes
 from booking_service.core.accounts import ensure_admin
 from schedule_service.repository import ensure_indexes as ensure_schedule_indexes
 from schedule_service.seed import SEEDED, seed_hospitals

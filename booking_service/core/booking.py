@@ -38,20 +38,16 @@ from booking_service.adapters.repository import (
 from booking_service.core import holds
 from booking_service.core.context import Context
 from booking_service.core.idempotency import run_once
-from booking_service.core.places import (  # noqa: F401 (the integrations' names until they move)
-    current_configuration,
-    day_counts,
-    find_visible,
+from booking_service.core.places import (
     free_place,
     open_day,
     placed_with,
     slot_full,
     take_place,
-    taken_units,
     units_of,
 )
 from booking_service.core.requests import BookAppointment
-from booking_service.core.shapes import appointment_data, public
+from booking_service.core.shapes import appointment_data, page_answer, public
 from shared import metrics
 from shared.auth import Principal
 from shared.errors import (
@@ -250,12 +246,7 @@ def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
         search = AppointmentSearch(booked_by=who.user_id, statuses=statuses)
     page, per_page = query["page"], query["per_page"]
     docs, total = ctx.appointments.search(search, page, per_page)
-    return {
-        "appointments": [public(d) for d in docs],
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }
+    return page_answer("appointments", [public(d) for d in docs], page, per_page, total)
 
 
 def abandon_stale(ctx: Context, before: datetime, now: datetime) -> int:

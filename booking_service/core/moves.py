@@ -159,7 +159,7 @@ def reschedule(
         "dup_guard": dup_guard(hospital_id, day_text, doc["patient"]["phone"], practitioner_id),
         "serial_guard": serial_guard(hospital_id, day_text, slot_start, serial, practitioner_id),
         "moves": history,
-        "release_pending": {"token": token, **_place(_source_place(doc))},
+        "release_pending": {"token": token, **_place(doc)},
         "updated_ms": epoch_ms(now),
     }
     changes.update(placed_with(practitioner, kind, held_place))
@@ -189,15 +189,6 @@ def reschedule(
     ctx.events.queue(hospital_id, day_text, practitioner_id)
     place_freed(ctx, hospital_id, old_pid, doc["date"], now)
     return public(ctx.appointments.get(oid) or moved)
-
-
-def _source_place(doc: dict) -> dict:
-    return {
-        "hospital_id": doc["hospital_id"],
-        "date": doc["date"],
-        "slot_start": doc["slot_start"],
-        "practitioner_id": doc.get("practitioner_id"),
-    }
 
 
 def _place(where: dict) -> dict:

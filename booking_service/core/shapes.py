@@ -98,3 +98,9 @@ def public_entry(doc: dict, position: int | None = None) -> dict:
 
 def _instant(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def page_answer(name: str, items: list, page: int, per_page: int, total: int) -> dict:
+    """A page of a list, as every list answers it: the items under `name`, the page, its
+    size and the total."""
+    return {name: items, "page": page, "per_page": per_page, "total": total}

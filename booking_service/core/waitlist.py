@@ -42,7 +42,7 @@ from booking_service.core.places import (
     taken_units,
 )
 from booking_service.core.requests import BookAppointment, HoldPlace, JoinWaitlist
-from booking_service.core.shapes import public_entry
+from booking_service.core.shapes import page_answer, public_entry
 from shared.auth import Principal
 from shared.errors import (
     DomainError,
@@ -139,12 +139,7 @@ def list_entries(ctx: Context, who: Principal, query: dict) -> dict:
         search = EntrySearch(user_id=who.user_id, status=query.get("status"))
     page, per_page = query["page"], query["per_page"]
     docs, total = ctx.waitlist.search(search, page, per_page)
-    return {
-        "entries": [public_entry(d) for d in docs],
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }
+    return page_answer("entries", [public_entry(d) for d in docs], page, per_page, total)
 
 
 def leave(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict:

@@ -510,7 +510,7 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
 def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
     ctx, _ = setup
     made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
-    take = booking.take_place
+    take = places.take_place
 
     def slow(*args, **kwargs):
         outcome = take(*args, **kwargs)
@@ -533,7 +533,7 @@ def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
 def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
     ctx, _ = setup
     made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
-    take = booking.take_place
+    take = places.take_place
 
     def cancelled_meanwhile(*args, **kwargs):
         outcome = take(*args, **kwargs)
