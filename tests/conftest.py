@@ -1,7 +1,7 @@
 """Session-wide fixtures of tests/integration and tests/e2e: MongoDB and Redis URLs (external if
 set, else embedded servers started once per session), and private servers for kill/restart tests.
 
-The builders of the unit tests are in tests/unit/conftest.py and tests/builders.py; the running
+The builders of the unit tests are in tests/unit/builders.py and tests/unit/conftest.py; the running
 system (`stack`, `gateway`, `admin`, `patient`, `hospital`) in tests/e2e/conftest.py."""
 
 from __future__ import annotations

@@ -119,6 +119,11 @@ class Api:
         return self.login(email, "correct-horse")
 
 
+def seeded_admin(gateway_url: str) -> Api:
+    """The admin the seed creates (devstack/seed), logged in through the gateway at that URL."""
+    return Api(gateway_url).login("portal@drhelal.com", "123456")
+
+
 def booking(
     hospital_id: str,
     day: date | str,
@@ -132,6 +137,20 @@ def booking(
         "date": str(day),
         "slot": slot,
         "patient": {"name": name, "phone": phone or "+88017" + uuid.uuid4().int.__str__()[:8]},
+    }
+
+
+def slot_places(
+    capacity: int, booked: int, *, available: int, held: int = 0, offered: int = 0, **more
+) -> dict:
+    """A slot of an availability answer: its places, taken and left (and e.g. `fits`)."""
+    return {
+        "capacity": capacity,
+        "booked": booked,
+        "held": held,
+        "offered": offered,
+        "available": available,
+        **more,
     }
 
 

@@ -1,7 +1,9 @@
 """HTTP layer of the booking service: accounts, appointments, availability.
 
 Each view parses its request, calls one function of the service layer (core/: its body as a
-typed request) and answers; hot answers are written by shared/answers.py.
+typed request) and answers. An appointment, a hold or a waitlist entry is answered as the
+core's one builder of it made it (core/shapes.py; the schemas here document it for OpenAPI);
+hot answers are written by shared/answers.py.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class Appointments(MethodView):
     @appointments_blp.error_answers(400, 401)
     def get(self, args):
         """Appointments: a patient's own; an admin's, filtered by hospital, date, status."""
-        return booking.list_appointments(_ctx(), current_principal(), args)
+        return json_answer(booking.list_appointments(_ctx(), current_principal(), args))
 
 
 @appointments_blp.route("/<appointment_id:appointment_id>")
@@ -172,14 +174,14 @@ class AppointmentById(MethodView):
     @appointments_blp.error_answers(401, 404)
     def get(self, appointment_id):
         """One appointment (someone else's is 404)."""
-        return public(places.find_visible(_ctx(), current_principal(), appointment_id))
+        return json_answer(public(places.find_visible(_ctx(), current_principal(), appointment_id)))
 
     @require_auth()
     @appointments_blp.response(200, AppointmentSchema)
     @appointments_blp.error_answers(401, 404, 422)
     def delete(self, appointment_id):
         """Cancel (idempotent): the place is free at once."""
-        return cancel.cancel(_ctx(), current_principal(), appointment_id, utcnow())
+        return json_answer(cancel.cancel(_ctx(), current_principal(), appointment_id, utcnow()))
 
 
 @appointments_blp.route(
@@ -192,7 +194,8 @@ class VisitStep(MethodView):
     def post(self, appointment_id, step):
         """A visit step (staff or admin, on the appointment's date): check-in, start,
         complete, no-show."""
-        return visits.visit_step(_ctx(), current_principal(), appointment_id, step, utcnow())
+        who = current_principal()
+        return json_answer(visits.visit_step(_ctx(), who, appointment_id, step, utcnow()))
 
 
 @appointments_blp.route("/<appointment_id:appointment_id>/reschedule")
@@ -207,7 +210,8 @@ class Reschedule(MethodView):
         ctx, who = _ctx(), current_principal()
         if not who.at_desk:
             ctx.limiter.check_booking(who.user_id)
-        return moves.reschedule(ctx, who, appointment_id, MoveAppointment(**body), utcnow())
+        move = MoveAppointment(**body)
+        return json_answer(moves.reschedule(ctx, who, appointment_id, move, utcnow()))
 
 
 @appointments_blp.route("/<appointment_id:appointment_id>/queue")
@@ -293,7 +297,9 @@ class Holds(MethodView):
     @holds_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Hold a place (any signed-in user; at most HOLD_LIMIT live at once)."""
-        return holds.hold(_ctx(), current_principal(), HoldPlace(**body), utcnow())
+        return json_answer(
+            holds.hold(_ctx(), current_principal(), HoldPlace(**body), utcnow()), 201
+        )
 
 
 # A hold's and a waitlist entry's ids have the appointments' canonical form (24 hex).
@@ -304,7 +310,7 @@ class HoldById(MethodView):
     @holds_blp.error_answers(401, 404)
     def get(self, hold_id):
         """One hold (its owner, staff, admin)."""
-        return public_hold(holds.find_hold(_ctx(), current_principal(), hold_id))
+        return json_answer(public_hold(holds.find_hold(_ctx(), current_principal(), hold_id)))
 
     @require_auth()
     @holds_blp.response(204)
@@ -322,7 +328,8 @@ class Waitlist(MethodView):
     @waitlist_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
         """Wait for a place of a day (of one slot, when given)."""
-        return waitlist.join(_ctx(), current_principal(), JoinWaitlist(**body), utcnow())
+        entry = JoinWaitlist(**body)
+        return json_answer(waitlist.join(_ctx(), current_principal(), entry, utcnow()), 201)
 
     @require_auth()
     @waitlist_blp.arguments(WaitlistListArgsSchema(), location="query")
@@ -330,7 +337,7 @@ class Waitlist(MethodView):
     @waitlist_blp.error_answers(400, 401)
     def get(self, args):
         """Entries: a patient's own; staff and admin: all, filtered."""
-        return waitlist.list_entries(_ctx(), current_principal(), args)
+        return json_answer(waitlist.list_entries(_ctx(), current_principal(), args))
 
 
 @waitlist_blp.route("/<appointment_id:waitlist_id>")
@@ -341,14 +348,15 @@ class WaitlistEntry(MethodView):
     def get(self, waitlist_id):
         """One entry, with its position while waiting."""
         ctx = _ctx()
-        return waitlist.answer(ctx, waitlist.find_entry(ctx, current_principal(), waitlist_id))
+        entry = waitlist.find_entry(ctx, current_principal(), waitlist_id)
+        return json_answer(waitlist.answer(ctx, entry))
 
     @require_auth()
     @waitlist_blp.response(200, WaitlistEntrySchema)
     @waitlist_blp.error_answers(401, 404, 409)
     def delete(self, waitlist_id):
         """Stop waiting (an offer held is given back and passed on)."""
-        return waitlist.leave(_ctx(), current_principal(), waitlist_id, utcnow())
+        return json_answer(waitlist.leave(_ctx(), current_principal(), waitlist_id, utcnow()))
 
 
 @waitlist_blp.route("/<appointment_id:waitlist_id>/accept")
@@ -358,4 +366,5 @@ class WaitlistAccept(MethodView):
     @waitlist_blp.error_answers(401, 404, 409, 410, 422, 503)
     def post(self, waitlist_id):
         """Book the offered place: the appointment."""
-        return waitlist.accept(_ctx(), current_principal(), waitlist_id, utcnow())
+        answer = waitlist.accept(_ctx(), current_principal(), waitlist_id, utcnow())
+        return json_answer(answer, 201)

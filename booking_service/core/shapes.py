@@ -1,6 +1,7 @@
 """How the API shows an appointment, a hold and a waitlist entry: one builder per resource,
-used by every answer and by the webhook events that carry them (the schemas in api/schemas.py
-document these shapes for OpenAPI)."""
+used by every answer (written once, by orjson) and by the webhook events that carry them.
+The schemas in api/schemas.py document the same shapes for OpenAPI, field for field and in
+the same order (tests/unit/booking/test_shapes.py holds them to it)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,11 @@ def public(doc: dict) -> dict:
     if doc.get("appointment_type"):
         out["appointment_type"] = doc["appointment_type"]
         out["units"] = doc.get("units", 1)
+    if doc.get("hold_id"):
+        out["hold_id"] = doc["hold_id"]
     if doc.get("moves"):
         out["rescheduled_from"] = doc["moves"][-1]["from"]
         out["moves"] = doc["moves"]
-    if doc.get("hold_id"):
-        out["hold_id"] = doc["hold_id"]
     return out
 
 
@@ -74,9 +75,10 @@ def public_hold(doc: dict) -> dict:
 
 def public_entry(doc: dict, position: int | None = None) -> dict:
     """A waitlist entry as the API shows it."""
-    out = {
-        "waitlist_id": str(doc["_id"]),
-        "status": doc["status"],
+    out = {"waitlist_id": str(doc["_id"]), "status": doc["status"]}
+    if position is not None:
+        out["position"] = position
+    out |= {
         "hospital_id": doc["hospital_id"],
         "practitioner_id": doc.get("practitioner_id"),
         "date": doc["date"],
@@ -85,8 +87,6 @@ def public_entry(doc: dict, position: int | None = None) -> dict:
         "appointment_type": doc.get("appointment_type"),
         "created_at": iso_utc(_instant(doc["created_ms"])),
     }
-    if position is not None:
-        out["position"] = position
     if doc.get("hold_id"):
         out["hold_id"] = doc["hold_id"]
         out["offered_slot"] = doc.get("offered_slot")

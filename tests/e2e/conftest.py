@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Stack
-from tests.helpers import Api, publish_hospital, whole_system
+from tests.helpers import Api, publish_hospital, seeded_admin, whole_system
 
 E2E_DIR = Path(__file__).parent
 
@@ -41,7 +41,7 @@ def gateway(stack) -> Api:
 @pytest.fixture(scope="session")
 def admin(gateway) -> Api:
     """The seeded admin, logged in."""
-    return gateway.login("portal@drhelal.com", "123456")
+    return seeded_admin(gateway.base)
 
 
 @pytest.fixture

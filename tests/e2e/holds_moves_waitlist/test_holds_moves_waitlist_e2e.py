@@ -21,6 +21,7 @@ from tests.helpers import (
     confirmed_in,
     hospital_doc,
     next_weekday,
+    slot_places,
     wait_until,
 )
 
@@ -71,13 +72,7 @@ def test_concurrent_holds_on_the_last_place_give_one(gateway, admin):
     hold = resp.json()
     assert (hold["serial"], hold["slot"], hold["date"]) == (1, "10:00", str(day))
     assert 25 < seconds_until(hold["expires_at"]) <= 30
-    assert slot_counts(gateway, hid, day, "10:00") == {
-        "capacity": 1,
-        "booked": 0,
-        "held": 1,
-        "offered": 0,
-        "available": 0,
-    }
+    assert slot_counts(gateway, hid, day, "10:00") == slot_places(1, 0, held=1, available=0)
     day_view = gateway.get(f"/api/dynamic-slots/available/{hid}/{day}").json()
     ten = next(s for s in day_view["slots"] if s["start"] == "10:00")
     assert (ten["held"], ten["available"], ten["bookable"]) == (1, 0, False)
@@ -314,13 +309,9 @@ def test_the_offer_accept_and_expiry_chain_of_the_waitlist(gateway, admin, db):
     assert a.delete(f"/api/appointments/{booked['appointment_id']}").status_code == 200
     offer = b.get(f"/api/waitlist/{wb['waitlist_id']}").json()
     assert (offer["status"], offer["offered_slot"]) == ("offered", "09:00")
-    assert slot_counts(gateway, hid, day, "09:00") == {
-        "capacity": 1,
-        "booked": 0,
-        "held": 1,
-        "offered": 1,
-        "available": 0,
-    }
+    assert slot_counts(gateway, hid, day, "09:00") == slot_places(
+        1, 0, held=1, offered=1, available=0
+    )
     assert c.get(f"/api/waitlist/{wc['waitlist_id']}").json()["position"] == 1
     assert_error_shape(  # the offered place is not anyone's to book
         d.post("/api/appointments", booking(hid, day, "09:00", phone="+8801755555555")),

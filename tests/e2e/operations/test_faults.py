@@ -30,6 +30,7 @@ from tests.helpers import (
     confirmed_in,
     create_hospital,
     next_weekday,
+    seeded_admin,
     wait_until,
 )
 
@@ -72,7 +73,7 @@ def private(tmp_path_factory, mongo_url, mongo_db_name):
 @pytest.fixture(scope="module")
 def admin(private) -> Api:
     """The seeded admin of the private system."""
-    return Api(private["stack"].gateway_url).login("portal@drhelal.com", "123456")
+    return seeded_admin(private["stack"].gateway_url)
 
 
 def redis_booked(private, hid: str, day, slot: str) -> int:

@@ -33,7 +33,7 @@ from pymongo.database import Database
 
 from devstack.servers import MongoServer, RedisServer, ServiceProcess
 from devstack.stack import Stack
-from tests.helpers import TEST_ENV, Api, hospital_doc, wait_until
+from tests.helpers import TEST_ENV, Api, hospital_doc, seeded_admin, wait_until
 
 THREADS = 8
 CAPACITY = 3
@@ -78,7 +78,7 @@ def private_system(base: Path, db_name: str) -> Iterator[System]:
         )
         stack.start()
         client = MongoClient(mongo_server.url, tz_aware=True, serverSelectionTimeoutMS=10_000)
-        admin = Api(stack.gateway_url).login("portal@drhelal.com", "123456")
+        admin = seeded_admin(stack.gateway_url)
         system = System(stack, mongo_server, redis_server, client[db_name], admin)
         yield system
     finally:

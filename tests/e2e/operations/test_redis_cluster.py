@@ -26,6 +26,7 @@ from tests.helpers import (
     confirmed_in,
     create_hospital,
     next_weekday,
+    seeded_admin,
     wait_until,
 )
 
@@ -68,7 +69,7 @@ def system(tmp_path_factory, cluster, mongo_url, mongo_db_name):
 @pytest.fixture(scope="module")
 def admin(system) -> Api:
     """The seeded admin, logged in through the gateway."""
-    return Api(system["stack"].gateway_url).login("portal@drhelal.com", "123456")
+    return seeded_admin(system["stack"].gateway_url)
 
 
 def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):

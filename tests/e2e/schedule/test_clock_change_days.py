@@ -11,7 +11,7 @@ import pytest
 from pymongo import MongoClient
 
 from devstack.stack import Stack
-from tests.helpers import TEST_ENV, Api, assert_error_shape, booking, hospital_doc
+from tests.helpers import TEST_ENV, Api, assert_error_shape, booking, hospital_doc, seeded_admin
 
 SLOTS = [("00:30", "01:00"), ("01:30", "02:00"), ("02:30", "03:00"), ("09:00", "10:00")]
 
@@ -48,7 +48,7 @@ def shifted(request, tmp_path_factory, mongo_url, redis_url, mongo_db_name):
     )
     stack.start()
     try:
-        admin = Api(stack.gateway_url).login("portal@drhelal.com", "123456")
+        admin = seeded_admin(stack.gateway_url)
         doc = hospital_doc(
             timezone="Europe/London",
             advance_booking_days=1,

@@ -4,7 +4,7 @@ Before: a dozen anonymous requests that made a service answer 500 opened the gat
 circuit breaker, and every other patient got 503 for seconds. Now only what says a service
 is unavailable counts (a refused or timed-out connection, a 503 from the service itself);
 no answer to one client's request can make the gateway refuse the others. The rule itself
-is pinned against stub upstreams in tests/gateway/test_upstreams.py (answers of 500 never
+is pinned against stub upstreams in tests/e2e/gateway/test_upstreams.py (answers of 500 never
 open the breaker; a 503 from a process does); here, the whole system under a flood.
 """
 

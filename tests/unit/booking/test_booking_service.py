@@ -50,37 +50,42 @@ def request(day=SAT, slot="17:00", phone="+8801711111111", hid="h1") -> dict:
     }
 
 
+def book(ctx, who, *args, **fields) -> dict:
+    """booking.book of request(*args, **fields), at NOW."""
+    return booking.book(ctx, who, BookAppointment(**request(*args, **fields)), NOW)
+
+
 def test_a_booking_takes_the_smallest_free_serial(setup):
     ctx, _ = setup
-    first = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
-    second = booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801722222222")), NOW)
+    first = book(ctx, PATIENT)
+    second = book(ctx, PATIENT, phone="+8801722222222")
     assert (first["status"], first["serial"], second["serial"]) == (CONFIRMED, 1, 2)
     assert first["slot"] == {"start": "17:00", "end": "18:00", "display": "05:00 PM - 06:00 PM"}
     assert ctx.capacity.counts("h1", "2026-11-28") == {"17:00": 2}
     cancel.cancel(ctx, PATIENT, first["appointment_id"], NOW)
-    third = booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801733333333")), NOW)
+    third = book(ctx, PATIENT, phone="+8801733333333")
     assert third["serial"] == 1
 
 
 def test_a_full_slot_is_refused_before_any_write(setup):
     ctx, _ = setup
     for phone in ("+8801711111111", "+8801722222222"):
-        booking.book(ctx, PATIENT, BookAppointment(**request(phone=phone)), NOW)
+        book(ctx, PATIENT, phone=phone)
     writes = len(ctx.appointments.docs)
     with pytest.raises(SlotFull):
-        booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801733333333")), NOW)
+        book(ctx, PATIENT, phone="+8801733333333")
     assert len(ctx.appointments.docs) == writes
 
 
 def test_the_gate_refuses_what_the_counts_did_not_show(setup, monkeypatch):
     """Two bookings read the same counts; the gate alone decides the last place."""
     ctx, _ = setup
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801711111111")), NOW)
+    book(ctx, PATIENT, phone="+8801711111111")
     stale = ctx.reader.published_and_counts("h1", ["2026-11-28"])
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801722222222")), NOW)
+    book(ctx, PATIENT, phone="+8801722222222")
     monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
     with pytest.raises(SlotFull):
-        booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801733333333")), NOW)
+        book(ctx, PATIENT, phone="+8801733333333")
     rejected = [d for d in ctx.appointments.docs.values() if d["status"] == REJECTED]
     assert len(rejected) == 1 and rejected[0]["dup_guard"].startswith("x:")
 
@@ -99,47 +104,40 @@ def test_the_gate_refuses_what_the_counts_did_not_show(setup, monkeypatch):
 def test_the_schedule_decides_what_can_be_booked(setup, day, slot, error):
     ctx, _ = setup
     with pytest.raises(error):
-        booking.book(ctx, PATIENT, BookAppointment(**request(day=day, slot=slot)), NOW)
+        book(ctx, PATIENT, day=day, slot=slot)
     assert not ctx.appointments.docs
 
 
 def test_today_a_slot_not_started_can_be_booked(setup):
     ctx, _ = setup
     ctx.capacity.ready.add(("h1", None, "2026-11-24"))
-    assert booking.book(
-        ctx, PATIENT, BookAppointment(**request(day=date(2026, 11, 24), slot="11:00")), NOW
-    )
+    assert book(ctx, PATIENT, day=date(2026, 11, 24), slot="11:00")
 
 
 def test_unknown_hospital_and_bad_date(setup):
     ctx, _ = setup
     with pytest.raises(HospitalNotFound):
-        booking.book(ctx, PATIENT, BookAppointment(**request(hid="nope")), NOW)
+        book(ctx, PATIENT, hid="nope")
     with pytest.raises(InvalidDate):
-        booking.book(ctx, PATIENT, BookAppointment(**request(day="2026-02-30")), NOW)
+        book(ctx, PATIENT, day="2026-02-30")
 
 
 def test_one_active_appointment_per_phone_hospital_and_date(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request(slot="17:00")), NOW)
+    made = book(ctx, PATIENT, slot="17:00")
     with pytest.raises(DuplicateBooking):
-        booking.book(
-            ctx, OTHER, BookAppointment(**request(slot="18:00", phone="8801711111111")), NOW
-        )
+        book(ctx, OTHER, slot="18:00", phone="8801711111111")
     cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW)
-    assert (
-        booking.book(ctx, OTHER, BookAppointment(**request(slot="18:00")), NOW)["status"]
-        == CONFIRMED
-    )
+    assert book(ctx, OTHER, slot="18:00")["status"] == CONFIRMED
 
 
 def test_a_day_redis_lost_is_rebuilt_from_the_appointments_first(setup):
     ctx, _ = setup
-    kept = booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801711111111")), NOW)
+    kept = book(ctx, PATIENT, phone="+8801711111111")
     ctx.capacity.lose_everything()
     with pytest.raises(SlotFull):
         for phone in ("+8801722222222", "+8801733333333"):
-            booking.book(ctx, PATIENT, BookAppointment(**request(phone=phone)), NOW)
+            book(ctx, PATIENT, phone=phone)
     held = ctx.capacity.holds[("h1", None, "2026-11-28", "17:00")]
     assert held[kept["appointment_id"]] == (1, 1) and len(held) == 2
 
@@ -155,7 +153,7 @@ def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
 
     monkeypatch.setattr(ctx.appointments, "insert_pending", insert_then_edit)
     with pytest.raises(ScheduleChanged):
-        booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+        book(ctx, PATIENT)
     (doc,) = ctx.appointments.docs.values()
     assert doc["status"] == REJECTED
     assert ctx.capacity.counts("h1", "2026-11-28") == {}
@@ -163,16 +161,12 @@ def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
 
 def test_a_new_version_is_read_from_the_source_once(setup):
     ctx, schedules = setup
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801711111111")), NOW)
-    booking.book(
-        ctx, PATIENT, BookAppointment(**request(slot="18:00", phone="+8801722222222")), NOW
-    )
+    book(ctx, PATIENT, phone="+8801711111111")
+    book(ctx, PATIENT, slot="18:00", phone="+8801722222222")
     assert schedules.loads == 1
     schedules.publish(hospital(version=2, max_appointments_per_slot=3))
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801733333333")), NOW)
-    booking.book(
-        ctx, PATIENT, BookAppointment(**request(phone="+8801744444444")), NOW
-    )  # the third place
+    book(ctx, PATIENT, phone="+8801733333333")
+    book(ctx, PATIENT, phone="+8801744444444")  # the third place
     assert schedules.loads == 2
 
 
@@ -186,13 +180,13 @@ def test_a_booking_the_reconciler_abandoned_is_never_confirmed(setup, monkeypatc
 
     monkeypatch.setattr(ctx.appointments, "confirm", abandoned_meanwhile)
     with pytest.raises(ServiceUnavailable):
-        booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+        book(ctx, PATIENT)
     assert ctx.capacity.counts("h1", "2026-11-28") == {}
 
 
 def test_cancel_frees_the_place_once_and_is_idempotent(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     with pytest.raises(AppointmentNotFound):
         cancel.cancel(ctx, OTHER, made["appointment_id"], NOW)
     first = cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW)
@@ -203,14 +197,14 @@ def test_cancel_frees_the_place_once_and_is_idempotent(setup):
 
 def test_a_past_appointment_cannot_be_cancelled(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     with pytest.raises(AppointmentInPast):
         cancel.cancel(ctx, PATIENT, made["appointment_id"], datetime(2026, 11, 28, 12, tzinfo=UTC))
 
 
 def test_someone_elses_appointment_is_not_found_and_ids_are_canonical(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     aid = made["appointment_id"]
     assert places.find_visible(ctx, ADMIN, aid)["_id"] == ObjectId(aid)
     for who, ident in ((OTHER, aid), (PATIENT, aid.upper()), (PATIENT, aid + " ")):
@@ -220,8 +214,8 @@ def test_someone_elses_appointment_is_not_found_and_ids_are_canonical(setup):
 
 def test_the_list_is_a_patients_own_and_an_admins_filtered(setup):
     ctx, _ = setup
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801711111111")), NOW)
-    booking.book(ctx, OTHER, BookAppointment(**request(phone="+8801722222222")), NOW)
+    book(ctx, PATIENT, phone="+8801711111111")
+    book(ctx, OTHER, phone="+8801722222222")
     page = {"page": 1, "per_page": 50}
     mine = booking.list_appointments(ctx, PATIENT, {**page, "hospital_id": "other"})
     assert [a["booked_by"] for a in mine["appointments"]] == ["p1"]
@@ -257,7 +251,7 @@ def test_stale_pending_appointments_are_abandoned_once(setup):
 
 def test_the_reconciler_rebuilds_every_day_after_redis_lost_its_data(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     ctx.capacity.lose_everything()
     monkeypatch.setattr(reconciler, "utcnow", lambda: NOW)
     reconciler.reconcile_once(ctx, NOW - timedelta(minutes=1))
@@ -269,7 +263,7 @@ def test_the_reconciler_rebuilds_every_day_after_redis_lost_its_data(setup, monk
 
 def test_the_reconciler_releases_a_lost_release(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     ctx.appointments.close(ObjectId(made["appointment_id"]), CONFIRMED, CANCELLED, NOW)
     assert ctx.capacity.counts("h1", "2026-11-28") == {"17:00": 1}  # the release was lost
     monkeypatch.setattr(reconciler, "utcnow", lambda: NOW)
@@ -286,10 +280,10 @@ def test_a_place_never_taken_is_not_swept(setup, monkeypatch):
     ctx, _ = setup
     stale = ctx.reader.published_and_counts("h1", ["2026-11-28"])  # the slot still empty
     for phone in ("+8801711111111", "+8801722222222"):
-        booking.book(ctx, PATIENT, BookAppointment(**request(phone=phone)), NOW)
+        book(ctx, PATIENT, phone=phone)
     monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
     with pytest.raises(SlotFull):
-        booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801733333333")), NOW)
+        book(ctx, PATIENT, phone="+8801733333333")
     rejected = [d for d in ctx.appointments.docs.values() if d["status"] == REJECTED]
     assert len(rejected) == 1 and rejected[0]["released"] is True
     assert ctx.appointments.closed_since(NOW - timedelta(minutes=1)) == []
@@ -369,7 +363,7 @@ def test_failed_logins_are_counted_before_the_check_and_successes_taken_back(set
 
 def test_active_lists_pending_and_confirmed_for_an_edits_conflict_check(setup):
     ctx, _ = setup
-    booking.book(ctx, PATIENT, BookAppointment(**request(phone="+8801711111111")), NOW)
+    book(ctx, PATIENT, phone="+8801711111111")
     oid = ObjectId()
     ctx.appointments.insert_pending(
         {

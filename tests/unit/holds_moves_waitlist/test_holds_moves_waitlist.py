@@ -65,18 +65,15 @@ def request(phone="+8801711111111", slot="17:00", day=SAT, **more) -> dict:
     return {**place(slot, day), "patient": {"name": "Rahim", "phone": phone}, **more}
 
 
+def book(ctx, who, *args, **fields) -> dict:
+    """booking.book of request(*args, **fields), at NOW."""
+    return booking.book(ctx, who, BookAppointment(**request(*args, **fields)), NOW)
+
+
 def fill(ctx, slot="17:00", day=SAT) -> list[dict]:
     """Book both places of a slot."""
     hour = slot[:2]
-    return [
-        booking.book(
-            ctx,
-            STAFF,
-            BookAppointment(**request(phone=f"+880170000{hour}{n}", slot=slot, day=day)),
-            NOW,
-        )
-        for n in (1, 2)
-    ]
+    return [book(ctx, STAFF, phone=f"+880170000{hour}{n}", slot=slot, day=day) for n in (1, 2)]
 
 
 def counts(ctx, day=SAT) -> dict:
@@ -94,9 +91,9 @@ def test_a_hold_takes_a_place_that_reads_show_as_held(setup):
     assert counts(ctx) == {"h:17:00": 1}
     answer = places.day_counts(ctx, "h1", [date(2026, 11, 28)], NOW)
     ((_, day_counts),) = answer.days
-    booking.book(ctx, OTHER, BookAppointment(**request()), NOW)
+    book(ctx, OTHER)
     with pytest.raises(SlotFull):  # one booked, one held: full
-        booking.book(ctx, THIRD, BookAppointment(**request(phone="+8801733333333")), NOW)
+        book(ctx, THIRD, phone="+8801733333333")
     assert day_counts is not None
 
 
@@ -105,7 +102,7 @@ def test_a_hold_past_its_time_never_blocks_a_booking_even_unswept(setup):
     holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
     holds.hold(ctx, OTHER, HoldPlace(**place()), NOW)
     with pytest.raises(SlotFull):
-        booking.book(ctx, THIRD, BookAppointment(**request()), NOW)
+        book(ctx, THIRD)
     after = later(ctx, 301)
     made = booking.book(ctx, THIRD, BookAppointment(**request()), after)  # no sweep ran
     assert made["status"] == CONFIRMED
@@ -142,17 +139,12 @@ def test_a_hold_becomes_an_appointment_exactly_once_and_never_slot_full(setup):
     ctx, _ = setup
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
     holds.hold(ctx, OTHER, HoldPlace(**place()), NOW)  # the slot is now fully held
-    made = booking.book(ctx, PATIENT, BookAppointment(**request(hold_id=mine["hold_id"])), NOW)
+    made = book(ctx, PATIENT, hold_id=mine["hold_id"])
     assert (made["serial"], made["hold_id"]) == (mine["serial"], mine["hold_id"])
     assert counts(ctx) == {"17:00": 1, "h:17:00": 1}
     assert ctx.holds.get(ObjectId(mine["hold_id"]))["state"] == "used"
     with pytest.raises(HoldExpired):  # used: gone
-        booking.book(
-            ctx,
-            PATIENT,
-            BookAppointment(**request(phone="+8801799999999", hold_id=mine["hold_id"])),
-            NOW,
-        )
+        book(ctx, PATIENT, phone="+8801799999999", hold_id=mine["hold_id"])
     assert counts(ctx) == {"17:00": 1, "h:17:00": 1}
 
 
@@ -169,15 +161,10 @@ def test_two_bookings_racing_for_one_hold_get_one_place(setup, monkeypatch):
         return doc
 
     monkeypatch.setattr(holds, "usable_hold", checked_twice)
-    first = booking.book(ctx, STAFF, BookAppointment(**request(hold_id=mine["hold_id"])), NOW)
+    first = book(ctx, STAFF, hold_id=mine["hold_id"])
     ctx.holds.docs[ObjectId(mine["hold_id"])]["state"] = "held"  # the second read it as live
     with pytest.raises(HoldExpired):
-        booking.book(
-            ctx,
-            STAFF,
-            BookAppointment(**request(phone="+8801722222222", hold_id=mine["hold_id"])),
-            NOW,
-        )
+        book(ctx, STAFF, phone="+8801722222222", hold_id=mine["hold_id"])
     assert first["status"] == CONFIRMED and counts(ctx) == {"17:00": 1}
     assert len(seen) == 2
 
@@ -186,20 +173,13 @@ def test_a_hold_must_be_the_callers_and_for_that_place(setup):
     ctx, _ = setup
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
     with pytest.raises(HoldExpired):  # someone else's hold is unknown to them
-        booking.book(ctx, OTHER, BookAppointment(**request(hold_id=mine["hold_id"])), NOW)
+        book(ctx, OTHER, hold_id=mine["hold_id"])
     with pytest.raises(HoldMismatch):
-        booking.book(
-            ctx, PATIENT, BookAppointment(**request(slot="18:00", hold_id=mine["hold_id"])), NOW
-        )
+        book(ctx, PATIENT, slot="18:00", hold_id=mine["hold_id"])
     with pytest.raises(HoldMismatch):
-        booking.book(
-            ctx,
-            PATIENT,
-            BookAppointment(**request(hold_id=mine["hold_id"], appointment_type="new")),
-            NOW,
-        )
+        book(ctx, PATIENT, hold_id=mine["hold_id"], appointment_type="new")
     # a desk may book a patient's hold for them
-    made = booking.book(ctx, STAFF, BookAppointment(**request(hold_id=mine["hold_id"])), NOW)
+    made = book(ctx, STAFF, hold_id=mine["hold_id"])
     assert made["serial"] == mine["serial"]
 
 
@@ -207,7 +187,7 @@ def test_an_expired_or_unknown_hold_is_410(setup):
     ctx, _ = setup
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
     with pytest.raises(HoldExpired):
-        booking.book(ctx, PATIENT, BookAppointment(**request(hold_id=str(ObjectId()))), NOW)
+        book(ctx, PATIENT, hold_id=str(ObjectId()))
     after = later(ctx, 300)
     with pytest.raises(HoldExpired):
         booking.book(ctx, PATIENT, BookAppointment(**request(hold_id=mine["hold_id"])), after)
@@ -221,7 +201,7 @@ def test_the_gate_refuses_a_hold_it_dropped_even_if_mongodb_still_says_held(setu
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
     ctx.capacity.clock_ms += 300_000  # Redis's clock is ahead
     with pytest.raises(HoldExpired):
-        booking.book(ctx, PATIENT, BookAppointment(**request(hold_id=mine["hold_id"])), NOW)
+        book(ctx, PATIENT, hold_id=mine["hold_id"])
     assert {d["status"] for d in ctx.appointments.docs.values()} == {"rejected"}
 
 
@@ -229,9 +209,7 @@ def test_a_rebuild_restores_live_holds_only(setup):
     ctx, _ = setup
     live = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00")), NOW)
     used = holds.hold(ctx, OTHER, HoldPlace(**place("17:00")), NOW)
-    booking.book(
-        ctx, OTHER, BookAppointment(**request(phone="+8801722222222", hold_id=used["hold_id"])), NOW
-    )
+    book(ctx, OTHER, phone="+8801722222222", hold_id=used["hold_id"])
     gone = holds.hold(ctx, THIRD, HoldPlace(**place("18:00")), NOW)
     ctx.holds.docs[ObjectId(gone["hold_id"])]["expires_ms"] = epoch_ms(NOW) + 1000
     ctx.holds.docs[ObjectId(used["hold_id"])]["state"] = "held"  # its "used" write was lost
@@ -258,7 +236,7 @@ def test_release_gives_the_place_back_and_a_used_hold_cannot_be_released(setup):
     waitlist.release_hold(ctx, PATIENT, first["hold_id"], NOW)  # idempotent
     assert counts(ctx) == {}
     second = holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
-    booking.book(ctx, PATIENT, BookAppointment(**request(hold_id=second["hold_id"])), NOW)
+    book(ctx, PATIENT, hold_id=second["hold_id"])
     with pytest.raises(InvalidTransition):
         waitlist.release_hold(ctx, PATIENT, second["hold_id"], NOW)
     assert counts(ctx) == {"17:00": 1}
@@ -278,8 +256,8 @@ def test_the_reconciler_ends_holds_past_their_time(setup):
 
 def test_a_move_keeps_the_id_and_records_where_it_came_from(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
-    booking.book(ctx, OTHER, BookAppointment(**request(phone="+8801722222222", slot="18:00")), NOW)
+    made = book(ctx, PATIENT)
+    book(ctx, OTHER, phone="+8801722222222", slot="18:00")
     moved = moves.reschedule(
         ctx, PATIENT, made["appointment_id"], MoveAppointment(**{"date": SAT, "slot": "18:00"}), NOW
     )
@@ -299,7 +277,7 @@ def test_a_move_keeps_the_id_and_records_where_it_came_from(setup):
 
 def test_a_full_target_changes_nothing(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request(slot="18:00")), NOW)
+    made = book(ctx, PATIENT, slot="18:00")
     fill(ctx, "17:00")
     before = ctx.appointments.get(ObjectId(made["appointment_id"]))
     with pytest.raises(SlotFull):
@@ -317,7 +295,7 @@ def test_a_full_target_changes_nothing(setup):
 def test_the_gate_refusing_a_move_undoes_its_intent(setup, monkeypatch):
     """The counts said there was room; the gate did not: the intent is forgotten."""
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request(slot="18:00")), NOW)
+    made = book(ctx, PATIENT, slot="18:00")
     stale = ctx.reader.published_and_counts("h1", [SAT])
     fill(ctx, "17:00")
     monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
@@ -336,8 +314,8 @@ def test_the_gate_refusing_a_move_undoes_its_intent(setup, monkeypatch):
 
 def test_a_move_follows_the_booking_rules(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
-    booking.book(ctx, PATIENT, BookAppointment(**request(day=SUN)), NOW)  # the same phone on Sunday
+    made = book(ctx, PATIENT)
+    book(ctx, PATIENT, day=SUN)  # the same phone on Sunday
     with pytest.raises(DuplicateBooking):
         moves.reschedule(
             ctx,
@@ -376,7 +354,7 @@ def test_a_move_follows_the_booking_rules(setup):
 
 def test_a_move_into_a_held_place(setup):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request(slot="18:00")), NOW)
+    made = book(ctx, PATIENT, slot="18:00")
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00")), NOW)
     holds.hold(ctx, OTHER, HoldPlace(**place("17:00")), NOW)  # 17:00 is fully held
     moved = moves.reschedule(
@@ -395,7 +373,7 @@ def _moving(ctx, appointment_id) -> dict:
 
 def test_a_crash_before_the_target_is_taken_is_undone(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
 
     def die(*args, **kwargs):
         raise Crash
@@ -418,7 +396,7 @@ def test_a_crash_before_the_target_is_taken_is_undone(setup, monkeypatch):
 
 def test_a_crash_between_taking_the_target_and_committing_keeps_the_old_place(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
 
     def die(*args, **kwargs):
         raise Crash
@@ -442,7 +420,7 @@ def test_a_crash_between_taking_the_target_and_committing_keeps_the_old_place(se
 
 def test_a_rebuild_during_a_move_keeps_its_target_place(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     monkeypatch.setattr(ctx.appointments, "commit_move", lambda *a: (_ for _ in ()).throw(Crash))
     with pytest.raises(Crash):
         moves.reschedule(
@@ -461,7 +439,7 @@ def test_a_rebuild_during_a_move_keeps_its_target_place(setup, monkeypatch):
 
 def test_a_crash_after_the_commit_frees_the_old_place_by_the_reconciler(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     monkeypatch.setattr(moves, "finish_release", lambda *a: (_ for _ in ()).throw(Crash))
     with pytest.raises(Crash):
         moves.reschedule(
@@ -484,7 +462,7 @@ def test_a_crash_after_the_commit_frees_the_old_place_by_the_reconciler(setup, m
 
 def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     release = ctx.capacity.release
     calls = []
 
@@ -509,7 +487,7 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
 
 def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     take = places.take_place
 
     def slow(*args, **kwargs):
@@ -532,7 +510,7 @@ def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
 
 def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
     ctx, _ = setup
-    made = booking.book(ctx, PATIENT, BookAppointment(**request()), NOW)
+    made = book(ctx, PATIENT)
     take = places.take_place
 
     def cancelled_meanwhile(*args, **kwargs):

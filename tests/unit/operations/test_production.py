@@ -1,4 +1,4 @@
-"""Production guards of the configuration (the gateway's CORS: tests/gateway)."""
+"""Production guards of the configuration (the gateway's CORS: tests/e2e/gateway)."""
 
 from __future__ import annotations
 

@@ -193,7 +193,7 @@ def days_and_counts(draw):
     return open_day(started=started, slots=slots), booked
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(days_and_counts())
 def test_property_views_add_up(scenario):
     day, booked = scenario

@@ -219,7 +219,7 @@ override = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     hospital_overrides=st.lists(override, min_size=7, max_size=7),
     doctor_overrides=st.lists(override, min_size=7, max_size=7),

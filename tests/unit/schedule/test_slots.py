@@ -592,7 +592,7 @@ def wall_missing(tz: ZoneInfo, day: date, wall: str) -> bool:
     return True
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_property_day_expansion(scenario):
     doc, now, day = scenario

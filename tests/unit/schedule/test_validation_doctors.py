@@ -693,7 +693,7 @@ def junk_document(draw):
     return body
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(junk_document(), JSON)
 def test_any_json_value_gives_errors_not_exceptions(body, alone):
     for doc, errors in (validate_hospital(body), validate_practitioner(alone, "helal")):
@@ -733,7 +733,7 @@ def session_minutes(draw) -> tuple[int, int, int]:
     return start, end, step
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(session_minutes(), listed_slots())
 def test_session_slots_tile_the_session_or_an_error_is_reported(times, listed):
     start, end, step = times
