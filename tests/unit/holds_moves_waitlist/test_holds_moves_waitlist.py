@@ -67,7 +67,13 @@ def request(phone="+8801711111111", slot="17:00", day=SAT, **more) -> dict:
 
 def book(ctx, who, *args, **fields) -> dict:
     """booking.book of request(*args, **fields), at NOW."""
-    return booking.book(ctx, who, BookAppointment(**request(*args, **fields)), NOW)
+    return book(ctx, who, *args, **fields)
+
+
+def move(ctx, who, appointment_id, day, slot, **more) -> dict:
+    """moves.reschedule of that appointment to `day` and `slot` (and e.g. hold_id), at NOW."""
+    request = MoveAppointment(date=day, slot=slot, **more)
+    return moves.reschedule(ctx, who, appointment_id, request, NOW)
 
 
 def fill(ctx, slot="17:00", day=SAT) -> list[dict]:
@@ -258,17 +264,13 @@ def test_a_move_keeps_the_id_and_records_where_it_came_from(setup):
     ctx, _ = setup
     made = book(ctx, PATIENT)
     book(ctx, OTHER, phone="+8801722222222", slot="18:00")
-    moved = moves.reschedule(
-        ctx, PATIENT, made["appointment_id"], MoveAppointment(**{"date": SAT, "slot": "18:00"}), NOW
-    )
+    moved = move(ctx, PATIENT, made["appointment_id"], SAT, "18:00")
     assert moved["appointment_id"] == made["appointment_id"]
     assert (moved["date"], moved["slot"]["start"], moved["serial"]) == (SAT, "18:00", 2)
     assert moved["rescheduled_from"] == {"date": SAT, "slot": "17:00", "serial": 1}
     assert [m["from"] for m in moved["moves"]] == [moved["rescheduled_from"]]
     assert counts(ctx) == {"18:00": 2}
-    again = moves.reschedule(
-        ctx, PATIENT, made["appointment_id"], MoveAppointment(**{"date": SUN, "slot": "17:00"}), NOW
-    )
+    again = move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert len(again["moves"]) == 2 and again["rescheduled_from"]["slot"] == "18:00"
     assert counts(ctx, SUN) == {"17:00": 1} and counts(ctx) == {"18:00": 1}
     doc = ctx.appointments.get(ObjectId(made["appointment_id"]))
@@ -281,13 +283,7 @@ def test_a_full_target_changes_nothing(setup):
     fill(ctx, "17:00")
     before = ctx.appointments.get(ObjectId(made["appointment_id"]))
     with pytest.raises(SlotFull):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SAT, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SAT, "17:00")
     assert ctx.appointments.get(ObjectId(made["appointment_id"])) == before
     assert counts(ctx) == {"17:00": 2, "18:00": 1}
 
@@ -300,13 +296,7 @@ def test_the_gate_refusing_a_move_undoes_its_intent(setup, monkeypatch):
     fill(ctx, "17:00")
     monkeypatch.setattr(ctx.reader, "published_and_counts", lambda hid, dates, pid=None: stale)
     with pytest.raises(SlotFull):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SAT, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SAT, "17:00")
     doc = ctx.appointments.get(ObjectId(made["appointment_id"]))
     assert "moving" not in doc and doc["slot_start"] == "18:00"
     assert counts(ctx) == {"17:00": 2, "18:00": 1}
@@ -317,39 +307,15 @@ def test_a_move_follows_the_booking_rules(setup):
     made = book(ctx, PATIENT)
     book(ctx, PATIENT, day=SUN)  # the same phone on Sunday
     with pytest.raises(DuplicateBooking):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert counts(ctx, SUN) == {"17:00": 1}  # the target place taken was given back
     with pytest.raises(InvalidTransition):  # the place it has already
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SAT, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SAT, "17:00")
     with pytest.raises(AppointmentNotFound):
-        moves.reschedule(
-            ctx,
-            OTHER,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SAT, "slot": "18:00"}),
-            NOW,
-        )
+        move(ctx, OTHER, made["appointment_id"], SAT, "18:00")
     cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW)
     with pytest.raises(InvalidTransition):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SAT, "slot": "18:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SAT, "18:00")
 
 
 def test_a_move_into_a_held_place(setup):
@@ -357,13 +323,7 @@ def test_a_move_into_a_held_place(setup):
     made = book(ctx, PATIENT, slot="18:00")
     mine = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00")), NOW)
     holds.hold(ctx, OTHER, HoldPlace(**place("17:00")), NOW)  # 17:00 is fully held
-    moved = moves.reschedule(
-        ctx,
-        PATIENT,
-        made["appointment_id"],
-        MoveAppointment(**{"date": SAT, "slot": "17:00", "hold_id": mine["hold_id"]}),
-        NOW,
-    )
+    moved = move(ctx, PATIENT, made["appointment_id"], SAT, "17:00", hold_id=mine["hold_id"])
     assert moved["serial"] == mine["serial"] and counts(ctx) == {"17:00": 1, "h:17:00": 1}
 
 
@@ -380,13 +340,7 @@ def test_a_crash_before_the_target_is_taken_is_undone(setup, monkeypatch):
 
     monkeypatch.setattr(moves, "take_place", die)
     with pytest.raises(Crash):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert _moving(ctx, made["appointment_id"])["moving"]["date"] == SUN
     assert moves.repair(ctx, NOW + timedelta(seconds=31)) == (1, 0)
     doc = _moving(ctx, made["appointment_id"])
@@ -403,13 +357,7 @@ def test_a_crash_between_taking_the_target_and_committing_keeps_the_old_place(se
 
     monkeypatch.setattr(ctx.appointments, "commit_move", die)
     with pytest.raises(Crash):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {"17:00": 1}  # both, for now
     assert moves.repair(ctx, NOW + timedelta(seconds=10)) == (0, 0)  # not stale yet
     assert moves.repair(ctx, NOW + timedelta(seconds=31)) == (1, 0)
@@ -423,13 +371,7 @@ def test_a_rebuild_during_a_move_keeps_its_target_place(setup, monkeypatch):
     made = book(ctx, PATIENT)
     monkeypatch.setattr(ctx.appointments, "commit_move", lambda *a: (_ for _ in ()).throw(Crash))
     with pytest.raises(Crash):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     ctx.capacity.lose_everything()
     schedule = ctx.configurations.current("h1", ctx.reader.published("h1")).schedule
     places.rebuild_day(ctx, schedule, "h1", date(2026, 11, 29))
@@ -442,13 +384,7 @@ def test_a_crash_after_the_commit_frees_the_old_place_by_the_reconciler(setup, m
     made = book(ctx, PATIENT)
     monkeypatch.setattr(moves, "finish_release", lambda *a: (_ for _ in ()).throw(Crash))
     with pytest.raises(Crash):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     doc = _moving(ctx, made["appointment_id"])
     assert (doc["date"], doc["release_pending"]["date"]) == (SUN, SAT)
     assert counts(ctx) == {"17:00": 1}  # the old place is still held
@@ -475,13 +411,9 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
         return release(*args)
 
     monkeypatch.setattr(ctx.capacity, "release", lost_once)
-    moves.reschedule(
-        ctx, PATIENT, made["appointment_id"], MoveAppointment(**{"date": SAT, "slot": "18:00"}), NOW
-    )
+    move(ctx, PATIENT, made["appointment_id"], SAT, "18:00")
     assert counts(ctx) == {"17:00": 1, "18:00": 1}  # old place still held: release lost
-    moves.reschedule(
-        ctx, PATIENT, made["appointment_id"], MoveAppointment(**{"date": SAT, "slot": "17:00"}), NOW
-    )
+    move(ctx, PATIENT, made["appointment_id"], SAT, "17:00")
     assert counts(ctx) == {"17:00": 1}  # the lost release was finished first
 
 
@@ -497,13 +429,7 @@ def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
 
     monkeypatch.setattr(moves, "take_place", slow)
     with pytest.raises(ServiceUnavailable):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     doc = _moving(ctx, made["appointment_id"])
     assert doc["date"] == SAT and counts(ctx) == {"17:00": 1} and counts(ctx, SUN) == {}
 
@@ -520,13 +446,7 @@ def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
 
     monkeypatch.setattr(moves, "take_place", cancelled_meanwhile)
     with pytest.raises(ServiceUnavailable):
-        moves.reschedule(
-            ctx,
-            PATIENT,
-            made["appointment_id"],
-            MoveAppointment(**{"date": SUN, "slot": "17:00"}),
-            NOW,
-        )
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert _moving(ctx, made["appointment_id"])["status"] == CANCELLED
     assert counts(ctx) == {} and counts(ctx, SUN) == {}
 
