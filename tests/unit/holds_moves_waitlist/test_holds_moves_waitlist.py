@@ -67,13 +67,13 @@ def request(phone="+8801711111111", slot="17:00", day=SAT, **more) -> dict:
 
 def book(ctx, who, *args, **fields) -> dict:
     """booking.book of request(*args, **fields), at NOW."""
-    return book(ctx, who, *args, **fields)
+    return booking.book(ctx, who, BookAppointment(**request(*args, **fields)), NOW)
 
 
 def move(ctx, who, appointment_id, day, slot, **more) -> dict:
     """moves.reschedule of that appointment to `day` and `slot` (and e.g. hold_id), at NOW."""
-    request = MoveAppointment(date=day, slot=slot, **more)
-    return moves.reschedule(ctx, who, appointment_id, request, NOW)
+    asked = MoveAppointment(date=day, slot=slot, **more)
+    return moves.reschedule(ctx, who, appointment_id, asked, NOW)
 
 
 def fill(ctx, slot="17:00", day=SAT) -> list[dict]:
