@@ -9,7 +9,8 @@ Order of a hold, chosen so nothing can overbook and nothing outlives its time:
    between 2 and 3 leaves a place that comes back by itself at the expiry; one that cannot
    write 3 gives the place back at once.
 A hold becomes an appointment once (lua/take_hold.lua moves its place to the appointment in
-one step; booking.py), and is given back by DELETE, by its expiry, or by the reconciler.
+one step; booking.py), and is given back by DELETE, by its expiry, or by the reconciler:
+ending a hold is the waitlist's (waitlist.end_hold), since an ended offer's place passes on.
 
 A waitlist offer is a hold whose place the gate keeps a grace period past the offer's time
 (`offer_grace_ms`, `kept_until_ms`): the offer can no longer be accepted, and the process

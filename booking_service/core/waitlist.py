@@ -9,6 +9,12 @@ counts show it, no personal data), so the gate decides: one place, one offer. An
 claimed (`waiting` -> `offering`) before its hold is made, so two processes never offer one
 entry; an offer not accepted in time passes to the next entry (`expired`): its place goes
 straight to the next entry that fits, which no booking can take in between (`pass_offer`).
+
+This module also ends holds (`end_hold`, `release_hold`, `expire_holds`) and reacts to every
+freed place (`place_freed`): ending an offer's hold passes it on, and an offer withdrawn while
+it was made ends its hold, so offers and ended holds call each other. Below it, holds.py
+makes and uses holds and knows nothing of the waitlist; above it, cancel.py and moves.py
+free places through `place_freed`.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class Place:
 
 
 def appointment(answer: Mapping, place: Place) -> Appointment:
-    """An appointment (as the REST API shows it, repository.public) as an Appointment: its
+    """An appointment (as the REST API shows it, shapes.public) as an Appointment: its
     patient a contained Patient, the hospital and doctor participants, its Slot."""
     hid = answer["hospital_id"]
     doctor = answer.get("practitioner") or None
