@@ -20,17 +20,17 @@ from dataclasses import dataclass
 import requests
 from pymongo.database import Database
 
-from booking_service.adapters import repository
+from booking_service.adapters import hold_store, repository, waitlist_store
 from booking_service.adapters.capacity import CapacityRecords
+from booking_service.adapters.hold_store import HoldRepository
 from booking_service.adapters.limits import Limiter, RedisCounters
 from booking_service.adapters.repository import (
     AppointmentRepository,
-    HoldRepository,
     IdempotencyRepository,
     UserRepository,
-    WaitlistRepository,
 )
 from booking_service.adapters.schedule_client import ScheduleSource
+from booking_service.adapters.waitlist_store import WaitlistRepository
 from booking_service.core.context import Context
 from booking_service.integrations.calendars import store as feeds_store
 from booking_service.integrations.calendars.store import FeedRepository
@@ -85,9 +85,12 @@ def bootstrap(cfg: Config, db: Database, client) -> Services:
 
 
 def ensure_indexes(db: Database) -> None:
-    """Create every index of the booking service (idempotent): the appointments', holds',
-    waitlist's, users' and idempotency keys' (adapters/repository.py), the feeds' and the
+    """Create every index of the booking service (idempotent): the appointments', users' and
+    idempotency keys' (adapters/repository.py), the holds' and the waitlist's (hold_store.py,
+    waitlist_store.py), the feeds' and the
     webhooks' and their deliveries' (their integrations' store.py)."""
     repository.ensure_indexes(db)
+    hold_store.ensure_indexes(db)
+    waitlist_store.ensure_indexes(db)
     feeds_store.ensure_indexes(db)
     webhooks_store.ensure_indexes(db)

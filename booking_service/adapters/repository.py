@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -38,33 +37,8 @@ ACTIVE = (PENDING, *PLACED)
 VISIBLE = (CANCELLED, *PLACED)
 
 
-# A hold's states: live until used by a booking, given back, or past its time.
-class HoldState(StrEnum):
-    """A hold's state (as the API shows it)."""
-
-    HELD = "held"
-    USED = "used"
-    RELEASED = "released"
-    EXPIRED = "expired"
-
-
 # A waitlist entry's: `offering` while a hold is being made for it (a process that dies
 # there leaves it to the reconciler, which puts it back to waiting).
-
-
-class EntryStatus(StrEnum):
-    """A waitlist entry's status (as the API shows it); `offering` while a hold is being made
-    for it (a process that dies there leaves it to the reconciler, which puts it back)."""
-
-    WAITING = "waiting"
-    OFFERING = "offering"
-    OFFERED = "offered"
-    ACCEPTED = "accepted"
-    CANCELLED = "cancelled"  # withdrawn by its owner (or a desk)
-    EXPIRED = "expired"
-
-
-LIVE_ENTRIES = (EntryStatus.WAITING, EntryStatus.OFFERING, EntryStatus.OFFERED)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -99,15 +73,6 @@ def ensure_indexes(db: Database) -> None:
     db.appointments.create_index([("moving.hospital_id", ASCENDING), ("moving.date", ASCENDING)])
     # Documents whose outbox holds webhook events not relayed yet (adapters/outbox.py).
     db.appointments.create_index("outbox_pending")
-    db.waitlist.create_index("outbox_pending")
-    db.holds.create_index([("state", ASCENDING), ("expires_ms", ASCENDING)])
-    db.holds.create_index([("hospital_id", ASCENDING), ("date", ASCENDING), ("state", ASCENDING)])
-    db.waitlist.create_index("wait_guard", unique=True)
-    db.waitlist.create_index(
-        [("hospital_id", ASCENDING), ("date", ASCENDING), ("status", ASCENDING)]
-    )
-    db.waitlist.create_index([("status", ASCENDING), ("offer_expires_ms", ASCENDING)])
-    db.waitlist.create_index([("user_id", ASCENDING), ("created_ms", DESCENDING)])
     db.users.create_index("email", unique=True)
     # Answers are replayed for a day, then MongoDB's TTL monitor removes them.
     db.idempotency_keys.create_index("created_at", expireAfterSeconds=86400)
@@ -408,159 +373,6 @@ class AppointmentRepository:
         cursor = (
             self.col.find(query)
             .sort([("date", ASCENDING), ("slot_start", ASCENDING), ("serial", ASCENDING)])
-            .skip((page - 1) * per_page)
-            .limit(per_page)
-        )
-        return list(cursor), total
-
-
-def kept_until_ms(hold: dict) -> int:
-    """When the gate gives a hold's place back: at its time, or for a waitlist offer at the
-    end of its grace (holds.offer_grace_ms), when the place passes to the next entry."""
-    return hold.get("kept_until_ms") or hold["expires_ms"]
-
-
-class HoldRepository:
-    """The `holds` collection: places held for a while, each a record written after the
-    gate took its place (a hold the gate never took is never written; one written and lost
-    by Redis is restored by a rebuild while it lives)."""
-
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "holds", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
-
-    def insert(self, doc: dict) -> None:
-        """Record a hold whose place is taken."""
-        self.col.insert_one(doc)
-
-    def get(self, oid: ObjectId) -> dict | None:
-        """One hold by id."""
-        return self.col.find_one({"_id": oid})
-
-    def end(self, oid: ObjectId, state: str, now: datetime, **extra) -> dict | None:
-        """A live hold becomes `used`, `released` or `expired`, once; None if it ended
-        already."""
-        return self.col.find_one_and_update(
-            {"_id": oid, "state": HoldState.HELD},
-            {"$set": {"state": state, "ended_ms": epoch_ms(now), **extra}},
-            return_document=ReturnDocument.AFTER,
-        )
-
-    def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
-        """A hospital-day's holds whose places the gate still keeps at `now_ms` (every
-        doctor's; `kept_until_ms`), oldest first."""
-        found = self.col.find({"hospital_id": hospital_id, "date": day, "state": HoldState.HELD})
-        return [d for d in found.sort("created_ms", ASCENDING) if kept_until_ms(d) > now_ms]
-
-    def live_days(self, now_ms: int) -> set[tuple[str, str | None, str]]:
-        """(hospital_id, practitioner_id or None, date) with holds whose places the gate
-        still keeps (holds are `held` only until they end, so these are few)."""
-        fields = ("hospital_id", "practitioner_id", "date", "expires_ms", "kept_until_ms")
-        return {
-            (d["hospital_id"], d.get("practitioner_id"), d["date"])
-            for d in self.col.find({"state": HoldState.HELD}, dict.fromkeys(fields, 1))
-            if kept_until_ms(d) > now_ms
-        }
-
-    def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
-        """Holds past their time still recorded as live: their places are given back."""
-        return list(
-            self.col.find({"state": HoldState.HELD, "expires_ms": {"$lte": now_ms}}).limit(limit)
-        )
-
-
-@dataclass(frozen=True)
-class EntrySearch:
-    """Which waitlist entries a list shows: each field given narrows it (None: any)."""
-
-    user_id: str | None = None
-    hospital_id: str | None = None
-    practitioner_id: str | None = None
-    date: str | None = None
-    status: str | None = None
-
-    def query(self) -> dict:
-        """The MongoDB filter."""
-        fields = ("user_id", "hospital_id", "practitioner_id", "date", "status")
-        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
-
-
-class WaitlistRepository:
-    """The `waitlist` collection. `wait_guard` (unique) keeps one live entry per phone,
-    hospital, doctor (or none) and date: `dup_guard`'s value while waiting or offered,
-    "x:<id>" after."""
-
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "waitlist", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
-
-    def insert(self, doc: dict) -> None:
-        """Add an entry; DuplicateKeyError when the phone waits for that day already."""
-        self.col.insert_one(doc)
-
-    def get(self, oid: ObjectId) -> dict | None:
-        """One entry by id."""
-        return self.col.find_one({"_id": oid})
-
-    def waiting(self, hospital_id: str, practitioner_id: str | None, day: str) -> list[dict]:
-        """The waiting entries of one hospital, doctor (or none) and date, first come first."""
-        return list(
-            self.col.find(
-                {
-                    "hospital_id": hospital_id,
-                    "date": day,
-                    "practitioner_id": practitioner_id,
-                    "status": EntryStatus.WAITING,
-                }
-            ).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
-        )
-
-    def live_count(self, user_id: str) -> int:
-        """A user's entries waiting or offered."""
-        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE_ENTRIES)}})
-
-    def move(
-        self,
-        oid: ObjectId,
-        from_status: str,
-        to_status: str,
-        changes: dict,
-        event: dict | None = None,
-        **match,
-    ) -> dict | None:
-        """From one status to another, atomically, with its webhook `event` if any (None when
-        the entry is not in it)."""
-        if to_status not in LIVE_ENTRIES:
-            changes = {**changes, "wait_guard": f"x:{oid}"}
-        return self.col.find_one_and_update(
-            {"_id": oid, "status": from_status, **match},
-            with_event({"$set": {"status": to_status, **changes}}, event),
-            return_document=ReturnDocument.AFTER,
-        )
-
-    def days_waiting(self, since: str) -> list[tuple[str, str | None, str]]:
-        """(hospital, doctor or None, date) with waiting entries from `since` on."""
-        seen = set()
-        for doc in self.col.find(
-            {"status": EntryStatus.WAITING, "date": {"$gte": since}},
-            {"hospital_id": 1, "practitioner_id": 1, "date": 1},
-        ):
-            seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))
-        return sorted(seen, key=lambda t: (t[0], t[1] or "", t[2]))
-
-    def stale(self, status: str, field: str, before_ms: int, limit: int = 500) -> list[dict]:
-        """Entries in `status` whose `field` (a time, ms) is before `before_ms`."""
-        return list(self.col.find({"status": status, field: {"$lt": before_ms}}).limit(limit))
-
-    def search(self, search: EntrySearch, page: int, per_page: int) -> tuple[list[dict], int]:
-        """A page of the entries `search` names, newest first."""
-        query = search.query()
-        total = self.col.count_documents(query)
-        cursor = (
-            self.col.find(query)
-            .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * per_page)
             .limit(per_page)
         )

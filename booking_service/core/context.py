@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from booking_service.adapters.capacity import CapacityRecords
+from booking_service.adapters.hold_store import HoldRepository
 from booking_service.adapters.limits import Limiter
 from booking_service.adapters.repository import (
     AppointmentRepository,
-    HoldRepository,
     IdempotencyRepository,
     UserRepository,
-    WaitlistRepository,
 )
+from booking_service.adapters.waitlist_store import WaitlistRepository
 from shared.capacity_reads import CapacityReader
 from shared.config import Config
 from shared.configurations import ConfigurationCache

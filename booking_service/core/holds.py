@@ -28,7 +28,8 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from booking_service.adapters.capacity import Gate, hold_field
-from booking_service.adapters.repository import HoldState, epoch_ms, to_object_id
+from booking_service.adapters.hold_store import HoldState
+from booking_service.adapters.repository import epoch_ms, to_object_id
 from booking_service.core.context import Context
 from booking_service.core.places import (
     find_owned,

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 import redis
 
 from booking_service.adapters.capacity import Gate, SlotRecords
+from booking_service.adapters.hold_store import kept_until_ms
 from booking_service.adapters.repository import (
     ACTIVE,
     CONFIRMED,
@@ -26,7 +27,6 @@ from booking_service.adapters.repository import (
     PLACED,
     VISIBLE,
     epoch_ms,
-    kept_until_ms,
     to_object_id,
 )
 from booking_service.core.context import Context

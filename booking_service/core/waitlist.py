@@ -28,14 +28,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from booking_service.adapters import outbox
 from booking_service.adapters.capacity import Gate, hold_field
-from booking_service.adapters.repository import (
-    EntrySearch,
-    EntryStatus,
-    HoldState,
-    dup_guard,
-    epoch_ms,
-    to_object_id,
-)
+from booking_service.adapters.hold_store import HoldState
+from booking_service.adapters.repository import dup_guard, epoch_ms, to_object_id
+from booking_service.adapters.waitlist_store import EntrySearch, EntryStatus
 from booking_service.core import booking, holds
 from booking_service.core.context import Context
 from booking_service.core.places import (

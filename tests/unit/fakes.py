@@ -20,20 +20,18 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from booking_service.adapters.capacity import Gate, SlotRecords
+from booking_service.adapters.hold_store import HoldState, kept_until_ms
 from booking_service.adapters.limits import Limiter
 from booking_service.adapters.repository import (
     ABANDONED,
     ACTIVE,
     CANCELLED,
     CONFIRMED,
-    LIVE_ENTRIES,
     PENDING,
     REJECTED,
-    EntryStatus,
-    HoldState,
     epoch_ms,
-    kept_until_ms,
 )
+from booking_service.adapters.waitlist_store import LIVE_ENTRIES, EntryStatus
 from booking_service.bootstrap import Services
 from booking_service.core.context import Context
 from booking_service.integrations.webhooks import store as webhooks_store

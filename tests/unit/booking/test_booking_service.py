@@ -9,7 +9,13 @@ from functools import partial
 import pytest
 from bson import ObjectId
 
-from booking_service.adapters.repository import ABANDONED, CANCELLED, CONFIRMED, PENDING, REJECTED
+from booking_service.adapters.repository import (
+    ABANDONED,
+    CANCELLED,
+    CONFIRMED,
+    PENDING,
+    REJECTED,
+)
 from booking_service.core import booking, cancel, places, reconciler
 from booking_service.core.idempotency import IdempotencyInProgress, fingerprint, run_once
 from booking_service.core.requests import BookAppointment

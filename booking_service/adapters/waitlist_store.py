@@ -1,0 +1,138 @@
+"""The `waitlist` collection: entries waiting for a place, first come first served, and the
+offers made to them; their statuses and the searches of a list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.write_concern import WriteConcern
+
+from booking_service.adapters.outbox import with_event
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create the indexes of the `waitlist` collection (idempotent)."""
+    # Entries whose outbox holds webhook events not relayed yet (adapters/outbox.py).
+    db.waitlist.create_index("outbox_pending")
+    db.waitlist.create_index("wait_guard", unique=True)
+    db.waitlist.create_index(
+        [("hospital_id", ASCENDING), ("date", ASCENDING), ("status", ASCENDING)]
+    )
+    db.waitlist.create_index([("status", ASCENDING), ("offer_expires_ms", ASCENDING)])
+    db.waitlist.create_index([("user_id", ASCENDING), ("created_ms", DESCENDING)])
+
+
+class EntryStatus(StrEnum):
+    """A waitlist entry's status (as the API shows it); `offering` while a hold is being made
+    for it (a process that dies there leaves it to the reconciler, which puts it back)."""
+
+    WAITING = "waiting"
+    OFFERING = "offering"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    CANCELLED = "cancelled"  # withdrawn by its owner (or a desk)
+    EXPIRED = "expired"
+
+
+LIVE_ENTRIES = (EntryStatus.WAITING, EntryStatus.OFFERING, EntryStatus.OFFERED)
+
+
+@dataclass(frozen=True)
+class EntrySearch:
+    """Which waitlist entries a list shows: each field given narrows it (None: any)."""
+
+    user_id: str | None = None
+    hospital_id: str | None = None
+    practitioner_id: str | None = None
+    date: str | None = None
+    status: str | None = None
+
+    def query(self) -> dict:
+        """The MongoDB filter."""
+        fields = ("user_id", "hospital_id", "practitioner_id", "date", "status")
+        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
+
+
+class WaitlistRepository:
+    """The `waitlist` collection. `wait_guard` (unique) keeps one live entry per phone,
+    hospital, doctor (or none) and date: `dup_guard`'s value while waiting or offered,
+    "x:<id>" after."""
+
+    def __init__(self, db: Database):
+        self.col = db.get_collection(
+            "waitlist", write_concern=WriteConcern(w="majority", wtimeout=5000)
+        )
+
+    def insert(self, doc: dict) -> None:
+        """Add an entry; DuplicateKeyError when the phone waits for that day already."""
+        self.col.insert_one(doc)
+
+    def get(self, oid: ObjectId) -> dict | None:
+        """One entry by id."""
+        return self.col.find_one({"_id": oid})
+
+    def waiting(self, hospital_id: str, practitioner_id: str | None, day: str) -> list[dict]:
+        """The waiting entries of one hospital, doctor (or none) and date, first come first."""
+        return list(
+            self.col.find(
+                {
+                    "hospital_id": hospital_id,
+                    "date": day,
+                    "practitioner_id": practitioner_id,
+                    "status": EntryStatus.WAITING,
+                }
+            ).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
+        )
+
+    def live_count(self, user_id: str) -> int:
+        """A user's entries waiting or offered."""
+        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE_ENTRIES)}})
+
+    def move(
+        self,
+        oid: ObjectId,
+        from_status: str,
+        to_status: str,
+        changes: dict,
+        event: dict | None = None,
+        **match,
+    ) -> dict | None:
+        """From one status to another, atomically, with its webhook `event` if any (None when
+        the entry is not in it)."""
+        if to_status not in LIVE_ENTRIES:
+            changes = {**changes, "wait_guard": f"x:{oid}"}
+        return self.col.find_one_and_update(
+            {"_id": oid, "status": from_status, **match},
+            with_event({"$set": {"status": to_status, **changes}}, event),
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def days_waiting(self, since: str) -> list[tuple[str, str | None, str]]:
+        """(hospital, doctor or None, date) with waiting entries from `since` on."""
+        seen = set()
+        for doc in self.col.find(
+            {"status": EntryStatus.WAITING, "date": {"$gte": since}},
+            {"hospital_id": 1, "practitioner_id": 1, "date": 1},
+        ):
+            seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))
+        return sorted(seen, key=lambda t: (t[0], t[1] or "", t[2]))
+
+    def stale(self, status: str, field: str, before_ms: int, limit: int = 500) -> list[dict]:
+        """Entries in `status` whose `field` (a time, ms) is before `before_ms`."""
+        return list(self.col.find({"status": status, field: {"$lt": before_ms}}).limit(limit))
+
+    def search(self, search: EntrySearch, page: int, per_page: int) -> tuple[list[dict], int]:
+        """A page of the entries `search` names, newest first."""
+        query = search.query()
+        total = self.col.count_documents(query)
+        cursor = (
+            self.col.find(query)
+            .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return list(cursor), total
