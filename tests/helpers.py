@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
+
+T = TypeVar("T")
 
 # Settings that make the tests quick without changing behaviour: cheap bcrypt, a fast
 # reconciler and no booking limit in the way of tests that book many places.
@@ -26,6 +32,19 @@ TEST_ENV = {
     "WEBHOOK_POLL_SECONDS": "0.25",
     "WEBHOOK_LEASE_SECONDS": "5",
 }
+
+
+@contextmanager
+def own_database(mongo_url: str, name: str) -> Iterator:
+    """The MongoDB database `name` of a private system; dropped (it alone) at the end."""
+    from pymongo import MongoClient
+
+    client: MongoClient = MongoClient(mongo_url, tz_aware=True)
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
 
 
 def whole_system(directory, mongo_url: str, redis_url: str, db_name: str, **options):
@@ -167,6 +186,24 @@ def assert_error_shape(resp: requests.Response, status: int, reason: str | None 
     return body
 
 
+def at_once(count: int, call: Callable[[int], T]) -> list[T]:
+    """call(0) ... call(count - 1), each in a thread of its own, all released together; their
+    results, in that order."""
+    start = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(i: int) -> None:
+        start.wait()
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def wait_until(predicate, timeout: float, step: float = 0.1) -> float:
     """Seconds until `predicate()` held; fails after `timeout`."""
     started = time.monotonic()
@@ -182,6 +219,20 @@ def publish_hospital(admin: Api, doc: dict | None = None) -> dict:
     resp = admin.post("/api/dynamic-slots/hospitals", doc or hospital_doc())
     assert resp.status_code == 201, resp.text
     return resp.json()
+
+
+# Zones 25 hours apart: in one of them it is before 22:00 now, so its 22:00 slot is bookable.
+TONIGHT_ZONES = ("Pacific/Kiritimati", "Asia/Dhaka", "UTC", "America/New_York", "Pacific/Pago_Pago")
+
+
+def open_tonight(admin: Api) -> tuple[str, str]:
+    """A new hospital open every day 22:00-23:00 (6 places) in a zone where that is still ahead
+    today; its id and today's date there."""
+    zone = next(z for z in TONIGHT_ZONES if datetime.now(ZoneInfo(z)).hour < 22)
+    slots = [{"start": "22:00", "end": "23:00", "capacity": 6}]
+    doc = hospital_doc(timezone=zone, schedule={str(d): {"slots": slots} for d in range(7)})
+    hospital_id = publish_hospital(admin, doc)["hospital_id"]
+    return hospital_id, datetime.now(ZoneInfo(zone)).date().isoformat()
 
 
 def create_hospital(admin: Api, capacity: int) -> str:

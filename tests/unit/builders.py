@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, date, datetime, timedelta
 
-from shared.auth import Principal
+from shared.auth import Principal, issue_token
 
 # Tuesday 2026-11-24, 10:00 in Dhaka (04:00Z), and the days of its week.
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -23,6 +23,12 @@ OTHER = Principal("p2", "p2@example.com", "patient")
 THIRD = Principal("p3", "p3@example.com", "patient")
 STAFF = Principal("s1", "staff@example.com", "staff")
 ADMIN = Principal("a1", "admin@example.com", "admin")
+
+
+def bearer(app, role: str = "patient", user: str = "p1") -> dict:
+    """The Authorization header of a token the app accepts, for `user` in `role` (for a minute)."""
+    secret = app.config["SLOTBOOK"].jwt_secret
+    return {"Authorization": "Bearer " + issue_token(secret, 60, user, f"{user}@x.io", role)}
 
 
 def _day(*spans: tuple) -> dict:

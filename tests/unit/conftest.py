@@ -27,3 +27,9 @@ def published() -> Callable[..., tuple]:
         return ctx, schedules
 
     return make
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client of the module's `app` fixture."""
+    return app.test_client()

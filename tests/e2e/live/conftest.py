@@ -14,7 +14,7 @@ import redis
 
 from devstack.stack import Stack
 from tests.e2e import conftest as e2e
-from tests.helpers import hospital_doc, publish_hospital, whole_system
+from tests.helpers import hospital_doc, own_database, publish_hospital, whole_system
 
 HEARTBEAT_SECONDS = 1.0
 GATEWAY_IDLE_TIMEOUT = 2
@@ -28,18 +28,21 @@ GATEWAY_ENV = {
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, mongo_url, redis_url, mongo_db_name) -> Iterator[Stack]:
-    """One running system for the live tests (its database is the session's)."""
+    """One running system for the live tests, on a MongoDB database of its own (dropped at the
+    end): it runs until the session ends, and its booking service must not work on the other
+    stacks' documents (it would lease their webhook deliveries)."""
     directory = tmp_path_factory.mktemp("live-stack")
+    db_name = f"{mongo_db_name}_live"
     system = whole_system(
         directory,
         mongo_url,
         redis_url,
-        mongo_db_name,
+        db_name,
         workers=1,
         extra_env=LIVE_ENV,
         gateway_env=GATEWAY_ENV,
     )
-    with system as running:
+    with own_database(mongo_url, db_name), system as running:
         yield running
 
 

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from pymongo import MongoClient
 from pymongo.errors import AutoReconnect
 
 from devstack.servers import RedisServer
@@ -30,6 +29,7 @@ from tests.helpers import (
     confirmed_in,
     create_hospital,
     next_weekday,
+    own_database,
     seeded_admin,
     wait_until,
 )
@@ -47,27 +47,26 @@ def private(tmp_path_factory, mongo_url, mongo_db_name):
     stack = Stack(base / "stack", mongo_url=mongo_url, redis_url=server.url, extra_env=env)
     stack.start()
     extra = stack.extra_service("booking-2", "booking", threads=8)
-    mongo = MongoClient(mongo_url, tz_aware=True)
-    try:
-        yield {
-            "stack": stack,
-            "redis_server": server,
-            "booking_urls": [stack.booking_url, extra.url],
-            "db": mongo[db_name],
-            "redis": redis.Redis.from_url(server.url),
-            "config": Config(
-                mongo_url=mongo_url,
-                mongo_db=db_name,
-                redis_url=server.url,
-                schedule_service_url=stack.schedule_url,
-            ),
-        }
-    finally:
-        extra.stop()
-        stack.stop()
-        server.stop()
-        mongo.drop_database(db_name)
-        mongo.close()
+    config = Config(
+        mongo_url=mongo_url,
+        mongo_db=db_name,
+        redis_url=server.url,
+        schedule_service_url=stack.schedule_url,
+    )
+    with own_database(mongo_url, db_name) as db:
+        try:
+            yield {
+                "stack": stack,
+                "redis_server": server,
+                "booking_urls": [stack.booking_url, extra.url],
+                "db": db,
+                "redis": redis.Redis.from_url(server.url),
+                "config": config,
+            }
+        finally:
+            extra.stop()
+            stack.stop()
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +112,7 @@ def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admi
     import booking_service
     from booking_service.adapters.repository import AppointmentRepository
     from booking_service.core import booking as service
+    from booking_service.core.requests import BookAppointment
     from shared.auth import Principal
     from shared.clock import utcnow
 
@@ -127,7 +127,7 @@ def test_b_mongodb_write_failing_after_the_reservation_releases_it(private, admi
     who = Principal("tester", "t@example.com", "admin")
     req = booking(hid, day, "09:00")
     with pytest.raises(ServiceUnavailable):
-        service.book(ctx, who, req, utcnow())
+        service.book(ctx, who, BookAppointment(**req), utcnow())
     assert redis_booked(private, hid, day, "09:00") == 0
     docs = list(private["db"].appointments.find({"hospital_id": hid}))
     assert [d["status"] for d in docs] == ["rejected"]
@@ -161,7 +161,7 @@ ctx.appointments.insert_pending({
     "starts_at": now})
 from shared import keys
 if not ctx.capacity.client.hexists(keys.counts_key(hid, day), "_ready"):
-    from booking_service.core.booking import rebuild_day
+    from booking_service.core.places import rebuild_day
     from shared.slots import compile_schedule, parse_date
     import requests
     doc = requests.get(f"{sys.argv[6]}/api/dynamic-slots/hospitals/{hid}", timeout=5).json()
@@ -314,7 +314,7 @@ def test_a_past_appointment_cannot_be_cancelled(private, admin):
     from datetime import timedelta
 
     import booking_service
-    from booking_service.core import booking as service
+    from booking_service.core.cancel import cancel
     from shared.auth import Principal
     from shared.clock import utcnow
     from shared.errors import AppointmentInPast
@@ -325,6 +325,6 @@ def test_a_past_appointment_cannot_be_cancelled(private, admin):
     ctx = app.extensions["booking.ctx"]
     who = Principal("tester", "t@example.com", "admin")
     with pytest.raises(AppointmentInPast) as raised:
-        service.cancel(ctx, who, made["appointment_id"], utcnow() + timedelta(days=10))
+        cancel(ctx, who, made["appointment_id"], utcnow() + timedelta(days=10))
     assert (raised.value.status, raised.value.reason) == (422, "appointment_in_past")
     assert str(confirmed_in(private["db"], hid, day)[0]["_id"]) == made["appointment_id"]

@@ -125,6 +125,24 @@ class Targets:
         return day, rng.choice(SLOTS)
 
 
+class Phases:
+    """The phases of a load run: the one it is in (`now`) and when each began, in seconds after
+    the run's start `t0`; the run stops at `stop_at`."""
+
+    def __init__(self, first: str, seconds: float) -> None:
+        self.now = first
+        self.timeline: list[tuple[float, str]] = []
+        self.t0 = time.monotonic()
+        self.stop_at = self.t0 + seconds
+
+    def enter(self, phase: str) -> None:
+        self.now = phase
+        self.timeline.append((time.monotonic() - self.t0, phase))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{t:.1f} s {p}" for t, p in self.timeline)
+
+
 def phone_for(worker: int, n: int) -> str:
     """A distinct phone per logical booking."""
     return f"+88019{worker:02d}{n:06d}"
@@ -329,16 +347,10 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
         targets = Targets(days, load_seconds)
         # half the threads call the booking service directly, half go through the gateway
         urls = [stack.booking_url, stack.gateway_url]
-        state = {"phase": "before"}
-        timeline: list[tuple[float, str]] = []
+        phases = Phases("before", load_seconds)
         outcomes: list[Outcome] = []
         lock = threading.Lock()
-        t0 = time.monotonic()
-        stop_at = t0 + load_seconds
-
-        def enter(phase: str) -> None:
-            state["phase"] = phase
-            timeline.append((time.monotonic() - t0, phase))
+        t0, stop_at, enter = phases.t0, phases.stop_at, phases.enter
 
         def worker(i: int) -> None:
             rng = random.Random(i)
@@ -349,7 +361,7 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
                 n += 1
                 day, slot = targets.pick(rng, time.monotonic() - t0)
                 phone = phone_for(i, n)
-                o = Outcome(state["phase"], url, phone, day, slot, None)
+                o = Outcome(phases.now, url, phone, day, slot, None)
                 sent = time.monotonic()
                 resp, error = exchange(
                     session, url, token, booking_body(hospital_id, day, slot, phone), None
@@ -390,7 +402,7 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
             session = requests.Session()
             while time.monotonic() < stop_at:
                 day = targets.days[-1]
-                o = Outcome(state["phase"], stack.gateway_url, "", day, "", None)
+                o = Outcome(phases.now, stack.gateway_url, "", day, "", None)
                 try:
                     resp = session.get(
                         f"{stack.gateway_url}/api/dynamic-slots/available/{hospital_id}/{day}",
@@ -411,9 +423,9 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
         read_thread.join(timeout=REQUEST_TIMEOUT + 5)
         assert not driver.is_alive(), "the fault driver did not finish"
         assert not read_thread.is_alive(), "the reader did not finish"
-        assert state["phase"] == "mongo_back"
+        assert phases.now == "mongo_back"
         print_tally(f"kill -9 under load: {len(outcomes)} requests in {took:.1f} s", outcomes)
-        print("  timeline: " + ", ".join(f"{t:.1f} s {p}" for t, p in timeline))
+        print(f"  timeline: {phases}")
         slowest = max(outcomes, key=lambda o: o.took)
         print(f"  slowest answer: {slowest.took:.1f} s ({slowest.phase}, {slowest.status})")
 
@@ -489,18 +501,12 @@ def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
         system.extra.append(second)
         urls = [first.url, second.url]
         targets = Targets(days, load_seconds)
-        state = {"phase": "both_up"}
-        timeline: list[tuple[float, str]] = []
+        phases = Phases("both_up", load_seconds)
         outcomes: list[Outcome] = []  # every attempt, retries included
         final: dict[str, Outcome] = {}  # Idempotency-Key -> the answer the client kept
         unanswered: list[str] = []
         lock = threading.Lock()
-        t0 = time.monotonic()
-        stop_at = t0 + load_seconds
-
-        def enter(phase: str) -> None:
-            state["phase"] = phase
-            timeline.append((time.monotonic() - t0, phase))
+        t0, stop_at, enter = phases.t0, phases.stop_at, phases.enter
 
         def worker(i: int) -> None:
             rng = random.Random(100 + i)
@@ -516,7 +522,7 @@ def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
                 kept = None
                 give_up = time.monotonic() + 30
                 for attempt in range(1, 41):
-                    o = Outcome(state["phase"], urls[target], phone, day, slot, None)
+                    o = Outcome(phases.now, urls[target], phone, day, slot, None)
                     o.attempt = attempt
                     sent = time.monotonic()
                     resp, error = exchange(sessions[target], urls[target], token, body, key)
@@ -557,7 +563,7 @@ def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
         took = run_threads(worker, THREADS, load_seconds + 60)
         driver.join(timeout=60)
         assert not driver.is_alive(), "the restart driver did not finish"
-        assert state["phase"] == "second_back"
+        assert phases.now == "second_back"
         assert first.running and second.running
 
         retries = sum(1 for o in outcomes if o.attempt > 1)
@@ -567,7 +573,7 @@ def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
             f"({retries} retries) in {took:.1f} s",
             outcomes,
         )
-        print("  timeline: " + ", ".join(f"{t:.1f} s {p}" for t, p in timeline))
+        print(f"  timeline: {phases}")
         print(f"  transport errors (all retried on the other process): {dict(refused)}")
         in_progress = sum(
             1

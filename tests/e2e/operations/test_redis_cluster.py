@@ -12,7 +12,6 @@ from datetime import date, timedelta
 
 import pytest
 import redis
-from pymongo import MongoClient
 from redis.cluster import RedisCluster, key_slot
 
 from devstack.cluster import SLOTS, RedisClusterServers, slot_ranges
@@ -26,6 +25,7 @@ from tests.helpers import (
     confirmed_in,
     create_hospital,
     next_weekday,
+    own_database,
     seeded_admin,
     wait_until,
 )
@@ -54,16 +54,14 @@ def system(tmp_path_factory, cluster, mongo_url, mongo_db_name):
         redis_url=cluster.url,
         extra_env=env,
     )
-    mongo = MongoClient(mongo_url, tz_aware=True)
     client = RedisCluster.from_url(cluster.url, socket_timeout=5)
-    try:
-        stack.start()
-        yield {"stack": stack, "db": mongo[db_name], "redis": client}
-    finally:
-        stack.stop()
-        client.close()
-        mongo.drop_database(db_name)
-        mongo.close()
+    with own_database(mongo_url, db_name) as db:
+        try:
+            stack.start()
+            yield {"stack": stack, "db": db, "redis": client}
+        finally:
+            stack.stop()
+            client.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,10 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.helpers import Api, assert_error_shape, booking, hospital_doc
-
-# Zones 25 hours apart: in one of them it is before 22:00 now, so its 22:00 slot is bookable.
-ZONES = ("Pacific/Kiritimati", "Asia/Dhaka", "UTC", "America/New_York", "Pacific/Pago_Pago")
-
-
-def open_tonight(admin: Api) -> tuple[str, str]:
-    """A hospital open every day 22:00-23:00 in a zone where that is still ahead; its id and
-    today's date there."""
-    zone = next(z for z in ZONES if datetime.now(ZoneInfo(z)).hour < 22)
-    slots = [{"start": "22:00", "end": "23:00", "capacity": 6}]
-    doc = hospital_doc(timezone=zone, schedule={str(d): {"slots": slots} for d in range(7)})
-    resp = admin.post("/api/dynamic-slots/hospitals", doc)
-    assert resp.status_code == 201, resp.text
-    return doc["hospital_id"], datetime.now(ZoneInfo(zone)).date().isoformat()
+from tests.helpers import Api, assert_error_shape, booking, hospital_doc, open_tonight
 
 
 def new_user(admin: Api, gateway: Api, role: str) -> Api:

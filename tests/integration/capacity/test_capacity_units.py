@@ -3,11 +3,10 @@ none, per-doctor records under the hospital-day's hash tag, releases and rebuild
 
 from __future__ import annotations
 
-import threading
-
 from booking_service.adapters.capacity import CapacityRecords, Gate, SlotRecords
 from shared import keys
 from shared.capacity_reads import CapacityReader
+from tests.helpers import at_once
 
 DAY = "2030-01-05"
 
@@ -108,22 +107,15 @@ def test_v1_records_of_one_unit_read_as_before(client, hid):
 def test_concurrent_mixed_units_never_exceed_capacity(client, hid):
     records = CapacityRecords(client)
     built(records, hid, "helal", capacity=10)
-    outcomes: list[tuple[int, int, int]] = []
-    lock = threading.Lock()
 
-    def book(i: int) -> None:
+    def book(i: int) -> tuple[int, int, int]:
         units = 2 if i % 3 == 0 else 1
         outcome, value = records.reserve(
             hid, DAY, "17:00", f"id{i}", 10, 60, units=units, practitioner_id="helal"
         )
-        with lock:
-            outcomes.append((outcome, value, units))
+        return outcome, value, units
 
-    threads = [threading.Thread(target=book, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(40, book)
     taken = [(serial, units) for outcome, serial, units in outcomes if outcome == Gate.TAKEN]
     assert sum(units for _, units in taken) <= 10
     assert len({serial for serial, _ in taken}) == len(taken)  # never shared

@@ -20,6 +20,7 @@ from booking_service.adapters.capacity import (
 )
 from shared import events, keys
 from shared.capacity_reads import CapacityReader
+from tests.helpers import at_once
 
 DAY = "2030-01-05"
 TTL = 3600
@@ -235,13 +236,9 @@ def test_an_expired_hold_cannot_be_taken(client, hid):
 def test_concurrent_holds_for_the_last_places_take_exactly_them(client, hid):
     records = CapacityRecords(client)
     built(records, hid, "helal", capacity=3)
-    outcomes: list[tuple[int, int, int]] = []
-    lock = threading.Lock()
-    start = threading.Barrier(40)
 
-    def take(i: int) -> None:
-        start.wait()
-        reply = records.hold(
+    def take(i: int) -> tuple[int, int, int]:
+        return records.hold(
             hid,
             DAY,
             "17:00",
@@ -252,14 +249,8 @@ def test_concurrent_holds_for_the_last_places_take_exactly_them(client, hid):
             practitioner_id="helal",
             life_ms=LONG_LIFE_MS,
         )
-        with lock:
-            outcomes.append(reply)
 
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(40, take)
     assert len(outcomes) == 40
     held = [serial for outcome, serial, _ in outcomes if outcome == Gate.TAKEN]
     assert sorted(held) == [1, 2, 3]

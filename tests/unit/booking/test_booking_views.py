@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
 
 import booking_service
-from shared.auth import issue_token
 from shared.config import Config
+from tests.unit import builders
 from tests.unit.fakes import fake_context, fake_services
 
 
@@ -42,14 +43,7 @@ def app():
     return booking_service.create_app(cfg, services=fake_services(ctx), start_reconciler=False)
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def bearer(app, role="patient", user="u1") -> dict:
-    secret = app.config["SLOTBOOK"].jwt_secret
-    return {"Authorization": "Bearer " + issue_token(secret, 60, user, f"{user}@x.io", role)}
+bearer = partial(builders.bearer, user="u1")
 
 
 def body(phone="+8801711111111", day=None) -> dict:

@@ -417,17 +417,23 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
     assert counts(ctx) == {"17:00": 1}  # the lost release was finished first
 
 
+def after_taking(monkeypatch, then) -> None:
+    """Make `then()` happen in a move right after it took its new place."""
+    take = places.take_place
+
+    def take_then(*args, **kwargs):
+        outcome = take(*args, **kwargs)
+        then()
+        return outcome
+
+    monkeypatch.setattr(moves, "take_place", take_then)
+
+
 def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
     ctx, _ = setup
     made = book(ctx, PATIENT)
-    take = places.take_place
-
-    def slow(*args, **kwargs):
-        outcome = take(*args, **kwargs)
-        moves.repair(ctx, NOW + timedelta(seconds=31))  # the reconciler gives up on it
-        return outcome
-
-    monkeypatch.setattr(moves, "take_place", slow)
+    # the reconciler gives up on the slow move meanwhile
+    after_taking(monkeypatch, lambda: moves.repair(ctx, NOW + timedelta(seconds=31)))
     with pytest.raises(ServiceUnavailable):
         move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     doc = _moving(ctx, made["appointment_id"])
@@ -437,14 +443,7 @@ def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
 def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
     ctx, _ = setup
     made = book(ctx, PATIENT)
-    take = places.take_place
-
-    def cancelled_meanwhile(*args, **kwargs):
-        outcome = take(*args, **kwargs)
-        cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW)
-        return outcome
-
-    monkeypatch.setattr(moves, "take_place", cancelled_meanwhile)
+    after_taking(monkeypatch, lambda: cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW))
     with pytest.raises(ServiceUnavailable):
         move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert _moving(ctx, made["appointment_id"])["status"] == CANCELLED
