@@ -9,8 +9,8 @@ from enum import StrEnum
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.write_concern import WriteConcern
 
+from booking_service.adapters.records import Records
 from booking_service.adapters.repository import epoch_ms
 
 
@@ -36,23 +36,12 @@ def kept_until_ms(hold: dict) -> int:
     return hold.get("kept_until_ms") or hold["expires_ms"]
 
 
-class HoldRepository:
+class HoldRepository(Records):
     """The `holds` collection: places held for a while, each a record written after the
     gate took its place (a hold the gate never took is never written; one written and lost
     by Redis is restored by a rebuild while it lives)."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "holds", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
-
-    def insert(self, doc: dict) -> None:
-        """Record a hold whose place is taken."""
-        self.col.insert_one(doc)
-
-    def get(self, oid: ObjectId) -> dict | None:
-        """One hold by id."""
-        return self.col.find_one({"_id": oid})
+    collection = "holds"
 
     def end(self, oid: ObjectId, state: str, now: datetime, **extra) -> dict | None:
         """A live hold becomes `used`, `released` or `expired`, once; None if it ended

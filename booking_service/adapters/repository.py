@@ -19,9 +19,9 @@ from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
-from pymongo.write_concern import WriteConcern
 
 from booking_service.adapters.outbox import with_event
+from booking_service.adapters.records import Records, insert_new
 from shared.ids import is_appointment_id, phone_digits
 
 PENDING, CONFIRMED, CANCELLED = "pending", "confirmed", "cancelled"
@@ -167,17 +167,14 @@ class AppointmentSearch:
         return out
 
 
-class AppointmentRepository:
+class AppointmentRepository(Records):
     """The `appointments` collection (majority write concern: it is the source of truth)."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "appointments", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
+    collection = "appointments"
 
     def insert_pending(self, doc: dict) -> None:
         """Write the appointment ahead of its reservation; DuplicateKeyError on a duplicate."""
-        self.col.insert_one(doc)
+        self.insert(doc)
 
     def confirm(
         self, oid: ObjectId, serial: int, guard: str, now: datetime, event: dict | None = None
@@ -333,10 +330,6 @@ class AppointmentRepository:
         if oids:
             self.col.update_many({"_id": {"$in": oids}}, {"$set": {"released": True}})
 
-    def get(self, oid: ObjectId) -> dict | None:
-        """One appointment by id."""
-        return self.col.find_one({"_id": oid})
-
     def active_days(self, since: str) -> list[tuple[str, str | None, str]]:
         """(hospital_id, practitioner_id or None, date) with active appointments from `since`
         on: each names one set of capacity records."""
@@ -391,11 +384,7 @@ class UserRepository:
 
     def insert(self, doc: dict) -> bool:
         """Create a user; False when the email is taken."""
-        try:
-            self.col.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return insert_new(self.col, doc)
 
 
 class IdempotencyRepository:

@@ -9,9 +9,9 @@ from enum import StrEnum
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.write_concern import WriteConcern
 
 from booking_service.adapters.outbox import with_event
+from booking_service.adapters.records import Records
 
 
 def ensure_indexes(db: Database) -> None:
@@ -57,23 +57,12 @@ class EntrySearch:
         return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
-class WaitlistRepository:
+class WaitlistRepository(Records):
     """The `waitlist` collection. `wait_guard` (unique) keeps one live entry per phone,
     hospital, doctor (or none) and date: `dup_guard`'s value while waiting or offered,
     "x:<id>" after."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "waitlist", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
-
-    def insert(self, doc: dict) -> None:
-        """Add an entry; DuplicateKeyError when the phone waits for that day already."""
-        self.col.insert_one(doc)
-
-    def get(self, oid: ObjectId) -> dict | None:
-        """One entry by id."""
-        return self.col.find_one({"_id": oid})
+    collection = "waitlist"  # an insert: DuplicateKeyError when the phone waits already
 
     def waiting(self, hospital_id: str, practitioner_id: str | None, day: str) -> list[dict]:
         """The waiting entries of one hospital, doctor (or none) and date, first come first."""

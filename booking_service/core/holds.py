@@ -39,7 +39,7 @@ from booking_service.core.places import (
     slot_full,
     units_of,
 )
-from booking_service.core.requests import BookAppointment, HoldPlace
+from booking_service.core.requests import HoldPlace
 from booking_service.core.shapes import public_hold
 from shared.auth import Principal
 from shared.errors import (
@@ -158,7 +158,7 @@ def find_hold(ctx: Context, who: Principal, hold_id: str) -> dict:
 
 
 def usable_hold(
-    ctx: Context, who: Principal, hold_id: str, target: BookAppointment | HoldPlace, now: datetime
+    ctx: Context, who: Principal, hold_id: str, target: HoldPlace, now: datetime
 ) -> dict:
     """The live hold a booking or a move takes its place from: the caller's (a desk may use
     any), for exactly the place `target` names; 410 hold_expired when it is gone or unknown,

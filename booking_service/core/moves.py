@@ -33,17 +33,8 @@ from booking_service.adapters.repository import (
     has_started,
     serial_guard,
 )
-from booking_service.core import holds
+from booking_service.core import holds, places
 from booking_service.core.context import Context
-from booking_service.core.places import (
-    find_visible,
-    free_place,
-    open_day,
-    placed_with,
-    slot_full,
-    take_place,
-    units_of,
-)
 from booking_service.core.requests import HoldPlace, MoveAppointment
 from booking_service.core.shapes import appointment_data, public
 from booking_service.core.waitlist import place_freed
@@ -65,7 +56,7 @@ def reschedule(
     ctx: Context, who: Principal, appointment_id: str, request: MoveAppointment, now: datetime
 ) -> dict:
     """POST /api/appointments/{id}/reschedule: the same appointment in a new place."""
-    doc = find_visible(ctx, who, appointment_id)
+    doc = places.find_visible(ctx, who, appointment_id)
     if doc.get("release_pending") and not finish_release(ctx, doc):
         # a move before this one left its old place to free, and it cannot be freed now
         raise ServiceUnavailable("Moving is unavailable: the capacity store is down")
@@ -78,7 +69,7 @@ def reschedule(
     hospital_id = doc["hospital_id"]
     day_text, slot_start = request.date, request.slot
     practitioner_id = request.practitioner_id or doc.get("practitioner_id")
-    day = open_day(ctx, hospital_id, day_text, practitioner_id)
+    day = places.open_day(ctx, hospital_id, day_text, practitioner_id)
     schedule, practitioner = day.schedule, day.practitioner
     held_place = None
     if request.hold_id is not None:
@@ -91,7 +82,7 @@ def reschedule(
         or (held_place or {}).get("appointment_type")
         or doc.get("appointment_type")
     )
-    units = held_place["units"] if held_place else units_of(kind)
+    units = held_place["units"] if held_place else places.units_of(kind)
     if (day_text, slot_start, practitioner_id) == (
         doc["date"],
         doc["slot_start"],
@@ -120,7 +111,7 @@ def reschedule(
 
     def undo(release_target: bool) -> None:
         if ctx.appointments.abort_move(oid, token) and release_target:
-            free_place(ctx, {**begun, **_place(move)})
+            places.free_place(ctx, {**begun, **_place(move)})
 
     published = ctx.reader.published(hospital_id)
     if published.version != schedule.version:
@@ -129,7 +120,7 @@ def reschedule(
             "The hospital's schedule changed while this move was made; please try again"
         )
     try:
-        outcome, serial = take_place(
+        outcome, serial = places.take_place(
             ctx, schedule, day.day, slot_start, str(oid), slot.capacity, units, held_place
         )
     except (redis.RedisError, PyMongoError) as exc:
@@ -139,7 +130,7 @@ def reschedule(
         undo(outcome != Gate.FULL)
         if held_place is not None:
             raise HoldExpired(f"The hold {held_place['_id']} has expired")
-        raise slot_full(slot_start, day_text)
+        raise places.slot_full(slot_start, day_text)
 
     source = {
         "date": doc["date"],
@@ -162,7 +153,7 @@ def reschedule(
         "release_pending": {"token": token, **_place(doc)},
         "updated_ms": epoch_ms(now),
     }
-    changes.update(placed_with(practitioner, kind, held_place))
+    changes.update(places.placed_with(practitioner, kind, held_place))
     try:
         rescheduled = outbox.event(
             outbox.APPOINTMENT_RESCHEDULED,
@@ -179,7 +170,7 @@ def reschedule(
         undo(True)
         raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
     if moved is None:  # the reconciler abandoned the move while this process was slow
-        free_place(ctx, {**begun, **_place(move)})
+        places.free_place(ctx, {**begun, **_place(move)})
         raise ServiceUnavailable("The move took too long and was not made; please retry")
     if held_place is not None:
         holds.use_hold(ctx, held_place, str(oid), now)
@@ -204,7 +195,7 @@ def _place(where: dict) -> dict:
 def finish_release(ctx: Context, doc: dict) -> bool:
     """Give back the old place of a committed move, then forget it; True when done."""
     pending = doc["release_pending"]
-    if not free_place(ctx, {"_id": doc["_id"], **_place(pending)}):
+    if not places.free_place(ctx, {"_id": doc["_id"], **_place(pending)}):
         return False
     ctx.appointments.source_released(doc["_id"], pending["token"])
     return True
@@ -221,7 +212,7 @@ def repair(ctx: Context, now: datetime) -> tuple[int, int]:
         # Forgotten first: a slow mover's commit then fails on its token, and never finds
         # its target place given back under it.
         if ctx.appointments.abort_move(doc["_id"], move["token"]):
-            free_place(ctx, {"_id": doc["_id"], **_place(move)})
+            places.free_place(ctx, {"_id": doc["_id"], **_place(move)})
             undone += 1
     freed = 0
     for doc in ctx.appointments.unreleased_sources():

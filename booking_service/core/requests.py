@@ -47,21 +47,6 @@ class AppointmentCreateSchema(StrictSchema):
 
 
 @dataclass(frozen=True)
-class BookAppointment:
-    """Book a place (POST /api/appointments, FHIR `POST Appointment`, a waitlist offer
-    accepted): in the hospital's own schedule, or a doctor's; of a type; from a live hold."""
-
-    hospital_id: str
-    date: str
-    slot: str
-    patient: dict
-    reason: str | None = None
-    practitioner_id: str | None = None
-    appointment_type: str | None = None
-    hold_id: str | None = None
-
-
-@dataclass(frozen=True)
 class HoldPlace:
     """Hold a place of a slot for a while (POST /api/holds, a waitlist offer); also what a
     hold is compared with when a booking or a move uses it."""
@@ -71,6 +56,17 @@ class HoldPlace:
     slot: str
     practitioner_id: str | None = None
     appointment_type: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookAppointment(HoldPlace):
+    """Book a place (POST /api/appointments, FHIR `POST Appointment`, a waitlist offer
+    accepted): the place a hold would name, for a patient; from a live hold when `hold_id`
+    names one."""
+
+    patient: dict
+    reason: str | None = None
+    hold_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from pymongo.write_concern import WriteConcern
+
+from booking_service.adapters.records import Records
 
 
 def ensure_indexes(db: Database) -> None:
@@ -27,21 +28,10 @@ def ensure_indexes(db: Database) -> None:
     )
 
 
-class FeedRepository:
+class FeedRepository(Records):
     """The `feeds` collection (majority write concern: a revocation must not be lost)."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection(
-            "feeds", write_concern=WriteConcern(w="majority", wtimeout=5000)
-        )
-
-    def insert(self, doc: dict) -> None:
-        """Record a new feed."""
-        self.col.insert_one(doc)
-
-    def get(self, oid: ObjectId) -> dict | None:
-        """One feed by id, revoked or not."""
-        return self.col.find_one({"_id": oid})
+    collection = "feeds"  # `get`: a feed revoked or not
 
     def revoke(self, oid: ObjectId, changes: dict) -> bool:
         """Revoke a live feed (its hash forgotten); False when it was revoked already."""

@@ -19,13 +19,11 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-from pymongo.write_concern import WriteConcern
+
+from booking_service.adapters.records import MAJORITY, Records, insert_new
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATES = (PENDING, DELIVERED, DEAD)
-
-_MAJORITY = WriteConcern(w="majority", wtimeout=5000)
 
 
 def ensure_indexes(db: Database) -> None:
@@ -45,15 +43,10 @@ def ensure_indexes(db: Database) -> None:
     deliveries.create_index([("webhook_id", ASCENDING), ("created_ms", DESCENDING)])
 
 
-class WebhookStore:
+class WebhookStore(Records):
     """The `webhooks` collection."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection("webhooks", write_concern=_MAJORITY)
-
-    def insert(self, doc: dict) -> None:
-        """Add a webhook."""
-        self.col.insert_one(doc)
+    collection = "webhooks"
 
     def get(self, webhook_id: str) -> dict | None:
         """One webhook (deleted ones too) by its 24-hex id."""
@@ -79,19 +72,14 @@ class WebhookStore:
         return result.matched_count == 1
 
 
-class DeliveryStore:
+class DeliveryStore(Records):
     """The `webhook_deliveries` collection: the queue and the log."""
 
-    def __init__(self, db: Database):
-        self.col = db.get_collection("webhook_deliveries", write_concern=_MAJORITY)
+    collection = "webhook_deliveries"
 
     def insert(self, doc: dict) -> bool:
         """Queue a delivery; False when it was queued already (same event, same webhook)."""
-        try:
-            self.col.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return insert_new(self.col, doc)
 
     def due(self, now_ms: int, limit: int, exclude: set[str] | None = None) -> list[dict]:
         """Pending deliveries whose time has come and that no live lease holds, except those
@@ -226,8 +214,8 @@ class OutboxSources:
 
     def __init__(self, db: Database):
         self.cols = {
-            "appointment": db.get_collection("appointments", write_concern=_MAJORITY),
-            "waitlist": db.get_collection("waitlist", write_concern=_MAJORITY),
+            "appointment": db.get_collection("appointments", write_concern=MAJORITY),
+            "waitlist": db.get_collection("waitlist", write_concern=MAJORITY),
         }
 
     def pending(self, kind: str, limit: int) -> list[dict]:

@@ -187,7 +187,7 @@ def test_a_move_into_a_full_slot_changes_nothing_and_one_into_room_keeps_the_id(
 DIE_IN_A_MOVE = """
 import os, sys
 import booking_service
-from booking_service.core import moves
+from booking_service.core import moves, places
 from booking_service.core.requests import MoveAppointment
 from shared.auth import Principal
 from shared.clock import utcnow
@@ -198,12 +198,12 @@ cfg = Config(mongo_url=mongo_url, mongo_db=db, redis_url=redis_url,
              schedule_service_url=schedule_url)
 ctx = booking_service.create_app(cfg, start_reconciler=False).extensions["booking.ctx"]
 if point == "after-target":
-    take = moves.take_place
+    take = places.take_place
     def take_then_die(*args, **kwargs):
         outcome = take(*args, **kwargs)
         print("target", *outcome, flush=True)
         os._exit(9)  # dies with both places held, before MongoDB records the move
-    moves.take_place = take_then_die
+    places.take_place = take_then_die  # (moves takes its target place through places)
 else:
     def die(*args, **kwargs):
         print("committed", flush=True)

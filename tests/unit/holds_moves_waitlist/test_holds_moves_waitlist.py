@@ -338,7 +338,7 @@ def test_a_crash_before_the_target_is_taken_is_undone(setup, monkeypatch):
     def die(*args, **kwargs):
         raise Crash
 
-    monkeypatch.setattr(moves, "take_place", die)
+    monkeypatch.setattr(places, "take_place", die)
     with pytest.raises(Crash):
         move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
     assert _moving(ctx, made["appointment_id"])["moving"]["date"] == SUN
@@ -426,7 +426,7 @@ def after_taking(monkeypatch, then) -> None:
         then()
         return outcome
 
-    monkeypatch.setattr(moves, "take_place", take_then)
+    monkeypatch.setattr(places, "take_place", take_then)
 
 
 def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
