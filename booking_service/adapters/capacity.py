@@ -177,7 +177,7 @@ class CapacityRecords:
         """A hold no longer counts against its user (used, given back or refused)."""
         self.client.zrem(keys.hold_quota_key(user_id), hold_id)
 
-    def release(
+    def free(
         self,
         hospital_id: str,
         day: str,

@@ -423,6 +423,6 @@ class IdempotencyRepository:
             {"_id": key}, {"$set": {"state": "done", "status": status, "body": body}}
         )
 
-    def release(self, key: str) -> None:
+    def forget(self, key: str) -> None:
         """Forget a key whose request failed transiently, so a retry runs anew."""
         self.col.delete_one({"_id": key, "state": "in_progress"})

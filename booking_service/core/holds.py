@@ -199,7 +199,7 @@ def use_hold(ctx: Context, doc: dict, appointment_id: str, now: datetime) -> Non
 
 def give_back(ctx: Context, doc: dict) -> None:
     try:
-        ctx.capacity.release(
+        ctx.capacity.free(
             doc["hospital_id"], doc["date"], doc["slot_start"], doc["field"],
             doc.get("practitioner_id"),
         )  # fmt: skip

@@ -92,6 +92,6 @@ def run_once(
 
 def _forget(repo: IdempotencyRepository, scoped: str) -> None:
     try:
-        repo.release(scoped)
+        repo.forget(scoped)
     except PyMongoError:
         pass  # it goes stale and a retry takes it over

@@ -248,7 +248,7 @@ def free_place(ctx: Context, doc: dict) -> bool:
     """Give an appointment's places back (best effort: the reconciler repeats lost ones);
     True when its places are free now (released, or held no more)."""
     try:
-        ctx.capacity.release(
+        ctx.capacity.free(
             doc["hospital_id"],
             doc["date"],
             doc["slot_start"],

@@ -383,7 +383,7 @@ class FakeCapacity:
     def free_hold_quota(self, user_id, hold_id) -> None:
         self.quota.get(user_id, {}).pop(hold_id, None)
 
-    def release(self, hospital_id, day, slot, appointment_id, practitioner_id=None) -> bool:
+    def free(self, hospital_id, day, slot, appointment_id, practitioner_id=None) -> bool:
         held = self._live((hospital_id, practitioner_id, day, slot))
         released = held.pop(appointment_id, None) is not None
         if released:
@@ -513,7 +513,7 @@ class FakeIdempotency:
     def complete(self, key: str, status: int, body: dict) -> None:
         self.records[key].update(state="done", status=status, body=body)
 
-    def release(self, key: str) -> None:
+    def forget(self, key: str) -> None:
         if self.records.get(key, {}).get("state") == "in_progress":
             del self.records[key]
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -25,6 +24,7 @@ from tests.helpers import (
     TEST_ENV,
     Api,
     assert_error_shape,
+    book_many,
     booking,
     confirmed_in,
     create_hospital,
@@ -78,18 +78,6 @@ def admin(private) -> Api:
 def redis_booked(private, hid: str, day, slot: str) -> int:
     """What the capacity records say is booked."""
     return len(private["redis"].hgetall(keys.holds_key(hid, str(day), slot)))
-
-
-def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
-    """Send bookings concurrently, spread over the given base URLs."""
-    clients = [Api(url, admin.token) for url in urls]
-
-    def send(pair):
-        i, req = pair
-        return clients[i % len(clients)].post("/api/appointments", req)
-
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(send, enumerate(reqs)))
 
 
 def test_a_200_concurrent_requests_for_the_last_5_places_across_processes(private, admin):
@@ -223,7 +211,7 @@ def test_c_a_process_dying_mid_booking_gives_the_place_back_once(private, admin)
     app = booking_service.create_app(cfg, start_reconciler=False)
     ctx = app.extensions["booking.ctx"]
     assert service.abandon_stale(ctx, utcnow(), utcnow()) == 0
-    assert ctx.capacity.release(hid, str(day), "11:00", ghost) is False
+    assert ctx.capacity.free(hid, str(day), "11:00", ghost) is False
     assert redis_booked(private, hid, day, "11:00") == 1
     assert_error_shape(
         admin.post("/api/appointments", booking(hid, day, "11:00")), 409, "slot_full"

@@ -61,8 +61,8 @@ def test_units_are_taken_all_or_none_and_released_whole(client, hid):
         Gate.TAKEN,
         1,
     )
-    assert records.release(hid, DAY, "17:00", "a", "d") is True
-    assert records.release(hid, DAY, "17:00", "a", "d") is False
+    assert records.free(hid, DAY, "17:00", "a", "d") is True
+    assert records.free(hid, DAY, "17:00", "a", "d") is False
     assert counts(client, hid, "d") == {"17:00": 3}
     # the smallest free serial goes to the next
     assert records.reserve(hid, DAY, "17:00", "f", 5, 60, units=2, practitioner_id="d") == (
@@ -100,7 +100,7 @@ def test_v1_records_of_one_unit_read_as_before(client, hid):
     client.hset(keys.holds_key(hid, DAY, "17:00"), mapping={"old1": 1, "old2": 2})
     assert records.reserve(hid, DAY, "17:00", "n", 3, 60) == (Gate.TAKEN, 3)
     assert records.reserve(hid, DAY, "17:00", "m", 3, 60) == (Gate.FULL, 3)
-    assert records.release(hid, DAY, "17:00", "old1")
+    assert records.free(hid, DAY, "17:00", "old1")
     assert counts(client, hid) == {"17:00": 2}
 
 
@@ -138,8 +138,8 @@ def test_each_change_is_announced_on_the_days_stream_in_the_same_step(client, hi
     assert records.rebuild(hid, DAY, [SlotRecords("17:00", 1, [], [])], 3600, "d") is False
     assert records.reserve(hid, DAY, "17:00", "a", 1, 60, practitioner_id="d")[0] == Gate.TAKEN
     assert records.reserve(hid, DAY, "17:00", "b", 1, 60, practitioner_id="d")[0] == Gate.FULL
-    assert records.release(hid, DAY, "17:00", "a", "d") is True
-    assert records.release(hid, DAY, "17:00", "a", "d") is False
+    assert records.free(hid, DAY, "17:00", "a", "d") is True
+    assert records.free(hid, DAY, "17:00", "a", "d") is False
     assert announced() == ["availability"] * 3
     assert 0 < client.ttl(stream) <= 3600
     assert not client.exists(events.stream_key(hid, DAY))  # the hospital's own: untouched

@@ -157,8 +157,8 @@ def test_a_release_gives_the_place_back_once_and_the_smallest_serial_is_reused(g
     gate.build(3)
     for appointment_id in ("a", "b", "c"):
         gate.reserve(appointment_id, 3)
-    assert gate.records.release(gate.hid, DAY, "17:00", "a") is True
-    assert gate.records.release(gate.hid, DAY, "17:00", "a") is False
+    assert gate.records.free(gate.hid, DAY, "17:00", "a") is True
+    assert gate.records.free(gate.hid, DAY, "17:00", "a") is False
     assert gate.counts() == {"17:00": 2}
     assert gate.reserve("d", 3) == (Gate.TAKEN, 1)
     assert gate.announced() == 6  # rebuild, three places, one release, one place
@@ -171,7 +171,7 @@ def test_units_are_taken_all_or_none_per_doctor(gate):
     assert gate.reserve("c", 5, units=2, pid="d") == (Gate.FULL, 4)  # one unit left: not two
     assert gate.reserve("e", 5, units=1, pid="d") == (Gate.TAKEN, 3)
     assert gate.counts("d") == {"17:00": 5}
-    assert gate.records.release(gate.hid, DAY, "17:00", "a", "d") is True
+    assert gate.records.free(gate.hid, DAY, "17:00", "a", "d") is True
     assert gate.counts("d") == {"17:00": 3}
     # the hospital's own records are apart: not built, nothing counted
     assert gate.counts() == {}
@@ -217,7 +217,7 @@ def test_take_hold_turns_a_live_hold_into_the_appointments_place_once(gate):
     assert take(gate.hid, DAY, "17:00", field, "appt1", TTL, None) == (Gate.TAKEN, 2)  # retry
     assert take(gate.hid, DAY, "17:00", field, "appt2", TTL, None) == (Gate.FULL, 0)  # hold used
     assert gate.counts() == {"17:00": 3}  # the appointment keeps the hold's 2 units
-    assert gate.records.release(gate.hid, DAY, "17:00", "appt1") is True
+    assert gate.records.free(gate.hid, DAY, "17:00", "appt1") is True
     assert gate.counts() == {"17:00": 1}
 
 
@@ -254,8 +254,8 @@ def test_a_release_gives_a_holds_place_back_once(gate):
     gate.build(1)
     field = hold_field("r")
     assert gate.hold(field, 1)[:2] == (Gate.TAKEN, 1)
-    assert gate.records.release(gate.hid, DAY, "17:00", field) is True
-    assert gate.records.release(gate.hid, DAY, "17:00", field) is False
+    assert gate.records.free(gate.hid, DAY, "17:00", field) is True
+    assert gate.records.free(gate.hid, DAY, "17:00", field) is False
     assert gate.reserve("a", 1) == (Gate.TAKEN, 1)
 
 

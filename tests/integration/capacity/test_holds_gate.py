@@ -301,10 +301,10 @@ def test_releasing_a_hold_gives_its_place_back_once(client, hid):
         hid, DAY, "17:00", field, 2, TTL, units=2, practitioner_id="d", life_ms=LONG_LIFE_MS
     )[:2] == (Gate.TAKEN, 1)
     assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, practitioner_id="d") == (Gate.FULL, 2)
-    assert records.release(hid, DAY, "17:00", field, "d") is True
+    assert records.free(hid, DAY, "17:00", field, "d") is True
     assert holds(client, hid, pid="d") == {}
     assert stored_counts(client, hid, "d") == {"17:00": 0}
-    assert records.release(hid, DAY, "17:00", field, "d") is False
+    assert records.free(hid, DAY, "17:00", field, "d") is False
     assert records.reserve(hid, DAY, "17:00", "a", 2, TTL, units=2, practitioner_id="d") == (
         Gate.TAKEN,
         1,
@@ -332,7 +332,7 @@ def test_releasing_an_expired_hold_holds_nothing_and_keeps_counts_consistent(cli
     )
     assert live[:2] == (Gate.FULL, 3)  # the short hold still holds its units
     time.sleep(PAST_SHORT_LIFE)
-    assert records.release(hid, DAY, "17:00", field) is False
+    assert records.free(hid, DAY, "17:00", field) is False
     assert holds(client, hid) == {"a": "1"}
     assert stored_counts(client, hid) == {"17:00": 1}
     assert counts(client, hid) == {"17:00": 1}
@@ -388,7 +388,7 @@ def test_an_offered_hold_is_counted_as_offered(client, hid):
         "o:17:00": 2,
         "e:17:00": min(expires, plain[2]),
     }
-    assert records.release(hid, DAY, "17:00", field) is True
+    assert records.free(hid, DAY, "17:00", field) is True
     assert counts(client, hid) == {"17:00": 0, "h:17:00": 1, "e:17:00": plain[2]}
 
 

@@ -399,7 +399,7 @@ def test_a_crash_after_the_commit_frees_the_old_place_by_the_reconciler(setup, m
 def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
     ctx, _ = setup
     made = book(ctx, PATIENT)
-    release = ctx.capacity.release
+    release = ctx.capacity.free
     calls = []
 
     def lost_once(*args):
@@ -410,7 +410,7 @@ def test_a_lost_release_is_finished_by_the_next_move(setup, monkeypatch):
             raise redis.ConnectionError("Redis went away")
         return release(*args)
 
-    monkeypatch.setattr(ctx.capacity, "release", lost_once)
+    monkeypatch.setattr(ctx.capacity, "free", lost_once)
     move(ctx, PATIENT, made["appointment_id"], SAT, "18:00")
     assert counts(ctx) == {"17:00": 1, "18:00": 1}  # old place still held: release lost
     move(ctx, PATIENT, made["appointment_id"], SAT, "17:00")
@@ -537,7 +537,7 @@ def test_withdrawing_an_offer_passes_it_on_in_one_step_and_a_free_place_is_offer
     ctx, _ = setup
     a, b, offer = offered_to_first_of_two(ctx)
     freed = []
-    monkeypatch.setattr(ctx.capacity, "release", lambda *args: freed.append(args))
+    monkeypatch.setattr(ctx.capacity, "free", lambda *args: freed.append(args))
     assert waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)["status"] == "cancelled"
     assert entry(ctx, b)["status"] == "offered"
     assert freed == []  # never freed: passed
