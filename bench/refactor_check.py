@@ -33,10 +33,11 @@ so a replayed Idempotency-Key runs anew (409 duplicate_booking, not the stored a
 per-user hold quota (ZSET scored by frozen time, trimmed by Redis time) never fills; holds
 never look expired to Python.
 
-1. Answers: every worker runs one fixed scenario of 269 v1 and v1.1 requests (schedule
+1. Answers: every worker runs one fixed scenario of 271 v1 and v1.1 requests (schedule
    reads, availability, bulk, accounts, bookings good and bad, list/get/cancel, holds,
    reschedule, waitlist, visit steps, queue, admin edits and history, FHIR, iCalendar feeds,
-   webhooks, 304/400/401/403/404/405/409/410/412/422 answers), recording status,
+   webhooks, both OpenAPI documents, 304/400/401/403/404/405/409/410/412/422 answers),
+   recording status,
    Content-Type and body bytes; the first worker of each side writes /tmp/refcheck/<side>.json
    (others <side>-N.json, which must repeat it). The comparison is first raw (bytes), then
    normalized (NORMALIZATIONS below); a difference is reported with the request and the
