@@ -39,8 +39,8 @@ never look expired to Python.
    webhooks, both OpenAPI documents, 304/400/401/403/404/405/409/410/412/422 answers),
    recording status, Content-Type and body bytes; the first worker of each side writes
    /tmp/refcheck/<side>.json (others <side>-N.json, which must repeat it). The comparison is
-   first raw (bytes), then normalized (NORMALIZATIONS below); a difference is reported with the request and the
-   JSON paths (or text) that differ.
+   first raw (bytes), then normalized (NORMALIZATIONS below); a difference is reported with
+   the request and the JSON paths (or text) that differ.
 2. CPU: `time.process_time()` per request of `GET /api/dynamic-slots/available/gomoti/
    2026-11-28`, `GET /api/dynamic-slots/calendar/gomoti?days=60`, `POST
    /api/availability/bulk` (60 dates) and `POST /api/appointments` (admin, distinct phones,
