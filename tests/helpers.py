@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -79,6 +80,35 @@ def hospital_doc(hospital_id: str | None = None, **overrides) -> dict:
     }
     doc.update(overrides)
     return doc
+
+
+def fhir_clinic(hospital_id: str, doctor_places: int, eve_session: dict, **overrides) -> dict:
+    """hospital_doc() of a clinic whose ids need FHIR's encoding (`_`): doctors dr_a
+    (`doctor_places` places a slot), off (inactive) and eve (her own `eve_session` every day);
+    appointment types `new` (2 units) and `followup` (1 unit, the default)."""
+    practitioners = {
+        "dr_a": {
+            "name": "Dr. A",
+            "specialty": "Medicine",
+            "max_appointments_per_slot": doctor_places,
+        },
+        "off": {"name": "Dr. Off", "active": False},
+        "eve": {
+            "name": "Dr. Eve",
+            "schedule": {str(d): {"sessions": [eve_session]} for d in range(7)},
+        },
+    }
+    types = {
+        "new": {"name": "New patient", "units": 2},
+        "followup": {"name": "Follow-up", "units": 1},
+    }
+    return hospital_doc(
+        hospital_id,
+        appointment_types=types,
+        default_appointment_type="followup",
+        practitioners=practitioners,
+        **overrides,
+    )
 
 
 class Api:
@@ -202,6 +232,18 @@ def at_once(count: int, call: Callable[[int], T]) -> list[T]:
     for thread in threads:
         thread.join()
     return results
+
+
+def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50) -> list:
+    """Send bookings (as `admin`) concurrently, spread over the given base URLs; the answers."""
+    clients = [Api(url, admin.token) for url in urls]
+
+    def send(pair):
+        i, req = pair
+        return clients[i % len(clients)].post("/api/appointments", req)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(send, enumerate(reqs)))
 
 
 def wait_until(predicate, timeout: float, step: float = 0.1) -> float:

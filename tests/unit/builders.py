@@ -1,6 +1,7 @@
 """The unit tests' shared data: one clock, the callers, and the hospital configurations the
-tests build on. Import them (`from tests.unit.builders import NOW, PATIENT, hospital`);
-tests/unit/conftest.py builds a fake context with a hospital published from them.
+tests build on, and an appointment document as the booking service stores it. Import them
+(`from tests.unit.builders import NOW, PATIENT, hospital`); tests/unit/conftest.py builds a
+fake context with a hospital published from them.
 
 A test changes what it needs with keywords: `hospital("booking", max_appointments_per_slot=1)`
 (each call is a deep copy, so a test may edit what it gets).
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, date, datetime, timedelta
+
+from bson import ObjectId
 
 from shared.auth import Principal, issue_token
 
@@ -155,5 +158,26 @@ HOSPITALS: dict[str, dict] = {
 def hospital(kind: str, **changes) -> dict:
     """A fresh copy of the configuration HOSPITALS[kind], with these top-level fields changed."""
     doc = copy.deepcopy(HOSPITALS[kind])
+    doc.update(changes)
+    return doc
+
+
+def appointment(**changes) -> dict:
+    """An appointment document as the booking service stores it: Rahim Uddin's confirmed place
+    7 in h1's 17:00-18:00 slot on Saturday 2026-11-28, booked by p1; these fields changed."""
+    doc = {
+        "_id": ObjectId("6a0000000000000000000001"),
+        "hospital_id": "h1",
+        "date": "2026-11-28",
+        "slot_start": "17:00",
+        "slot": {"start": "17:00", "end": "18:00", "display": "05:00 PM - 06:00 PM"},
+        "serial": 7,
+        "patient": {"name": "Rahim Uddin", "phone": "+8801712345678"},
+        "booked_by": "p1",
+        "status": "confirmed",
+        "created_at": datetime(2026, 11, 20, 3, 0, 0, 123000, tzinfo=UTC),
+        "updated_ms": 1_763_611_200_500,  # 2025-11-20T04:00:00.5Z
+        "version": 1,
+    }
     doc.update(changes)
     return doc

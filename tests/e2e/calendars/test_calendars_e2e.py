@@ -22,6 +22,7 @@ from tests.helpers import (
     create_hospital,
     hospital_doc,
     next_weekday,
+    publish_hospital,
 )
 
 pytestmark = pytest.mark.e2e
@@ -120,9 +121,8 @@ def test_only_its_owner_and_the_desk_get_the_ics(gateway, admin, patient):
 
 
 def test_a_hospital_with_daylight_saving_time_writes_its_zone(gateway, admin, patient):
-    resp = admin.post("/api/dynamic-slots/hospitals", hospital_doc(timezone=NY))
-    assert resp.status_code == 201, resp.text
-    hid, day = resp.json()["hospital_id"], next_weekday(6, tz=NY)
+    hid = publish_hospital(admin, hospital_doc(timezone=NY))["hospital_id"]
+    day = next_weekday(6, tz=NY)
     event = ics_of(patient, book(patient, hid, day, "11:00"))
     assert event["DTSTART"].params["TZID"] == NY
     local = datetime(day.year, day.month, day.day, 11, 0, tzinfo=ZoneInfo(NY))
@@ -178,9 +178,7 @@ def test_a_feed_from_creation_to_revocation(gateway, admin, patient, db):
 
 def test_a_doctors_feed_has_only_that_doctors_appointments(gateway, admin, patient):
     doc = hospital_doc(practitioners={"helal": {"name": "Dr. Helal Uddin"}})
-    resp = admin.post("/api/dynamic-slots/hospitals", doc)
-    assert resp.status_code == 201, resp.text
-    hid, day = resp.json()["hospital_id"], next_weekday(6)
+    hid, day = publish_hospital(admin, doc)["hospital_id"], next_weekday(6)
     his = book(patient, hid, day, "09:00", practitioner_id="helal")
     hospitals = book(gateway.new_patient(), hid, day, "09:00")
 

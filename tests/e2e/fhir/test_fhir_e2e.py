@@ -32,8 +32,10 @@ from tests.helpers import (
     assert_error_shape,
     booking,
     create_hospital,
-    hospital_doc,
+    fhir_clinic,
     next_weekday,
+    open_tonight,
+    publish_hospital,
 )
 
 FHIR = "/fhir/R4"
@@ -52,8 +54,6 @@ MODELS = {
         Slot,
     )
 }
-# Zones 25 hours apart: in one of them it is before 22:00 now, so its 22:00 slot is bookable.
-ZONES = ("Pacific/Kiritimati", "Asia/Dhaka", "UTC", "America/New_York", "Pacific/Pago_Pago")
 
 
 def valid(doc: dict) -> dict:
@@ -126,33 +126,11 @@ def post_fhir(client: Api, body, **headers) -> requests.Response:
 
 
 def clinic(admin: Api, capacity: int = 2) -> str:
-    """A hospital whose ids need the encoding (`_`): doctors dr_a, off (inactive), eve (her
-    own evening sessions); appointment types `new` (2 units) and `followup` (1, default)."""
+    """tests.helpers.fhir_clinic: dr_a 3 places a slot, eve 17:00-18:00 in 20 minutes."""
+    eve = {"start": "17:00", "end": "18:00", "slot_minutes": 20}
     hid = f"h_{uuid.uuid4().hex[:8]}"
-    doc = hospital_doc(
-        hid,
-        hospital_name="FHIR Clinic",
-        max_appointments_per_slot=capacity,
-        appointment_types={
-            "new": {"name": "New patient", "units": 2},
-            "followup": {"name": "Follow-up", "units": 1},
-        },
-        default_appointment_type="followup",
-        practitioners={
-            "dr_a": {"name": "Dr. A", "specialty": "Medicine", "max_appointments_per_slot": 3},
-            "off": {"name": "Dr. Off", "active": False},
-            "eve": {
-                "name": "Dr. Eve",
-                "schedule": {
-                    str(d): {"sessions": [{"start": "17:00", "end": "18:00", "slot_minutes": 20}]}
-                    for d in range(7)
-                },
-            },
-        },
-    )
-    resp = admin.post("/api/dynamic-slots/hospitals", doc)
-    assert resp.status_code == 201, resp.text
-    return hid
+    doc = fhir_clinic(hid, 3, eve, hospital_name="FHIR Clinic", max_appointments_per_slot=capacity)
+    return publish_hospital(admin, doc)["hospital_id"]
 
 
 def all_slots(client: Api, query: str) -> tuple[list[dict], int]:
@@ -387,16 +365,6 @@ def test_a_patient_sees_only_its_own_appointments(gateway, admin):
     second = fhir(admin.session.get(next_url, headers=admin._headers(None), timeout=30))
     assert second["entry"][0]["resource"]["id"] != paged["entry"][0]["resource"]["id"]
     outcome(gateway.get(f"{FHIR}/Appointment"), 401, "unauthorized")
-
-
-def open_tonight(admin: Api) -> tuple[str, str]:
-    """A hospital open every day 22:00-23:00 in a zone where that is still ahead today."""
-    zone = next(z for z in ZONES if datetime.now(ZoneInfo(z)).hour < 22)
-    slots = [{"start": "22:00", "end": "23:00", "capacity": 6}]
-    doc = hospital_doc(timezone=zone, schedule={str(d): {"slots": slots} for d in range(7)})
-    resp = admin.post("/api/dynamic-slots/hospitals", doc)
-    assert resp.status_code == 201, resp.text
-    return doc["hospital_id"], datetime.now(ZoneInfo(zone)).date().isoformat()
 
 
 def test_the_visit_statuses_map_to_fhirs(gateway, admin):

@@ -47,19 +47,23 @@ REQUEST_TIMEOUT = 20.0
 
 @dataclass
 class System:
-    """A private system: its own MongoDB, Redis and services."""
+    """A private system: its own MongoDB, Redis and services, and a new hospital to book
+    (new_hospital: its id and the dates to book)."""
 
     stack: Stack
     mongo_server: MongoServer
     redis_server: RedisServer
     db: Database
     admin: Api
+    hospital_id: str
+    days: list[str]
     extra: list[ServiceProcess] = field(default_factory=list)
 
 
 @contextmanager
 def private_system(base: Path, db_name: str) -> Iterator[System]:
-    """Start MongoDB, Redis and the stack on free loopback ports; stop all of it after."""
+    """Start MongoDB, Redis and the stack on free loopback ports and create the hospital;
+    stop all of it after."""
     mongo_server = MongoServer(base / "mongo" / "data")
     redis_server = RedisServer(base / "redis", appendonly=False)
     stack: Stack | None = None
@@ -79,7 +83,10 @@ def private_system(base: Path, db_name: str) -> Iterator[System]:
         stack.start()
         client = MongoClient(mongo_server.url, tz_aware=True, serverSelectionTimeoutMS=10_000)
         admin = seeded_admin(stack.gateway_url)
-        system = System(stack, mongo_server, redis_server, client[db_name], admin)
+        hospital_id, days = new_hospital(admin)
+        system = System(
+            stack, mongo_server, redis_server, client[db_name], admin, hospital_id, days
+        )
         yield system
     finally:
         for proc in system.extra if system else []:
@@ -341,9 +348,8 @@ def print_tally(title: str, outcomes: list[Outcome]) -> None:
 def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
     load_seconds = 20.0
     with private_system(tmp_path, "loadfaults") as system:
-        stack, db = system.stack, system.db
-        hospital_id, days = new_hospital(system.admin)
-        token = system.admin.token
+        stack, db, token = system.stack, system.db, system.admin.token
+        hospital_id, days = system.hospital_id, system.days
         targets = Targets(days, load_seconds)
         # half the threads call the booking service directly, half go through the gateway
         urls = [stack.booking_url, stack.gateway_url]
@@ -493,9 +499,8 @@ def test_kill_9_redis_then_mongodb_under_booking_load(tmp_path):
 def test_rolling_restart_of_the_booking_service_under_load(tmp_path):
     load_seconds = 24.0
     with private_system(tmp_path, "rolling") as system:
-        stack, db = system.stack, system.db
-        hospital_id, days = new_hospital(system.admin)
-        token = system.admin.token
+        stack, db, token = system.stack, system.db, system.admin.token
+        hospital_id, days = system.hospital_id, system.days
         first = stack.services["booking"]
         second = stack.extra_service("booking-b", "booking", workers=2, threads=4)
         system.extra.append(second)

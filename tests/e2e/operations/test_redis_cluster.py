@@ -7,7 +7,6 @@ Every Lua script's keys share one hash tag `{hospital:date}` and the epoch/warmi
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from shared import keys
 from tests.helpers import (
     TEST_ENV,
     Api,
+    book_many,
     booking,
     confirmed_in,
     create_hospital,
@@ -68,18 +68,6 @@ def system(tmp_path_factory, cluster, mongo_url, mongo_db_name):
 def admin(system) -> Api:
     """The seeded admin, logged in through the gateway."""
     return seeded_admin(system["stack"].gateway_url)
-
-
-def book_many(admin: Api, urls: list[str], reqs: list[dict], workers: int = 50):
-    """Send bookings concurrently, spread over the given base URLs."""
-    clients = [Api(url, admin.token) for url in urls]
-
-    def send(pair):
-        i, req = pair
-        return clients[i % len(clients)].post("/api/appointments", req)
-
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(send, enumerate(reqs)))
 
 
 def flush_every_master(client: RedisCluster) -> None:

@@ -19,23 +19,12 @@ from booking_service.api.schemas import (
     WaitlistListSchema,
 )
 from booking_service.core.shapes import page_answer, public, public_entry, public_hold
+from tests.unit.builders import appointment
 
 CREATED = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 MS = 1_795_500_000_000
 
-APPOINTMENT = {
-    "_id": ObjectId("6745f0a1b2c3d4e5f6a7b8c9"),
-    "status": "confirmed",
-    "hospital_id": "dhanmondi",
-    "date": "2026-11-28",
-    "slot_start": "17:00",
-    "slot": {"start": "17:00", "end": "18:00", "display": "05:00 PM - 06:00 PM"},
-    "serial": 2,
-    "patient": {"name": "Rahim", "phone": "+8801711111111"},
-    "reason": None,
-    "booked_by": "u1",
-    "created_at": CREATED,
-}
+APPOINTMENT = appointment(reason=None, created_at=CREATED)
 WITH_EVERYTHING = {
     **APPOINTMENT,
     "status": "completed",

@@ -20,13 +20,8 @@ from booking_service.integrations.calendars.ics import (
     feed_calendar,
 )
 from shared.slots import compile_schedule
-from tests.unit.calendars.calendar_support import (
-    NY,
-    appointment,
-    hospital,
-    only_event,
-    parse,
-)
+from tests.unit.builders import appointment
+from tests.unit.calendars.calendar_support import NY, hospital, only_event, parse
 
 
 def observance_offset(calendar: Calendar, tzid: str, wall: datetime) -> timedelta:

@@ -23,6 +23,7 @@ from booking_service.integrations.fhir import appointments, outcomes, scheduling
 from booking_service.integrations.fhir import ids as fhir_ids
 from shared.auth import issue_token
 from shared.config import Config
+from tests.helpers import fhir_clinic
 from tests.unit.fakes import fake_context, fake_services
 
 # R4 value sets the answers bind to (fhir.resources does not check bindings).
@@ -132,40 +133,17 @@ def fhir_json(resp, status: int = 200) -> dict:
     return doc
 
 
-HOSPITAL = {
-    "hospital_id": "h_1",
-    "hospital_name": "H One",
-    "timezone": "Asia/Dhaka",
-    "schedule": {
-        str(d): {
-            "slots": [
-                {"start": "17:00", "end": "18:00"},
-                {"start": "18:00", "end": "19:00", "capacity": 3},
-            ]
-        }
-        for d in range(7)
-    },
-    "max_appointments_per_slot": 2,
-    "advance_booking_days": 30,
-    "date_overrides": {},
-    "version": 3,
-    "appointment_types": {
-        "new": {"name": "New patient", "units": 2},
-        "followup": {"name": "Follow-up", "units": 1},
-    },
-    "default_appointment_type": "followup",
-    "practitioners": {
-        "dr_a": {"name": "Dr. A", "specialty": "Medicine", "max_appointments_per_slot": 1},
-        "off": {"name": "Dr. Off", "active": False},
-        "eve": {
-            "name": "Dr. Eve",
-            "schedule": {
-                str(d): {"sessions": [{"start": "20:00", "end": "21:00", "slot_minutes": 30}]}
-                for d in range(7)
-            },
-        },
-    },
-}
+SLOTS = [{"start": "17:00", "end": "18:00"}, {"start": "18:00", "end": "19:00", "capacity": 3}]
+# H One: every day 17:00-19:00, dr_a 1 place a slot, eve 20:00-21:00 in half hours.
+HOSPITAL = fhir_clinic(
+    "h_1",
+    1,
+    {"start": "20:00", "end": "21:00", "slot_minutes": 30},
+    hospital_name="H One",
+    schedule={str(d): {"slots": SLOTS} for d in range(7)},
+    max_appointments_per_slot=2,
+    version=3,
+)
 
 
 def dump(model) -> dict:

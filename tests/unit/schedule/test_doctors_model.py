@@ -120,16 +120,12 @@ def test_unknown_doctor_and_appointment_type():
 
 
 def test_appointment_types_and_the_default():
-    doc = hospital(
-        appointment_types={
-            "new": {"name": "New", "units": 2, "minutes": 12},
-            "f": {"name": "F", "units": 1},
-        },
-        default_appointment_type="f",
+    types = builders.HOSPITALS["doctors"]["appointment_types"]  # new: 2 units, followup: 1
+    config = Configuration.compile(
+        hospital(appointment_types=copy.deepcopy(types), default_appointment_type="followup")
     )
-    config = Configuration.compile(doc)
     assert config.appointment_type("new").units == 2
-    assert config.appointment_type(None).code == "f"
+    assert config.appointment_type(None).code == "followup"
     assert config.units_asked(None) is None and config.units_asked("new") == 2
 
 

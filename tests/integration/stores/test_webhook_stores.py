@@ -1,7 +1,7 @@
 """The integrations' stores and their fakes (tests/unit/fakes.py): the same cases against the
-real ones, on the MongoDB the system runs on (its indexes made by the one
-`booking_service.bootstrap.ensure_indexes`), and against the fakes the unit tests build the
-app from. A fake that answers otherwise fails here."""
+real ones, on the session's MongoDB (tests/conftest.py; a database of this module's own, its
+indexes made by the one `booking_service.bootstrap.ensure_indexes`), and against the fakes the
+unit tests build the app from. A fake that answers otherwise fails here."""
 
 from __future__ import annotations
 
