@@ -116,15 +116,15 @@ def book(ctx: Context, who: Principal, request: BookAppointment, now: datetime) 
             ctx, schedule, day.day, slot_start, appointment_id, slot.capacity, units, held_place
         )
     except (redis.RedisError, PyMongoError) as exc:
-        _abandon(ctx, oid, REJECTED, now, release=True)
+        _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
     if outcome == Gate.FULL:
-        _abandon(ctx, oid, REJECTED, now, release=False)
+        _abandon(ctx, oid, REJECTED, now)
         if held_place is not None:
             raise HoldExpired(f"The hold {held_place['_id']} has expired")
         raise slot_full(slot_start, day_text)
     if outcome != Gate.TAKEN:  # still not ready: a rebuild keeps failing
-        _abandon(ctx, oid, REJECTED, now, release=True)
+        _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: capacity records are rebuilding")
 
     serial = value
@@ -142,7 +142,7 @@ def book(ctx: Context, who: Principal, request: BookAppointment, now: datetime) 
             created,
         )
     except PyMongoError as exc:
-        _abandon(ctx, oid, REJECTED, now, release=True)
+        _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
     if confirmed is None:
         # The reconciler gave this place back while we were slow: never confirm it now.
@@ -205,26 +205,26 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
     try:
         published = ctx.reader.published(schedule.hospital_id)
     except redis.RedisError as exc:
-        _abandon(ctx, oid, REJECTED, now, release=False)
+        _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
     if published.version != schedule.version:
-        _abandon(ctx, oid, REJECTED, now, release=False)
+        _abandon(ctx, oid, REJECTED, now)
         raise ScheduleChanged(
             "The hospital's schedule changed while this booking was made; please try again"
         )
 
 
-def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime, *, release: bool) -> None:
+def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime) -> None:
     """Best effort: close a pending appointment and free its place; the reconciler finishes
-    the job when MongoDB or Redis is down right now."""
+    the job when MongoDB or Redis is down right now. Freed even when this booking never took
+    it: a rebuild by another booking restores pending appointments as places, and a place
+    left to a closed appointment would never come back (freeing one not held does nothing)."""
     try:
-        # A place never taken needs no release: the reconciler's sweep skips it.
-        extra = {} if release else {"released": True}
-        doc = ctx.appointments.close(oid, PENDING, status, now, **extra)
+        doc = ctx.appointments.close(oid, PENDING, status, now)
     except PyMongoError:
         log.warning("could not close pending appointment %s; the reconciler will", oid)
         return
-    if doc is not None and release:
+    if doc is not None:
         free_place(ctx, doc)
 
 

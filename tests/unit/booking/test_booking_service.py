@@ -165,6 +165,28 @@ def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
     assert ctx.capacity.counts("h1", "2026-11-28") == {}
 
 
+def test_a_refused_booking_keeps_no_place_a_rebuild_gave_it(published, monkeypatch):
+    """Issue 22, places lost for good: on a day whose records are not built yet, another
+    booking's rebuild restores this booking's write-ahead record as a place; an edit then
+    refuses this booking (409 schedule_changed). Its place is given back, not kept for a
+    rejected appointment that nothing would ever free."""
+    ctx, schedules = published(hospital())  # Saturday's records are not built
+    insert = ctx.appointments.insert_pending
+
+    def insert_then_rebuild_then_edit(doc):
+        insert(doc)
+        schedule = ctx.configurations.current("h1", ctx.reader.published("h1")).schedule
+        places.rebuild_day(ctx, schedule, "h1", SAT)  # another booking's, meanwhile
+        schedules.begin_edit("h1")
+
+    monkeypatch.setattr(ctx.appointments, "insert_pending", insert_then_rebuild_then_edit)
+    with pytest.raises(ScheduleChanged):
+        book(ctx, PATIENT)
+    (doc,) = ctx.appointments.docs.values()
+    assert doc["status"] == REJECTED
+    assert ctx.capacity.counts("h1", SAT.isoformat()) == {}
+
+
 def test_a_new_version_is_read_from_the_source_once(setup):
     ctx, schedules = setup
     book(ctx, PATIENT, phone="+8801711111111")
@@ -280,9 +302,10 @@ def test_the_reconciler_releases_a_lost_release(setup, monkeypatch):
     assert ctx.appointments.closed_since(NOW - timedelta(minutes=1)) == []
 
 
-def test_a_place_never_taken_is_not_swept(setup, monkeypatch):
-    """A booking the gate refused (full) held no place: it is closed as released, and the
-    reconciler's sweep of closed appointments never looks at it."""
+def test_a_booking_the_gate_refused_frees_nothing_of_the_others(setup, monkeypatch):
+    """A booking the gate refused (full) held no place: it is closed, and giving back its
+    place (now, and again by the reconciler's sweep of closed appointments) frees nothing
+    that another appointment holds."""
     ctx, _ = setup
     stale = ctx.reader.published_and_counts("h1", ["2026-11-28"])  # the slot still empty
     for phone in ("+8801711111111", "+8801722222222"):
@@ -291,8 +314,11 @@ def test_a_place_never_taken_is_not_swept(setup, monkeypatch):
     with pytest.raises(SlotFull):
         book(ctx, PATIENT, phone="+8801733333333")
     rejected = [d for d in ctx.appointments.docs.values() if d["status"] == REJECTED]
-    assert len(rejected) == 1 and rejected[0]["released"] is True
-    assert ctx.appointments.closed_since(NOW - timedelta(minutes=1)) == []
+    assert len(rejected) == 1
+    assert ctx.capacity.counts("h1", "2026-11-28") == {"17:00": 2}
+    monkeypatch.setattr(reconciler, "utcnow", lambda: NOW)
+    reconciler.reconcile_once(ctx, NOW - timedelta(minutes=1))
+    assert ctx.capacity.counts("h1", "2026-11-28") == {"17:00": 2}
 
 
 # -- idempotency ----------------------------------------------------------------------------
