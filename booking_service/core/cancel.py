@@ -46,8 +46,14 @@ def cancel(ctx: Context, who: Principal, appointment_id: str, now: datetime) -> 
         closed = ctx.appointments.close(doc["_id"], CONFIRMED, CANCELLED, now, cancelled, **stamps)
     except PyMongoError as exc:
         raise ServiceUnavailable("Cancelling is unavailable: the database is down") from exc
-    if closed is None:  # a concurrent cancel won
-        return public(ctx.appointments.get(doc["_id"]))
+    if closed is None:  # another change won the race: a cancel (then this one is the same)
+        current = ctx.appointments.get(doc["_id"]) or doc
+        if current["status"] == CANCELLED:
+            return public(current)
+        raise InvalidTransition(  # or a visit step: the appointment is not cancelled
+            f"Only a confirmed appointment can be cancelled (it is {current['status']})",
+            current_status=current["status"],
+        )
     free_place(ctx, doc)
     ctx.events.queue(doc["hospital_id"], doc["date"], doc.get("practitioner_id"))
     place_freed(ctx, doc["hospital_id"], doc.get("practitioner_id"), doc["date"], now)

@@ -27,6 +27,7 @@ from shared.errors import (
     HospitalNotFound,
     IdempotencyKeyReused,
     InvalidDate,
+    InvalidTransition,
     OutsideBookingWindow,
     RateLimited,
     ScheduleChanged,
@@ -185,6 +186,27 @@ def test_a_refused_booking_keeps_no_place_a_rebuild_gave_it(published, monkeypat
     (doc,) = ctx.appointments.docs.values()
     assert doc["status"] == REJECTED
     assert ctx.capacity.counts("h1", SAT.isoformat()) == {}
+
+
+def test_a_cancel_that_loses_to_a_check_in_is_refused_and_changes_nothing(setup, monkeypatch):
+    """Issue 22, races on one appointment: the desk checks the patient in between the
+    cancel's read and its write. The cancel answers 409 invalid_transition (it was a 200
+    describing an appointment still checked in) and the appointment keeps its place."""
+    ctx, _ = setup
+    made = book(ctx, PATIENT)
+    oid = ObjectId(made["appointment_id"])
+    close = ctx.appointments.close
+
+    def checked_in_first(*args, **kwargs):
+        ctx.appointments.move(oid, (CONFIRMED,), "checked_in", {"checked_in_at": "now"})
+        return close(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.appointments, "close", checked_in_first)
+    with pytest.raises(InvalidTransition) as refused:
+        cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW)
+    assert refused.value.extra == {"current_status": "checked_in"}
+    assert ctx.appointments.get(oid)["status"] == "checked_in"
+    assert ctx.capacity.counts("h1", SAT.isoformat()) == {"17:00": 1}
 
 
 def test_a_new_version_is_read_from_the_source_once(setup):
