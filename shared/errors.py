@@ -133,6 +133,14 @@ class InvalidTransition(DomainError):
     reason = "invalid_transition"
 
 
+class AppointmentChanged(DomainError):
+    """Another request changed the appointment (a cancel, a visit step) while this one was
+    changing it: this one changed nothing."""
+
+    status = 409
+    reason = "appointment_changed"
+
+
 class NotVisitDay(DomainError):
     status = 422
     reason = "not_visit_day"

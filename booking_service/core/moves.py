@@ -40,6 +40,7 @@ from booking_service.core.shapes import appointment_data, public
 from booking_service.core.waitlist import place_freed
 from shared.auth import Principal
 from shared.errors import (
+    AppointmentChanged,
     AppointmentInPast,
     DuplicateBooking,
     HoldExpired,
@@ -169,8 +170,15 @@ def reschedule(
     except PyMongoError as exc:
         undo(True)
         raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
-    if moved is None:  # the reconciler abandoned the move while this process was slow
+    if moved is None:
         places.free_place(ctx, {**begun, **_place(move)})
+        current = ctx.appointments.get(oid) or begun
+        if current["status"] != CONFIRMED:  # a cancel or a visit step won the race
+            raise AppointmentChanged(
+                f"The appointment became {current['status']} while it was moved; it was not",
+                current_status=current["status"],
+            )
+        # the reconciler abandoned the move while this process was slow
         raise ServiceUnavailable("The move took too long and was not made; please retry")
     if held_place is not None:
         holds.use_hold(ctx, held_place, str(oid), now)

@@ -18,6 +18,7 @@ from booking_service.core import booking, cancel, holds, moves, places, reconcil
 from booking_service.core.requests import BookAppointment, HoldPlace, JoinWaitlist, MoveAppointment
 from shared.config import Config
 from shared.errors import (
+    AppointmentChanged,
     AppointmentNotFound,
     DuplicateBooking,
     HoldExpired,
@@ -441,11 +442,14 @@ def test_a_slow_mover_whose_move_was_undone_never_commits(setup, monkeypatch):
 
 
 def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
+    """Issue 22, races on one appointment: a cancel wins against the owner's reschedule. The
+    move is 409 appointment_changed (it was a 503 "took too long"), and no place is held."""
     ctx, _ = setup
     made = book(ctx, PATIENT)
     after_taking(monkeypatch, lambda: cancel.cancel(ctx, PATIENT, made["appointment_id"], NOW))
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(AppointmentChanged) as refused:
         move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
+    assert (refused.value.status, refused.value.reason) == (409, "appointment_changed")
     assert _moving(ctx, made["appointment_id"])["status"] == CANCELLED
     assert counts(ctx) == {} and counts(ctx, SUN) == {}
 
