@@ -363,7 +363,7 @@ class WaitlistEntry(MethodView):
 class WaitlistAccept(MethodView):
     @require_auth()
     @waitlist_blp.response(201, AppointmentSchema)
-    @waitlist_blp.error_answers(401, 404, 409, 410, 422, 503)
+    @waitlist_blp.error_answers(401, 404, 409, 410, 422, 429, 503)
     def post(self, waitlist_id):
         """Book the offered place: the appointment."""
         answer = waitlist.accept(_ctx(), current_principal(), waitlist_id, utcnow())

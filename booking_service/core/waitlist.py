@@ -170,6 +170,8 @@ def accept(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dic
         raise InvalidTransition(f"The entry is {doc['status']}, not offered")
     if doc["offer_expires_ms"] <= epoch_ms(now):
         raise HoldExpired("The offer has expired")
+    if not who.at_desk:  # an appointment made: counted as every booking is (BOOKING_LIMIT)
+        ctx.limiter.check_booking(who.user_id)
     # The appointment is the entry's owner's, whoever accepts (a desk may, for them).
     owner = Principal(doc["user_id"], "", "patient")
     request = BookAppointment(
