@@ -67,21 +67,33 @@ class ConflictChecker:
         self.timeout = timeout
 
     def stranded(self, old: dict, new: dict, now: datetime, authorization: str) -> list[dict]:
-        """Active appointments in slots the edit removes or closes."""
+        """Active appointments in slots the edit removes or closes, and those a reschedule
+        under way is moving into them (its target place is taken already)."""
         removed = removed_slots(old, new, now)
         if not removed:
             return []
         dates = sorted(day for _, day in removed)
         found = []
+        # pending too: a booking written ahead of its confirmation
+        for status, place_of in (("active", _own_place), ("moving", _target_place)):
+            for appt in self._appointments(old["hospital_id"], status, dates, authorization):
+                if appt["hospital_id"] != old["hospital_id"]:
+                    continue  # never another hospital's, whatever the answer holds
+                doctor, day, start = place_of(appt)
+                if start in removed.get((doctor, day), ()):
+                    found.append({k: appt[k] for k in SHOWN if k in appt})
+        return found
+
+    def _appointments(self, hospital_id: str, status: str, dates: list[str], authorization: str):
+        """The hospital's appointments of `status` within `dates`' span, page after page."""
         page = 1
         while True:
             try:
                 resp = self.session.get(
                     f"{self.booking_url}/api/appointments",
                     params={
-                        "hospital_id": old["hospital_id"],
-                        # pending too: a booking written ahead of its confirmation
-                        "status": "active",
+                        "hospital_id": hospital_id,
+                        "status": status,
                         "date_from": dates[0],
                         "date_to": dates[-1],
                         "page": page,
@@ -99,26 +111,32 @@ class ConflictChecker:
                     f"Cannot check booked appointments (booking service said {resp.status_code})"
                 )
             body = resp.json()
-            for appt in body["appointments"]:
-                if appt["hospital_id"] != old["hospital_id"]:
-                    continue  # never another hospital's, whatever the answer holds
-                doctor = (appt.get("practitioner") or {}).get("practitioner_id")
-                if appt["slot"]["start"] in removed.get((doctor, appt["date"]), ()):
-                    found.append(
-                        {
-                            k: appt[k]
-                            for k in (
-                                "appointment_id",
-                                "date",
-                                "slot",
-                                "serial",
-                                "patient",
-                                "status",
-                                "practitioner",
-                            )
-                            if k in appt
-                        }
-                    )
+            yield from body["appointments"]
             if page * body.get("per_page", 500) >= body.get("total", 0):
-                return found
+                return
             page += 1
+
+
+# What a refused edit shows of each appointment it would strand.
+SHOWN = (
+    "appointment_id",
+    "date",
+    "slot",
+    "serial",
+    "patient",
+    "status",
+    "practitioner",
+    "moving_to",
+)
+
+
+def _own_place(appt: dict) -> tuple[str | None, str, str]:
+    """(doctor or None, date, slot start) of where the appointment is."""
+    doctor = (appt.get("practitioner") or {}).get("practitioner_id")
+    return doctor, appt["date"], appt["slot"]["start"]
+
+
+def _target_place(appt: dict) -> tuple[str | None, str, str]:
+    """(doctor or None, date, slot start) of where a reschedule under way moves it."""
+    target = appt["moving_to"]
+    return target.get("practitioner_id"), target["date"], target["slot"]

@@ -128,7 +128,8 @@ class AppointmentSearch:
     """Which appointments a list shows: each field given narrows it (None: any). Dates are
     YYYY-MM-DD texts, `date` exact or `date_from`/`date_to` inclusive; `statuses` one or more
     (visible ones by default); `own_schedule`: only the hospital's own (no doctor's); `ids`:
-    only these (canonical ids)."""
+    only these (canonical ids). `moving`: appointments on their way to a new place, the place
+    fields (hospital, doctor, slot, dates) naming where they are moving to."""
 
     booked_by: str | None = None
     hospital_id: str | None = None
@@ -140,30 +141,39 @@ class AppointmentSearch:
     date_to: str | None = None
     statuses: tuple[str, ...] = VISIBLE
     ids: tuple[str, ...] | None = None
+    moving: bool = False
 
     def query(self) -> dict:
         """The MongoDB filter."""
-        out: dict = {}
+        out = self._place_query()
+        if self.moving:  # (only a confirmed appointment moves)
+            out = {f"moving.{name}": value for name, value in out.items()}
+            out = out or {"moving": {"$ne": None}}
+        if self.booked_by is not None:
+            out["booked_by"] = self.booked_by
         if self.ids is not None:
             out["_id"] = {"$in": [ObjectId(i) for i in self.ids]}
-        out.update(
-            (name, value)
+        one = len(self.statuses) == 1
+        out["status"] = self.statuses[0] if one else {"$in": list(self.statuses)}
+        return out
+
+    def _place_query(self) -> dict:
+        """The filter of the place fields: hospital, doctor, slot, date or dates."""
+        out = {
+            name: value
             for name, value in (
-                ("booked_by", self.booked_by),
                 ("hospital_id", self.hospital_id),
                 ("practitioner_id", self.practitioner_id),
                 ("slot_start", self.slot_start),
                 ("date", self.date),
             )
             if value is not None
-        )
+        }
         if self.own_schedule:
             out["practitioner_id"] = None
         if self.date is None and (self.date_from or self.date_to):
             bounds = (("$gte", self.date_from), ("$lte", self.date_to))
             out["date"] = {op: value for op, value in bounds if value}
-        one = len(self.statuses) == 1
-        out["status"] = self.statuses[0] if one else {"$in": list(self.statuses)}
         return out
 
 

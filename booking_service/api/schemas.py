@@ -54,6 +54,18 @@ class AppointmentSchema(Schema):
         "MovedFromSchema", metadata={"description": "its place before the last reschedule"}
     )
     moves = fields.List(fields.Nested("MoveSchema"), metadata={"description": "oldest first"})
+    moving_to = fields.Nested(
+        "MovingToSchema",
+        metadata={"description": "while a reschedule is under way: the place it moves to"},
+    )
+
+
+class MovingToSchema(Schema):
+    """The place a reschedule under way moves an appointment to."""
+
+    date = fields.Str(required=True)
+    slot = fields.Str(required=True)
+    practitioner_id = fields.Str()
 
 
 class MovedFromSchema(Schema):
@@ -167,7 +179,8 @@ class WaitlistListSchema(Schema):
 
 class AppointmentListArgsSchema(PageArgsSchema):
     """Filters and pagination (filters other than status are for admins). `status=active`:
-    pending or confirmed (what an edit's conflict check must see)."""
+    pending or confirmed (what an edit's conflict check must see); `status=moving`: those on
+    their way to a new place, the other filters naming that place (`moving_to`)."""
 
     hospital_id = Identifier()
     practitioner_id = Identifier()
@@ -184,6 +197,7 @@ class AppointmentListArgsSchema(PageArgsSchema):
                 "completed",
                 "no_show",
                 "active",
+                "moving",
             ]
         )
     )

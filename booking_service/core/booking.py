@@ -230,9 +230,13 @@ def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime) -> None:
 
 def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
     """A page of appointments: a patient's own; an admin's, filtered by hospital, dates,
-    status (`active`: pending or confirmed, what an edit's conflict check must see)."""
+    status (`active`: pending or confirmed, what an edit's conflict check must see;
+    `moving`: on their way to a new place, which the other filters name)."""
+    moving = query.get("status") == "moving"
     if query.get("status") == "active":
         statuses = ACTIVE
+    elif moving:
+        statuses = (CONFIRMED,)
     else:
         statuses = (query["status"],) if "status" in query else VISIBLE
     if who.at_desk:
@@ -240,10 +244,11 @@ def list_appointments(ctx: Context, who: Principal, query: dict) -> dict:
             if name in query and parse_date(query[name]) is None:
                 raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
         narrowed = ("hospital_id", "practitioner_id", "date", "date_from", "date_to")
-        search = AppointmentSearch(statuses=statuses, **{n: query.get(n) for n in narrowed})
+        fields = {n: query.get(n) for n in narrowed}
+        search = AppointmentSearch(statuses=statuses, moving=moving, **fields)
     else:
         # A patient sees only its own appointments, whatever filters it sends.
-        search = AppointmentSearch(booked_by=who.user_id, statuses=statuses)
+        search = AppointmentSearch(booked_by=who.user_id, statuses=statuses, moving=moving)
     page, per_page = query["page"], query["per_page"]
     docs, total = ctx.appointments.search(search, page, per_page)
     return page_answer("appointments", [public(d) for d in docs], page, per_page, total)

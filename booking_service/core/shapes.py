@@ -40,6 +40,11 @@ def public(doc: dict) -> dict:
     if doc.get("moves"):
         out["rescheduled_from"] = doc["moves"][-1]["from"]
         out["moves"] = doc["moves"]
+    if doc.get("moving"):  # a reschedule under way (an admin's edit must see where to)
+        move = doc["moving"]
+        out["moving_to"] = {"date": move["date"], "slot": move["slot_start"]}
+        if move.get("practitioner_id"):
+            out["moving_to"]["practitioner_id"] = move["practitioner_id"]
     return out
 
 

@@ -43,20 +43,36 @@ from shared.versions import EDITING, Published
 
 
 def _appointment_matches(doc: dict, search) -> bool:
-    """Whether an AppointmentSearch names `doc` (its fields, as the repository's query)."""
-    for name in ("hospital_id", "practitioner_id", "booked_by", "slot_start", "date"):
-        wanted = getattr(search, name)
-        if wanted is not None and doc.get(name) != wanted:
+    """Whether an AppointmentSearch names `doc` (its fields, as the repository's query; with
+    `moving`, the place fields name where the appointment is moving to)."""
+    if search.moving:
+        move = doc.get("moving")
+        if not move or (search.booked_by is not None and doc["booked_by"] != search.booked_by):
             return False
-    if search.own_schedule and doc.get("practitioner_id") is not None:
+        return doc["status"] in search.statuses and _place_matches(move, search)
+    return _place_matches(doc, search) and _rest_matches(doc, search)
+
+
+def _place_matches(where: dict, search) -> bool:
+    for name in ("hospital_id", "practitioner_id", "slot_start", "date"):
+        wanted = getattr(search, name)
+        if wanted is not None and where.get(name) != wanted:
+            return False
+    if search.own_schedule and where.get("practitioner_id") is not None:
+        return False
+    if search.date is None:
+        if search.date_from and where["date"] < search.date_from:
+            return False
+        if search.date_to and where["date"] > search.date_to:
+            return False
+    return True
+
+
+def _rest_matches(doc: dict, search) -> bool:
+    if search.booked_by is not None and doc.get("booked_by") != search.booked_by:
         return False
     if search.ids is not None and str(doc["_id"]) not in search.ids:
         return False
-    if search.date is None:
-        if search.date_from and doc["date"] < search.date_from:
-            return False
-        if search.date_to and doc["date"] > search.date_to:
-            return False
     return doc["status"] in search.statuses
 
 

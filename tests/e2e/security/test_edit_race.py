@@ -75,3 +75,62 @@ def test_an_edit_without_force_never_strands_a_racing_booking(gateway, admin):
     assert not any(status >= 500 for status in statuses), statuses
     print("edit race:", outcomes, refusals)
     assert outcomes["stranded"] == 0, outcomes
+
+
+MOVERS = 10
+
+
+def test_an_edit_without_force_never_strands_a_racing_reschedule(gateway, admin):
+    """Issue 22: reschedules into a slot race an edit that removes it. The check looked only
+    where appointments are, not where a move under way had taken its place: 2-6 of 18 runs
+    confirmed an appointment in the removed slot with `"forced": false`. Now a move either
+    finishes before the check sees it (409) or is refused itself."""
+    day = next_weekday(5)
+    without_slot = [{"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)]
+    outcomes = {"applied": 0, "refused": 0, "stranded": 0, "moved": 0}
+    statuses: set[int] = set()
+    for run in range(RUNS):
+        hid = create_hospital(admin, 50)
+        edit = hospital_doc(hid, max_appointments_per_slot=50)
+        edit["schedule"] = {str(d): {"slots": without_slot} for d in range(7)}
+        made = []
+        for i in range(MOVERS):
+            answer = admin.post(
+                "/api/appointments", booking(hid, day, "10:00", f"+8802{run:02d}{i:08d}")
+            )
+            assert answer.status_code == 201, answer.text
+            made.append(answer.json()["appointment_id"])
+        start = threading.Barrier(MOVERS + 1)
+        clients = [Api(gateway.base, admin.token) for _ in range(MOVERS)]
+
+        def move(i: int, start=start, clients=clients, made=made):
+            start.wait()
+            threading.Event().wait(0.02 + 0.003 * i)  # a stream of moves, 20..47 ms in
+            path = f"/api/appointments/{made[i]}/reschedule"
+            return clients[i].post(path, {"date": str(day), "slot": SLOT})
+
+        def change(hid=hid, edit=edit, start=start, run=run):
+            start.wait()
+            threading.Event().wait(0.005 * run)  # before the stream, or somewhere in it
+            return admin.put(f"/api/dynamic-slots/hospitals/{hid}", edit)
+
+        with ThreadPoolExecutor(MOVERS + 1) as pool:
+            edited = pool.submit(change)
+            moved = list(pool.map(move, range(MOVERS)))
+            answer = edited.result()
+        statuses |= {r.status_code for r in moved} | {answer.status_code}
+        listed = admin.get(
+            "/api/appointments", params={"hospital_id": hid, "status": "confirmed"}
+        ).json()["appointments"]
+        in_slot = [a for a in listed if a["slot"]["start"] == SLOT]
+        outcomes["moved"] += len(in_slot)
+        if answer.status_code == 200:
+            outcomes["applied"] += 1
+            outcomes["stranded"] += len(in_slot)
+        else:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["error"] == "schedule_conflict"
+            outcomes["refused"] += 1
+    assert not any(status >= 500 for status in statuses), statuses
+    print("reschedule race:", outcomes)
+    assert outcomes["stranded"] == 0, outcomes

@@ -27,6 +27,15 @@ MS = 1_795_500_000_000
 APPOINTMENT = appointment(reason=None, created_at=CREATED)
 WITH_EVERYTHING = {
     **APPOINTMENT,
+    "moving": {  # (a completed one never moves: every field at once, for the schema's sake)
+        "token": "t1",
+        "hospital_id": "dhanmondi",
+        "practitioner_id": "helal",
+        "date": "2026-11-29",
+        "slot_start": "18:00",
+        "units": 2,
+        "started_ms": MS,
+    },
     "status": "completed",
     "reason": "fever",
     "checked_in_at": "2026-11-28T11:01:00Z",

@@ -455,6 +455,29 @@ def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
     assert counts(ctx) == {} and counts(ctx, SUN) == {}
 
 
+def test_a_move_under_way_is_listed_where_it_is_going(setup, monkeypatch):
+    """Issue 22, stranded by an unforced edit: an edit's conflict check must see a place a
+    reschedule under way has taken. `status=moving` lists it, the other filters naming its
+    target (`moving_to`), while `status=active` still finds it where it is."""
+    ctx, _ = setup
+    made = book(ctx, PATIENT)
+    after_taking(monkeypatch, lambda: (_ for _ in ()).throw(Crash))
+    with pytest.raises(Crash):
+        move(ctx, PATIENT, made["appointment_id"], SUN, "17:00")
+
+    def listed(status: str, day: str) -> list[dict]:
+        query = {"hospital_id": "h1", "status": status, "date_from": day, "date_to": day}
+        return booking.list_appointments(ctx, STAFF, {**query, "page": 1, "per_page": 20})[
+            "appointments"
+        ]
+
+    (moving,) = listed("moving", SUN)
+    assert moving["appointment_id"] == made["appointment_id"]
+    assert (moving["date"], moving["moving_to"]) == (SAT, {"date": SUN, "slot": "17:00"})
+    assert listed("moving", SAT) == [] and listed("active", SUN) == []
+    assert [a["appointment_id"] for a in listed("active", SAT)] == [made["appointment_id"]]
+
+
 # --- waitlist --------------------------------------------------------------------------------
 
 
