@@ -148,6 +148,7 @@ class Config:
     hold_limit: int = setting("HOLD_LIMIT", 2)
     desk_hold_limit: int = setting("DESK_HOLD_LIMIT", 50)
     waitlist_limit: int = setting("WAITLIST_LIMIT", 5)
+    record_retention_days: float = setting("RECORD_RETENTION_DAYS", 30.0)
     # Webhooks (booking_service/webhooks*.py): attempts before a delivery is dead, the base and
     # cap of the exponential backoff, the time limit of one attempt, how often each process
     # looks for work, how long a claimed attempt is its process's alone, and whether private

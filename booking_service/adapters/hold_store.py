@@ -18,6 +18,7 @@ def ensure_indexes(db: Database) -> None:
     """Create the indexes of the `holds` collection (idempotent)."""
     db.holds.create_index([("state", ASCENDING), ("expires_ms", ASCENDING)])
     db.holds.create_index([("hospital_id", ASCENDING), ("date", ASCENDING), ("state", ASCENDING)])
+    db.holds.create_index("ended_ms")  # ended holds, deleted past their retention
 
 
 # A hold's states: live until used by a booking, given back, or past its time.
@@ -51,6 +52,11 @@ class HoldRepository(Records):
             {"$set": {"state": state, "ended_ms": epoch_ms(now), **extra}},
             return_document=ReturnDocument.AFTER,
         )
+
+    def delete_ended(self, before_ms: int) -> int:
+        """Delete the holds that ended before `before_ms` (their retention is over); how many.
+        Only an ended hold has `ended_ms`."""
+        return self.col.delete_many({"ended_ms": {"$lt": before_ms}}).deleted_count
 
     def live_on(self, hospital_id: str, day: str, now_ms: int) -> list[dict]:
         """A hospital-day's holds whose places the gate still keeps at `now_ms` (every

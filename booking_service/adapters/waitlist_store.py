@@ -12,6 +12,8 @@ from pymongo.database import Database
 
 from booking_service.adapters.outbox import with_event
 from booking_service.adapters.records import Records
+from booking_service.adapters.repository import epoch_ms
+from shared.clock import utcnow
 
 
 def ensure_indexes(db: Database) -> None:
@@ -24,6 +26,7 @@ def ensure_indexes(db: Database) -> None:
     )
     db.waitlist.create_index([("status", ASCENDING), ("offer_expires_ms", ASCENDING)])
     db.waitlist.create_index([("user_id", ASCENDING), ("created_ms", DESCENDING)])
+    db.waitlist.create_index("ended_ms")  # ended entries, deleted past their retention
 
 
 class EntryStatus(StrEnum):
@@ -92,13 +95,23 @@ class WaitlistRepository(Records):
     ) -> dict | None:
         """From one status to another, atomically, with its webhook `event` if any (None when
         the entry is not in it)."""
-        if to_status not in LIVE_ENTRIES:
-            changes = {**changes, "wait_guard": f"x:{oid}"}
+        if to_status not in LIVE_ENTRIES:  # ended: its phone may wait again; kept a while
+            ended_ms = changes.get("updated_ms") or epoch_ms(utcnow())  # the change's own time
+            changes = {**changes, "wait_guard": f"x:{oid}", "ended_ms": ended_ms}
         return self.col.find_one_and_update(
             {"_id": oid, "status": from_status, **match},
             with_event({"$set": {"status": to_status, **changes}}, event),
             return_document=ReturnDocument.AFTER,
         )
+
+    def delete_ended(self, before_ms: int, limit: int = 1000) -> int:
+        """Delete the entries that ended before `before_ms` (their retention is over) and
+        whose webhook events were all relayed, `limit` at most; how many."""
+        ended = {"ended_ms": {"$lt": before_ms}, "outbox_pending": {"$ne": 1}}
+        # Found, then deleted by id: nx-27017's delete_many deletes nothing for a filter with
+        # `$ne` (its find matches it). An ended entry gets no new event meanwhile.
+        ids = [doc["_id"] for doc in self.col.find(ended, {"_id": 1}).limit(limit)]
+        return self.col.delete_many({"_id": {"$in": ids}}).deleted_count if ids else 0
 
     def days_waiting(self, since: str) -> list[tuple[str, str | None, str]]:
         """(hospital, doctor or None, date) with waiting entries from `since` on."""

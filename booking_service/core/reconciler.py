@@ -10,7 +10,8 @@ work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
 - releases the places of appointments closed recently, in case a release was lost, once
   each (then marked `released`; a place never taken is marked so when it is closed);
 - repairs moves a process left half-done (moves.py), ends holds past their time
-  (waitlist.py), and offers free places to the waitlist (waitlist.py).
+  (waitlist.py), and offers free places to the waitlist (waitlist.py);
+- deletes holds and waitlist entries that ended more than RECORD_RETENTION_DAYS ago.
 """
 
 from __future__ import annotations
@@ -80,7 +81,15 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
         log.warning("moves repaired: %d undone, %d old place(s) freed", undone, moved_out)
     waitlist.expire_holds(ctx, now)
     waitlist.upkeep(ctx, now, int(ctx.config.pending_timeout_seconds * 1000))
+    forget_ended(ctx, now)
     return now
+
+
+def forget_ended(ctx: Context, now) -> int:
+    """Delete the holds and waitlist entries that ended more than RECORD_RETENTION_DAYS ago
+    (an entry whose webhook events are not relayed yet stays); how many."""
+    before_ms = epoch_ms(now) - int(ctx.config.record_retention_days * 86_400_000)
+    return ctx.holds.delete_ended(before_ms) + ctx.waitlist.delete_ended(before_ms)
 
 
 class Reconciler:

@@ -37,6 +37,7 @@ from booking_service.core.context import Context
 from booking_service.integrations.webhooks import store as webhooks_store
 from booking_service.integrations.webhooks.service import Webhooks
 from shared.capacity_reads import NOTHING_BOOKED, Snapshot
+from shared.clock import utcnow
 from shared.config import Config
 from shared.configurations import ConfigurationCache
 from shared.versions import EDITING, Published
@@ -564,6 +565,12 @@ class FakeHolds:
         doc = self.docs.get(oid)
         return copy.deepcopy(doc) if doc else None
 
+    def delete_ended(self, before_ms: int) -> int:
+        gone = [oid for oid, d in self.docs.items() if d.get("ended_ms", before_ms) < before_ms]
+        for oid in gone:
+            del self.docs[oid]
+        return len(gone)
+
     def end(self, oid, state: str, now: datetime, **extra) -> dict | None:
         doc = self.docs.get(oid)
         if doc is None or doc["state"] != HoldState.HELD:
@@ -642,12 +649,23 @@ class FakeWaitlist:
         if any(doc.get(k) != v for k, v in match.items()):
             return None
         if to_status not in LIVE_ENTRIES:
-            changes = {**changes, "wait_guard": f"x:{oid}"}
+            ended_ms = changes.get("updated_ms") or epoch_ms(utcnow())  # the change's own time
+            changes = {**changes, "wait_guard": f"x:{oid}", "ended_ms": ended_ms}
         doc.update(status=to_status, **copy.deepcopy(changes))
         if event is not None:
             doc["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]
             doc["outbox_pending"] = 1
         return copy.deepcopy(doc)
+
+    def delete_ended(self, before_ms: int) -> int:
+        gone = [
+            oid
+            for oid, d in self.docs.items()
+            if d.get("ended_ms", before_ms) < before_ms and d.get("outbox_pending") != 1
+        ]
+        for oid in gone:
+            del self.docs[oid]
+        return len(gone)
 
     def days_waiting(self, since: str) -> list[tuple]:
         return sorted(

@@ -514,6 +514,27 @@ def test_an_offer_accepted_counts_against_the_booking_limit(setup):
     assert waitlist.accept(ctx, STAFF, a["waitlist_id"], NOW)["status"] == CONFIRMED
 
 
+def test_ended_holds_and_entries_are_deleted_after_their_retention(setup):
+    """Issue 22: ended holds and waitlist entries are kept RECORD_RETENTION_DAYS (30), then
+    the reconciler deletes them; live ones, and entries whose events wait to be relayed,
+    stay."""
+    ctx, _ = setup
+    given_back = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00")), NOW)
+    waitlist.release_hold(ctx, PATIENT, given_back["hold_id"], NOW)
+    live = holds.hold(ctx, OTHER, HoldPlace(**place("17:00", day=SUN)), NOW)
+    fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    left = waitlist.join(ctx, THIRD, JoinWaitlist(**wait_body("+8801755555553")), NOW)
+    waitlist.leave(ctx, THIRD, left["waitlist_id"], NOW)
+    waiting = waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body("+8801755555551")), NOW)
+    assert reconciler.forget_ended(ctx, NOW + timedelta(days=29)) == 0
+    assert reconciler.forget_ended(ctx, NOW + timedelta(days=31)) == 2
+    assert ctx.holds.get(ObjectId(given_back["hold_id"])) is None
+    assert ctx.waitlist.get(ObjectId(left["waitlist_id"])) is None
+    assert ctx.holds.get(ObjectId(live["hold_id"])) is not None
+    assert entry(ctx, waiting)["status"] == "waiting"
+
+
 def entry(ctx, made: dict) -> dict:
     return ctx.waitlist.get(ObjectId(made["waitlist_id"]))
 
