@@ -149,6 +149,8 @@ class Config:
     desk_hold_limit: int = setting("DESK_HOLD_LIMIT", 50)
     waitlist_limit: int = setting("WAITLIST_LIMIT", 5)
     record_retention_days: float = setting("RECORD_RETENTION_DAYS", 30.0)
+    hold_changes_limit: int = setting("HOLD_CHANGES_LIMIT", 30)
+    hold_changes_window_seconds: int = setting("HOLD_CHANGES_WINDOW_SECONDS", 3600)
     # Webhooks (booking_service/webhooks*.py): attempts before a delivery is dead, the base and
     # cap of the exponential backoff, the time limit of one attempt, how often each process
     # looks for work, how long a claimed attempt is its process's alone, and whether private

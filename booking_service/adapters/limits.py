@@ -116,6 +116,16 @@ class Limiter:
             "Too many registrations from this address; try again later",
         )
 
+    def check_hold_change(self, user_id: str) -> None:
+        """Count a patient's hold or waitlist entry made or given back; refuse past the limit
+        (a place kept and given back without end blocks others as surely as one kept)."""
+        self._count(
+            keys.rate_key("hold-changes", user_id),
+            self.cfg.hold_changes_limit,
+            self.cfg.hold_changes_window_seconds,
+            "Too many holds and waitlist entries made or given back; try again later",
+        )
+
     def check_booking(self, user_id: str) -> None:
         """Count a patient's booking attempt; refuse past the limit."""
         self._count(

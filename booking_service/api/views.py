@@ -314,7 +314,7 @@ class HoldById(MethodView):
 
     @require_auth()
     @holds_blp.response(204)
-    @holds_blp.error_answers(401, 404, 409)
+    @holds_blp.error_answers(401, 404, 409, 429)
     def delete(self, hold_id):
         """Give the place back (idempotent)."""
         waitlist.release_hold(_ctx(), current_principal(), hold_id, utcnow())
@@ -353,7 +353,7 @@ class WaitlistEntry(MethodView):
 
     @require_auth()
     @waitlist_blp.response(200, WaitlistEntrySchema)
-    @waitlist_blp.error_answers(401, 404, 409)
+    @waitlist_blp.error_answers(401, 404, 409, 429)
     def delete(self, waitlist_id):
         """Stop waiting (an offer held is given back and passed on)."""
         return json_answer(waitlist.leave(_ctx(), current_principal(), waitlist_id, utcnow()))

@@ -148,8 +148,16 @@ def place_hold(
 
 def hold(ctx: Context, who: Principal, request: HoldPlace, now: datetime) -> dict:
     """POST /api/holds: a place held for the caller."""
+    count_change(ctx, who)
     limit = ctx.config.desk_hold_limit if who.at_desk else ctx.config.hold_limit
     return public_hold(place_hold(ctx, who.user_id, request, now, limit=limit))
+
+
+def count_change(ctx: Context, who: Principal) -> None:
+    """A patient makes or gives back a hold or a waitlist entry: counted against
+    HOLD_CHANGES_LIMIT (429 past it); a desk is not limited."""
+    if not who.at_desk:
+        ctx.limiter.check_hold_change(who.user_id)
 
 
 def find_hold(ctx: Context, who: Principal, hold_id: str) -> dict:

@@ -68,6 +68,7 @@ MAX_ENTRIES_PER_ROUND = 200
 
 def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> dict:
     """POST /api/waitlist: wait for a place of a day (of one slot, when `slot` is given)."""
+    holds.count_change(ctx, who)
     hospital_id, day_text = request.hospital_id, request.date
     practitioner_id, slot_start = request.practitioner_id, request.slot
     day = parse_date(day_text)
@@ -146,6 +147,7 @@ def list_entries(ctx: Context, who: Principal, query: dict) -> dict:
 def leave(ctx: Context, who: Principal, waitlist_id: str, now: datetime) -> dict:
     """DELETE /api/waitlist/{id}: stop waiting; an offer held is given back (and passed on).
     Idempotent."""
+    holds.count_change(ctx, who)
     doc = find_entry(ctx, who, waitlist_id)
     for status in (EntryStatus.WAITING, EntryStatus.OFFERED):
         left = ctx.waitlist.move(
@@ -431,6 +433,7 @@ def place_freed(
 
 def release_hold(ctx: Context, who: Principal, hold_id: str, now: datetime) -> None:
     """DELETE /api/holds/{id}: give the place back (idempotent; a used hold is 409)."""
+    holds.count_change(ctx, who)
     doc = holds.find_hold(ctx, who, hold_id)
     if doc["state"] == HoldState.USED:
         raise InvalidTransition("The hold was used by a booking; cancel the appointment instead")

@@ -535,6 +535,28 @@ def test_ended_holds_and_entries_are_deleted_after_their_retention(setup):
     assert entry(ctx, waiting)["status"] == "waiting"
 
 
+def test_holds_and_entries_made_and_given_back_are_rate_limited(setup):
+    """Issue 22, squatting: holds and waitlist entries were made and given back without
+    limit (118 holds/s from one account, each a place kept). All four count together
+    against HOLD_CHANGES_LIMIT per patient; a desk is not limited."""
+    ctx, _ = setup
+    ctx.config.hold_changes_limit = 3
+    held = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00")), NOW)
+    waitlist.release_hold(ctx, PATIENT, held["hold_id"], NOW)
+    fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    joined = waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body("+8801755555551")), NOW)
+    with pytest.raises(RateLimited) as refused:
+        waitlist.leave(ctx, PATIENT, joined["waitlist_id"], NOW)
+    assert refused.value.headers["Retry-After"] == "60"
+    assert entry(ctx, joined)["status"] == "waiting"  # refused before anything changed
+    with pytest.raises(RateLimited):
+        holds.hold(ctx, PATIENT, HoldPlace(**place("17:00", day=SUN)), NOW)
+    for _ in range(4):
+        made = holds.hold(ctx, STAFF, HoldPlace(**place("17:00", day=SUN)), NOW)
+        waitlist.release_hold(ctx, STAFF, made["hold_id"], NOW)
+
+
 def entry(ctx, made: dict) -> dict:
     return ctx.waitlist.get(ObjectId(made["waitlist_id"]))
 
