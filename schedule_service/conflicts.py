@@ -73,16 +73,18 @@ class ConflictChecker:
         if not removed:
             return []
         dates = sorted(day for _, day in removed)
-        found = []
+        found: dict[str, dict] = {}
         # pending too: a booking written ahead of its confirmation
         for status, place_of in (("active", _own_place), ("moving", _target_place)):
             for appt in self._appointments(old["hospital_id"], status, dates, authorization):
                 if appt["hospital_id"] != old["hospital_id"]:
                     continue  # never another hospital's, whatever the answer holds
                 doctor, day, start = place_of(appt)
-                if start in removed.get((doctor, day), ()):
-                    found.append({k: appt[k] for k in SHOWN if k in appt})
-        return found
+                if start in removed.get((doctor, day), ()):  # (once, if both places are)
+                    found.setdefault(
+                        appt["appointment_id"], {k: appt[k] for k in SHOWN if k in appt}
+                    )
+        return list(found.values())
 
     def _appointments(self, hospital_id: str, status: str, dates: list[str], authorization: str):
         """The hospital's appointments of `status` within `dates`' span, page after page."""

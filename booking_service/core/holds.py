@@ -32,9 +32,9 @@ from booking_service.adapters.hold_store import HoldState
 from booking_service.adapters.repository import epoch_ms, to_object_id
 from booking_service.core.context import Context
 from booking_service.core.places import (
+    at_the_gate,
     find_owned,
     open_day,
-    rebuild_day,
     records_ttl,
     slot_full,
     units_of,
@@ -94,23 +94,16 @@ def place_hold(
             raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
     field = hold_field(hold_id, offered=waitlist_id is not None)
     grace_ms = offer_grace_ms(ctx.config) if waitlist_id is not None else 0
-    place = (
-        hospital_id,
-        day_text,
-        slot_start,
-        field,
-        slot.capacity,
-        records_ttl(schedule, day.day, now),
-    )
+    ttl = records_ttl(schedule, day.day, now)
+
+    def attempt() -> tuple[int, int, int]:
+        return ctx.capacity.hold(
+            hospital_id, day_text, slot_start, field, slot.capacity, ttl,
+            units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms,
+        )  # fmt: skip
+
     try:
-        outcome, serial, kept_until_ms = ctx.capacity.hold(
-            *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
-        )
-        if outcome == Gate.NOT_READY:
-            rebuild_day(ctx, schedule, hospital_id, day.day)
-            outcome, serial, kept_until_ms = ctx.capacity.hold(
-                *place, units=units, practitioner_id=practitioner_id, life_ms=life_ms + grace_ms
-            )
+        outcome, serial, kept_until_ms = at_the_gate(ctx, schedule, day.day, attempt)
     except (redis.RedisError, PyMongoError) as exc:
         forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc

@@ -171,7 +171,9 @@ def reschedule(
         undo(True)
         raise ServiceUnavailable("Moving is unavailable: the database is down") from exc
     if moved is None:
-        places.free_place(ctx, {**begun, **_place(move)})
+        # Forgotten and its target freed, unless the reconciler did both already (it gave up
+        # on this slow move); a cancel or a visit step that won leaves no move behind either.
+        undo(True)
         current = ctx.appointments.get(oid) or begun
         if current["status"] != CONFIRMED:  # a cancel or a visit step won the race
             raise AppointmentChanged(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -220,8 +221,8 @@ def take_place(
     units: int,
     held_place: dict | None,
 ) -> tuple[int, int]:
-    """The gate, for one appointment: a new place, or the place of its live hold; a day
-    Redis lost is rebuilt from MongoDB first. (HELD, serial) or (FULL, _)."""
+    """The gate, for one appointment: a new place, or the place of its live hold.
+    (Gate.TAKEN, serial) or (Gate.FULL, _); Gate.NOT_READY while a rebuild keeps failing."""
     hospital_id, practitioner_id = schedule.hospital_id, schedule.practitioner_id
     day_text = day.isoformat()
     ttl = records_ttl(schedule, day, utcnow())
@@ -237,11 +238,17 @@ def take_place(
             units=units, practitioner_id=practitioner_id,
         )  # fmt: skip
 
-    outcome, value = attempt()
-    if outcome == Gate.NOT_READY:
-        rebuild_day(ctx, schedule, hospital_id, day)
-        outcome, value = attempt()
-    return outcome, value
+    return at_the_gate(ctx, schedule, day, attempt)
+
+
+def at_the_gate(ctx: Context, schedule: Schedule, day: date, attempt: Callable[[], tuple]):
+    """Run one gate step (`attempt`, a script's answer: its decision first); a day whose
+    records Redis does not have (Gate.NOT_READY) is rebuilt from MongoDB, then asked again."""
+    answer = attempt()
+    if answer[0] == Gate.NOT_READY:
+        rebuild_day(ctx, schedule, schedule.hospital_id, day)
+        answer = attempt()
+    return answer
 
 
 def free_place(ctx: Context, doc: dict) -> bool:

@@ -41,6 +41,7 @@ from booking_service.core.places import (
     open_day,
     records_ttl,
     taken_units,
+    units_of,
 )
 from booking_service.core.requests import BookAppointment, HoldPlace, JoinWaitlist
 from booking_service.core.shapes import page_answer, public_entry
@@ -99,7 +100,7 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
         "slot_start": slot_start,
         "patient": request.patient,
         "appointment_type": kind.code if kind is not None else None,
-        "units": kind.units if kind is not None else 1,
+        "units": units_of(kind),
         "user_id": who.user_id,
         "status": EntryStatus.WAITING,
         "wait_guard": dup_guard(hospital_id, day_text, request.patient["phone"], practitioner_id),

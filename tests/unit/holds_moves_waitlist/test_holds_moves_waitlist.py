@@ -16,6 +16,7 @@ from bson import ObjectId
 from booking_service.adapters.repository import CANCELLED, CONFIRMED, epoch_ms
 from booking_service.core import booking, cancel, holds, moves, places, reconciler, waitlist
 from booking_service.core.requests import BookAppointment, HoldPlace, JoinWaitlist, MoveAppointment
+from booking_service.core.shapes import public
 from shared.config import Config
 from shared.errors import (
     AppointmentChanged,
@@ -453,6 +454,10 @@ def test_a_cancel_during_a_move_leaves_no_place_held(setup, monkeypatch):
     assert (refused.value.status, refused.value.reason) == (409, "appointment_changed")
     assert _moving(ctx, made["appointment_id"])["status"] == CANCELLED
     assert counts(ctx) == {} and counts(ctx, SUN) == {}
+    # the move is forgotten: the cancelled appointment shows no move under way
+    assert "moving" not in _moving(ctx, made["appointment_id"])
+    shown = places.find_visible(ctx, PATIENT, made["appointment_id"])
+    assert "moving_to" not in public(shown)
 
 
 def test_a_move_under_way_is_listed_where_it_is_going(setup, monkeypatch):
@@ -476,6 +481,11 @@ def test_a_move_under_way_is_listed_where_it_is_going(setup, monkeypatch):
     assert (moving["date"], moving["moving_to"]) == (SAT, {"date": SUN, "slot": "17:00"})
     assert listed("moving", SAT) == [] and listed("active", SUN) == []
     assert [a["appointment_id"] for a in listed("active", SAT)] == [made["appointment_id"]]
+    # a patient's own only, whatever it filters by
+    query = {"status": "moving", "hospital_id": "h1", "page": 1, "per_page": 20}
+    assert booking.list_appointments(ctx, OTHER, query)["appointments"] == []
+    (own,) = booking.list_appointments(ctx, PATIENT, query)["appointments"]
+    assert own["moving_to"] == {"date": SUN, "slot": "17:00"}
 
 
 # --- waitlist --------------------------------------------------------------------------------

@@ -81,3 +81,11 @@ def test_a_reschedule_under_way_into_a_removed_slot_is_stranded_too():
 def test_a_reschedule_under_way_into_a_kept_slot_strands_nothing():
     moving = appointment("18:00", moving_to={"date": DAY, "slot": "17:00"})
     assert stranded(BookingService({"moving": [moving]})) == []
+
+
+def test_a_move_from_one_removed_slot_to_another_is_named_once():
+    """Where it is and where it goes are both removed (the edit closes the whole evening and
+    more): the refusal names the appointment once."""
+    moving = appointment("18:00", moving_to={"date": DAY, "slot": "18:00"})
+    service = BookingService({"active": [appointment("18:00")], "moving": [moving]})
+    assert [a["appointment_id"] for a in stranded(service)] == [moving["appointment_id"]]
