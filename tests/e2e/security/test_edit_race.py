@@ -21,49 +21,53 @@ pytestmark = pytest.mark.e2e
 
 RUNS = 12
 BOOKERS = 12
+MOVERS = 10
 SLOT = "11:00"
+WITHOUT_SLOT = [{"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)]
 
 
-def test_an_edit_without_force_never_strands_a_racing_booking(gateway, admin):
-    day = next_weekday(5)
-    without_slot = [
-        {"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)
-    ]  # the 11:00 slot removed
-    outcomes = {"applied": 0, "refused": 0, "stranded": 0, "confirmed": 0}
+def race(gateway, admin, clients: int, request, start_delay, prepare=None) -> dict:
+    """RUNS rounds, each on a new hospital of 50 places a slot: `clients` requests
+    (`request(api, hid, run, i, prepared)`, the i-th `start_delay(i)` seconds after the start;
+    `prepared`: what `prepare(admin, hid, run)` made first, if given) race an
+    edit without force that removes the 11:00 slot (5 ms later each round). Every answer is
+    below 500, an edit is either applied or refused with 409 schedule_conflict naming the
+    appointments, and none is left confirmed in the removed slot by an applied edit."""
+    outcomes = {"applied": 0, "refused": 0, "stranded": 0, "in_slot": 0}
     statuses: set[int] = set()
     refusals: dict[str, int] = {}
     for run in range(RUNS):
         hid = create_hospital(admin, 50)
         edit = hospital_doc(hid, max_appointments_per_slot=50)
-        edit["schedule"] = {str(d): {"slots": without_slot} for d in range(7)}
-        start = threading.Barrier(BOOKERS + 1)
-        clients = [Api(gateway.base, admin.token) for _ in range(BOOKERS)]
+        edit["schedule"] = {str(d): {"slots": WITHOUT_SLOT} for d in range(7)}
+        prepared = prepare(admin, hid, run) if prepare is not None else None
+        start = threading.Barrier(clients + 1)
+        apis = [Api(gateway.base, admin.token) for _ in range(clients)]
 
-        def book(i: int, hid=hid, start=start, clients=clients, run=run):
+        def one(i: int, hid=hid, start=start, apis=apis, run=run, prepared=prepared):
             start.wait()
-            threading.Event().wait(0.01 + 0.003 * i)  # a stream of bookings, 10..43 ms in
-            phone = f"+8801{run:02d}{i:08d}"
-            return clients[i].post("/api/appointments", booking(hid, day, SLOT, phone))
+            threading.Event().wait(start_delay(i))
+            return request(apis[i], hid, run, i, prepared)
 
         def change(hid=hid, edit=edit, start=start, run=run):
             start.wait()
-            threading.Event().wait(0.005 * run)  # each run's edit lands elsewhere in the stream
+            threading.Event().wait(0.005 * run)  # each round's edit lands elsewhere
             return admin.put(f"/api/dynamic-slots/hospitals/{hid}", edit)
 
-        with ThreadPoolExecutor(BOOKERS + 1) as pool:
+        with ThreadPoolExecutor(clients + 1) as pool:
             edited = pool.submit(change)
-            booked = list(pool.map(book, range(BOOKERS)))
+            answers = list(pool.map(one, range(clients)))
             answer = edited.result()
-        statuses |= {r.status_code for r in booked} | {answer.status_code}
-        for resp in booked:
-            if resp.status_code != 201:
+        statuses |= {r.status_code for r in answers} | {answer.status_code}
+        for resp in answers:
+            if resp.status_code >= 400:
                 reason = resp.json()["error"]
                 refusals[reason] = refusals.get(reason, 0) + 1
         listed = admin.get(
             "/api/appointments", params={"hospital_id": hid, "status": "confirmed"}
         ).json()["appointments"]
         in_slot = [a for a in listed if a["slot"]["start"] == SLOT]
-        outcomes["confirmed"] += len(in_slot)
+        outcomes["in_slot"] += len(in_slot)
         if answer.status_code == 200:
             outcomes["applied"] += 1
             outcomes["stranded"] += len(in_slot)
@@ -74,10 +78,38 @@ def test_an_edit_without_force_never_strands_a_racing_booking(gateway, admin):
             outcomes["refused"] += 1
     assert not any(status >= 500 for status in statuses), statuses
     print("edit race:", outcomes, refusals)
+    return outcomes
+
+
+def test_an_edit_without_force_never_strands_a_racing_booking(gateway, admin):
+    day = next_weekday(5)
+
+    def book(api: Api, hid: str, run: int, i: int, _):
+        return api.post("/api/appointments", booking(hid, day, SLOT, f"+8801{run:02d}{i:08d}"))
+
+    # a stream of bookings, 10..43 ms in
+    outcomes = race(gateway, admin, BOOKERS, book, lambda i: 0.01 + 0.003 * i)
     assert outcomes["stranded"] == 0, outcomes
 
 
-MOVERS = 10
+class Reschedule:
+    """Each round: MOVERS appointments booked at 10:00, then each moved to 11:00."""
+
+    def __init__(self, day):
+        self.day = day
+
+    def prepare(self, admin: Api, hid: str, run: int) -> list[str]:
+        made = []
+        for i in range(MOVERS):
+            body = booking(hid, self.day, "10:00", f"+8802{run:02d}{i:08d}")
+            answer = admin.post("/api/appointments", body)
+            assert answer.status_code == 201, answer.text
+            made.append(answer.json()["appointment_id"])
+        return made
+
+    def __call__(self, api: Api, hid: str, run: int, i: int, made: list[str]):
+        path = f"/api/appointments/{made[i]}/reschedule"
+        return api.post(path, {"date": str(self.day), "slot": SLOT})
 
 
 def test_an_edit_without_force_never_strands_a_racing_reschedule(gateway, admin):
@@ -85,52 +117,7 @@ def test_an_edit_without_force_never_strands_a_racing_reschedule(gateway, admin)
     where appointments are, not where a move under way had taken its place: 2-6 of 18 runs
     confirmed an appointment in the removed slot with `"forced": false`. Now a move either
     finishes before the check sees it (409) or is refused itself."""
-    day = next_weekday(5)
-    without_slot = [{"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)]
-    outcomes = {"applied": 0, "refused": 0, "stranded": 0, "moved": 0}
-    statuses: set[int] = set()
-    for run in range(RUNS):
-        hid = create_hospital(admin, 50)
-        edit = hospital_doc(hid, max_appointments_per_slot=50)
-        edit["schedule"] = {str(d): {"slots": without_slot} for d in range(7)}
-        made = []
-        for i in range(MOVERS):
-            answer = admin.post(
-                "/api/appointments", booking(hid, day, "10:00", f"+8802{run:02d}{i:08d}")
-            )
-            assert answer.status_code == 201, answer.text
-            made.append(answer.json()["appointment_id"])
-        start = threading.Barrier(MOVERS + 1)
-        clients = [Api(gateway.base, admin.token) for _ in range(MOVERS)]
-
-        def move(i: int, start=start, clients=clients, made=made):
-            start.wait()
-            threading.Event().wait(0.02 + 0.003 * i)  # a stream of moves, 20..47 ms in
-            path = f"/api/appointments/{made[i]}/reschedule"
-            return clients[i].post(path, {"date": str(day), "slot": SLOT})
-
-        def change(hid=hid, edit=edit, start=start, run=run):
-            start.wait()
-            threading.Event().wait(0.005 * run)  # before the stream, or somewhere in it
-            return admin.put(f"/api/dynamic-slots/hospitals/{hid}", edit)
-
-        with ThreadPoolExecutor(MOVERS + 1) as pool:
-            edited = pool.submit(change)
-            moved = list(pool.map(move, range(MOVERS)))
-            answer = edited.result()
-        statuses |= {r.status_code for r in moved} | {answer.status_code}
-        listed = admin.get(
-            "/api/appointments", params={"hospital_id": hid, "status": "confirmed"}
-        ).json()["appointments"]
-        in_slot = [a for a in listed if a["slot"]["start"] == SLOT]
-        outcomes["moved"] += len(in_slot)
-        if answer.status_code == 200:
-            outcomes["applied"] += 1
-            outcomes["stranded"] += len(in_slot)
-        else:
-            assert answer.status_code == 409, answer.text
-            assert answer.json()["error"] == "schedule_conflict"
-            outcomes["refused"] += 1
-    assert not any(status >= 500 for status in statuses), statuses
-    print("reschedule race:", outcomes)
+    # a stream of moves, 20..47 ms in: some rounds' edits come before it
+    moves = Reschedule(next_weekday(5))
+    outcomes = race(gateway, admin, MOVERS, moves, lambda i: 0.02 + 0.003 * i, moves.prepare)
     assert outcomes["stranded"] == 0, outcomes

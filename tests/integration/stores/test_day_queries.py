@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
 
 from booking_service.adapters.repository import (
     ACTIVE,
@@ -17,19 +16,9 @@ from booking_service.adapters.repository import (
     PENDING,
     PLACED,
     AppointmentRepository,
-    ensure_indexes,
 )
 
 DAY, OTHER = "2026-12-07", "2026-12-08"
-
-
-@pytest.fixture(scope="module")
-def db(mongo_url, mongo_db_name):
-    client = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
-    database = client[mongo_db_name]
-    ensure_indexes(database)
-    yield database
-    client.close()
 
 
 @pytest.fixture

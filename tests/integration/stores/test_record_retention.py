@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from bson import ObjectId
-from pymongo import MongoClient
 
 from booking_service.adapters.hold_store import HoldRepository, HoldState
 from booking_service.adapters.waitlist_store import EntryStatus, WaitlistRepository
-from booking_service.bootstrap import ensure_indexes
 
 CUTOFF = 1_795_000_000_000
-
-
-@pytest.fixture(scope="module")
-def db(mongo_url, mongo_db_name):
-    client = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
-    database = client[mongo_db_name]
-    ensure_indexes(database)
-    yield database
-    client.close()
 
 
 def a_hold(holds: HoldRepository, state: str, **more) -> ObjectId:

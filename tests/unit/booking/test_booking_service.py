@@ -149,13 +149,15 @@ def test_a_day_redis_lost_is_rebuilt_from_the_appointments_first(setup):
     assert held[kept["appointment_id"]] == (1, 1) and len(held) == 2
 
 
-def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
-    """The version is read again after the write-ahead record: an edit's fence refuses it."""
-    ctx, schedules = setup
+def refused_by_an_edit_after_the_write(ctx, schedules, monkeypatch, meanwhile=None) -> dict:
+    """A booking whose write-ahead record is followed (`meanwhile()` first) by an edit's
+    fence: refused with 409 schedule_changed; its record, rejected."""
     insert = ctx.appointments.insert_pending
 
     def insert_then_edit(doc):
         insert(doc)
+        if meanwhile is not None:
+            meanwhile()
         schedules.begin_edit("h1")
 
     monkeypatch.setattr(ctx.appointments, "insert_pending", insert_then_edit)
@@ -163,6 +165,13 @@ def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
         book(ctx, PATIENT)
     (doc,) = ctx.appointments.docs.values()
     assert doc["status"] == REJECTED
+    return doc
+
+
+def test_an_edit_begun_meanwhile_refuses_the_booking(setup, monkeypatch):
+    """The version is read again after the write-ahead record: an edit's fence refuses it."""
+    ctx, schedules = setup
+    refused_by_an_edit_after_the_write(ctx, schedules, monkeypatch)
     assert ctx.capacity.counts("h1", "2026-11-28") == {}
 
 
@@ -172,19 +181,12 @@ def test_a_refused_booking_keeps_no_place_a_rebuild_gave_it(published, monkeypat
     refuses this booking (409 schedule_changed). Its place is given back, not kept for a
     rejected appointment that nothing would ever free."""
     ctx, schedules = published(hospital())  # Saturday's records are not built
-    insert = ctx.appointments.insert_pending
 
-    def insert_then_rebuild_then_edit(doc):
-        insert(doc)
+    def another_bookings_rebuild():
         schedule = ctx.configurations.current("h1", ctx.reader.published("h1")).schedule
-        places.rebuild_day(ctx, schedule, "h1", SAT)  # another booking's, meanwhile
-        schedules.begin_edit("h1")
+        places.rebuild_day(ctx, schedule, "h1", SAT)
 
-    monkeypatch.setattr(ctx.appointments, "insert_pending", insert_then_rebuild_then_edit)
-    with pytest.raises(ScheduleChanged):
-        book(ctx, PATIENT)
-    (doc,) = ctx.appointments.docs.values()
-    assert doc["status"] == REJECTED
+    refused_by_an_edit_after_the_write(ctx, schedules, monkeypatch, another_bookings_rebuild)
     assert ctx.capacity.counts("h1", SAT.isoformat()) == {}
 
 
