@@ -1,7 +1,10 @@
-"""What an edit changes, and which active appointments it would strand."""
+"""What an edit changes, and which places (active appointments, live holds and offers) it
+would strand."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
@@ -58,62 +61,86 @@ def removed_slots(old: dict, new: dict, now: datetime) -> dict[tuple[str | None,
     return removed
 
 
+@dataclass(frozen=True)
+class Stranded:
+    """What an edit would strand: appointments (where they are, or where a reschedule under
+    way moves them) and live holds and waitlist offers, in the slots it removes or closes."""
+
+    appointments: list[dict] = dataclasses.field(default_factory=list)
+    holds: list[dict] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.appointments or self.holds)
+
+    def message(self) -> str:
+        """What a refused edit says."""
+        held = f" and {len(self.holds)} held place(s)" if self.holds else ""
+        return (
+            f"The change removes or closes slots holding {len(self.appointments)} active "
+            f'appointment(s){held}; send "force": true to apply it anyway'
+        )
+
+
 class ConflictChecker:
-    """Asks the booking service (its API, with the admin's own token) for active appointments."""
+    """Asks the booking service (its API, with the admin's own token) for active appointments
+    and live holds."""
 
     def __init__(self, session: requests.Session, booking_url: str, timeout: tuple[float, float]):
         self.session = session
         self.booking_url = booking_url.rstrip("/")
         self.timeout = timeout
 
-    def stranded(self, old: dict, new: dict, now: datetime, authorization: str) -> list[dict]:
-        """Active appointments in slots the edit removes or closes, and those a reschedule
-        under way is moving into them (its target place is taken already)."""
+    def stranded(self, old: dict, new: dict, now: datetime, authorization: str) -> Stranded:
+        """Every place taken in slots the edit removes or closes: active appointments, those a
+        reschedule under way is moving into them (its target place is taken already), and
+        live holds and waitlist offers."""
         removed = removed_slots(old, new, now)
         if not removed:
-            return []
-        dates = sorted(day for _, day in removed)
+            return Stranded()
+        hospital_id = old["hospital_id"]
+        span = {"hospital_id": hospital_id, "date_from": min(d for _, d in removed)}
+        span["date_to"] = max(d for _, d in removed)
         found: dict[str, dict] = {}
         # pending too: a booking written ahead of its confirmation
         for status, place_of in (("active", _own_place), ("moving", _target_place)):
-            for appt in self._appointments(old["hospital_id"], status, dates, authorization):
-                if appt["hospital_id"] != old["hospital_id"]:
+            for appt in self._list("appointments", {**span, "status": status}, authorization):
+                if appt["hospital_id"] != hospital_id:
                     continue  # never another hospital's, whatever the answer holds
                 doctor, day, start = place_of(appt)
                 if start in removed.get((doctor, day), ()):  # (once, if both places are)
                     found.setdefault(
                         appt["appointment_id"], {k: appt[k] for k in SHOWN if k in appt}
                     )
-        return list(found.values())
+        held = [
+            {k: hold[k] for k in SHOWN_OF_HOLDS if k in hold}
+            for hold in self._list("holds", {**span, "state": "held"}, authorization)
+            if hold["hospital_id"] == hospital_id
+            and hold["slot"] in removed.get((hold.get("practitioner_id"), hold["date"]), ())
+        ]
+        return Stranded(list(found.values()), held)
 
-    def _appointments(self, hospital_id: str, status: str, dates: list[str], authorization: str):
-        """The hospital's appointments of `status` within `dates`' span, page after page."""
+    def _list(self, what: str, params: dict, authorization: str):
+        """The booking service's list `what` (`appointments`, `holds`) with these filters,
+        page after page."""
         page = 1
         while True:
             try:
                 resp = self.session.get(
-                    f"{self.booking_url}/api/appointments",
-                    params={
-                        "hospital_id": hospital_id,
-                        "status": status,
-                        "date_from": dates[0],
-                        "date_to": dates[-1],
-                        "page": page,
-                        "per_page": 500,
-                    },
+                    f"{self.booking_url}/api/{what}",
+                    params={**params, "page": page, "per_page": 500},
                     headers={"Authorization": authorization},
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
                 raise ServiceUnavailable(
-                    "Cannot check booked appointments: the booking service is unavailable"
+                    f"Cannot check booked {what}: the booking service is unavailable"
                 ) from exc
             if resp.status_code != 200:
                 raise ServiceUnavailable(
-                    f"Cannot check booked appointments (booking service said {resp.status_code})"
+                    f"Cannot check booked {what} (booking service said {resp.status_code})"
                 )
             body = resp.json()
-            yield from body["appointments"]
+            yield from body[what]
             if page * body.get("per_page", 500) >= body.get("total", 0):
                 return
             page += 1
@@ -129,6 +156,18 @@ SHOWN = (
     "status",
     "practitioner",
     "moving_to",
+)
+
+
+# ... and of each hold or waitlist offer.
+SHOWN_OF_HOLDS = (
+    "hold_id",
+    "date",
+    "slot",
+    "serial",
+    "practitioner_id",
+    "waitlist_id",
+    "expires_at",
 )
 
 

@@ -62,9 +62,11 @@ class HospitalSchema(Schema):
 
 
 class HospitalEditSchema(HospitalSchema):
-    """A replaced configuration; with `"force": true`, the appointments the edit stranded."""
+    """A replaced configuration; with `"force": true`, the appointments, holds and waitlist
+    offers the edit stranded."""
 
     stranded_appointments = fields.List(fields.Dict())
+    stranded_holds = fields.List(fields.Dict())
 
 
 class HospitalListSchema(Schema):

@@ -29,7 +29,7 @@ from shared.errors import (
 )
 from shared.slots import Day, Schedule
 
-from .conflicts import ConflictChecker, diff_documents
+from .conflicts import ConflictChecker, Stranded, diff_documents
 from .repository import HospitalRepository
 from .validation import validate_hospital, validate_practitioner
 
@@ -233,7 +233,7 @@ class EditRequest:
 @_one_edit_at_a_time
 def replace_hospital(
     ctx: Context, hospital_id: str, body: dict, edit: EditRequest
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, Stranded]:
     """Replace a configuration; returns it and the appointments it strands (when forced)."""
     current = _current_matching(ctx, hospital_id, edit.if_match)
     return _apply(ctx, current, _validated(body, hospital_id), edit, "replace")
@@ -247,7 +247,7 @@ def _editable(current: dict) -> dict:
 @_one_edit_at_a_time
 def put_practitioner(
     ctx: Context, hospital_id: str, practitioner_id: str, body: dict, edit: EditRequest
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, Stranded]:
     """Create or replace one doctor of a hospital: an edit of the hospital's configuration
     (its version, ETag, validation, conflict check and audit)."""
     current = _current_matching(ctx, hospital_id, edit.if_match)
@@ -262,7 +262,7 @@ def put_practitioner(
 @_one_edit_at_a_time
 def delete_practitioner(
     ctx: Context, hospital_id: str, practitioner_id: str, edit: EditRequest
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, Stranded]:
     """Remove one doctor of a hospital (refused while it strands active appointments,
     unless forced)."""
     current = _current_matching(ctx, hospital_id, edit.if_match)
@@ -278,7 +278,7 @@ def delete_practitioner(
 
 def _apply(
     ctx: Context, current: dict, doc: dict, edit: EditRequest, action: str
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, Stranded]:
     """Write a validated configuration in place of `current`; returns it and the
     appointments it strands (when forced).
 
@@ -293,11 +293,8 @@ def _apply(
     try:
         stranded = ctx.conflicts.stranded(current, doc, edit.now, edit.authorization)
         if stranded and not edit.force:
-            raise ScheduleConflict(
-                f"The change removes or closes slots holding {len(stranded)} active "
-                'appointment(s); send "force": true to apply it anyway',
-                appointments=stranded,
-            )
+            held = {"holds": stranded.holds} if stranded.holds else {}
+            raise ScheduleConflict(stranded.message(), appointments=stranded.appointments, **held)
     except BaseException:
         _publish(ctx, hospital_id, current["version"])  # lift the fence: nothing changed
         raise

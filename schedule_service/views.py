@@ -17,6 +17,7 @@ from shared.slots import parse_date
 from shared.web import SlotbookBlueprint, json_answer, no_store
 
 from . import service
+from .conflicts import Stranded
 from .schemas import (
     AvailableSchema,
     CalendarQueryArgsSchema,
@@ -122,11 +123,15 @@ def _edit_request(force: bool) -> service.EditRequest:
     )
 
 
-def _edited(outcome: tuple[dict, list[dict]]):
-    """An edit's answer: the hospital as it now is (with the appointments a forced edit
-    stranded) and its new ETag."""
+def _edited(outcome: tuple[dict, Stranded]):
+    """An edit's answer: the hospital as it now is (with the appointments, holds and offers
+    a forced edit stranded) and its new ETag."""
     hospital, stranded = outcome
-    answer = dict(hospital, stranded_appointments=stranded) if stranded else hospital
+    answer = dict(hospital)
+    if stranded.appointments:
+        answer["stranded_appointments"] = stranded.appointments
+    if stranded.holds:
+        answer["stranded_holds"] = stranded.holds
     return answer, {"ETag": _etag_of(hospital)}
 
 

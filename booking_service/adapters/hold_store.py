@@ -74,6 +74,20 @@ class HoldRepository(Records):
             if kept_until_ms(d) > now_ms
         }
 
+    def search(
+        self, query: dict, now_ms: int, page: int, per_page: int, live: bool = False
+    ) -> tuple[list[dict], int]:
+        """A page of the holds `query` (a MongoDB filter of plain fields) names, oldest
+        first, and their total. `live`: only those whose places the gate keeps at `now_ms`
+        (few: a hold lives minutes), counted here rather than by the database, since an
+        offer's place outlives its time (`kept_until_ms`)."""
+        cursor = self.col.find(query).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
+        if live:
+            found = [d for d in cursor if kept_until_ms(d) > now_ms]
+            return found[(page - 1) * per_page : page * per_page], len(found)
+        total = self.col.count_documents(query)
+        return list(cursor.skip((page - 1) * per_page).limit(per_page)), total
+
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         """Holds past their time still recorded as live: their places are given back."""
         return list(

@@ -21,6 +21,8 @@ def ensure_indexes(db: Database) -> None:
     # Entries whose outbox holds webhook events not relayed yet (adapters/outbox.py).
     db.waitlist.create_index("outbox_pending")
     db.waitlist.create_index("wait_guard", unique=True)
+    # A patient's live entries, one numbered mark each (core/waitlist.py, `_insert_counted`).
+    db.waitlist.create_index("quota_guard", unique=True, sparse=True)
     db.waitlist.create_index(
         [("hospital_id", ASCENDING), ("date", ASCENDING), ("status", ASCENDING)]
     )
@@ -63,9 +65,13 @@ class EntrySearch:
 class WaitlistRepository(Records):
     """The `waitlist` collection. `wait_guard` (unique) keeps one live entry per phone,
     hospital, doctor (or none) and date: `dup_guard`'s value while waiting or offered,
-    "x:<id>" after."""
+    "x:<id>" after; `quota_guard` (unique) keeps a patient's live entries within its limit."""
 
     collection = "waitlist"  # an insert: DuplicateKeyError when the phone waits already
+
+    def waits(self, wait_guard: str) -> bool:
+        """Whether a live entry holds this `wait_guard` (a phone waiting already)."""
+        return self.col.find_one({"wait_guard": wait_guard}, {"_id": 1}) is not None
 
     def waiting(self, hospital_id: str, practitioner_id: str | None, day: str) -> list[dict]:
         """The waiting entries of one hospital, doctor (or none) and date, first come first."""
@@ -80,10 +86,6 @@ class WaitlistRepository(Records):
             ).sort([("created_ms", ASCENDING), ("_id", ASCENDING)])
         )
 
-    def live_count(self, user_id: str) -> int:
-        """A user's entries waiting or offered."""
-        return self.col.count_documents({"user_id": user_id, "status": {"$in": list(LIVE_ENTRIES)}})
-
     def move(
         self,
         oid: ObjectId,
@@ -97,7 +99,12 @@ class WaitlistRepository(Records):
         the entry is not in it)."""
         if to_status not in LIVE_ENTRIES:  # ended: its phone may wait again; kept a while
             ended_ms = changes.get("updated_ms") or epoch_ms(utcnow())  # the change's own time
-            changes = {**changes, "wait_guard": f"x:{oid}", "ended_ms": ended_ms}
+            changes = {
+                **changes,
+                "wait_guard": f"x:{oid}",
+                "quota_guard": f"x:{oid}",
+                "ended_ms": ended_ms,
+            }
         return self.col.find_one_and_update(
             {"_id": oid, "status": from_status, **match},
             with_event({"$set": {"status": to_status, **changes}}, event),

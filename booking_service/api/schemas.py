@@ -122,6 +122,27 @@ class HoldSchema(Schema):
     appointment_id = fields.Str()
 
 
+class HoldListArgsSchema(PageArgsSchema):
+    """Filters (hospital, doctor, dates: staff and admin) and pagination. `state=held`: the
+    live holds and offers, whose places the gate keeps (what an edit's conflict check must
+    see)."""
+
+    hospital_id = Identifier()
+    practitioner_id = Identifier()
+    date_from = fields.Str()
+    date_to = fields.Str()
+    state = fields.Str(validate=validate.OneOf(["held", "used", "released", "expired"]))
+
+
+class HoldListSchema(Schema):
+    """A page of holds, oldest first."""
+
+    holds = fields.List(fields.Nested(HoldSchema), required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+    total = fields.Int(required=True)
+
+
 class WaitlistCreateSchema(StrictSchema):
     """Wait for a place of a day (of one slot, when given)."""
 

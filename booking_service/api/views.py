@@ -19,6 +19,8 @@ from booking_service.api.schemas import (
     BulkRequestSchema,
     BulkSchema,
     HoldCreateSchema,
+    HoldListArgsSchema,
+    HoldListSchema,
     HoldSchema,
     LoginSchema,
     PositionSchema,
@@ -296,10 +298,20 @@ class Holds(MethodView):
     @holds_blp.response(201, HoldSchema)
     @holds_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
-        """Hold a place (any signed-in user; at most HOLD_LIMIT live at once)."""
+        """Hold a place (any signed-in user; at most HOLD_LIMIT live holds and offers at
+        once)."""
         return json_answer(
             holds.hold(_ctx(), current_principal(), HoldPlace(**body), utcnow()), 201
         )
+
+    @require_auth()
+    @holds_blp.arguments(HoldListArgsSchema(), location="query")
+    @holds_blp.response(200, HoldListSchema)
+    @holds_blp.error_answers(400, 401)
+    def get(self, args):
+        """Holds: a patient's own; staff and admin: all, filtered (`state=held`: the live
+        ones)."""
+        return json_answer(holds.list_holds(_ctx(), current_principal(), args, utcnow()))
 
 
 # A hold's and a waitlist entry's ids have the appointments' canonical form (24 hex).

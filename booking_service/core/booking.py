@@ -43,6 +43,7 @@ from booking_service.core.places import (
     open_day,
     placed_with,
     slot_full,
+    still_published,
     take_place,
     units_of,
 )
@@ -203,11 +204,11 @@ def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: d
     strands a booking that was checked against the configuration it replaced.
     """
     try:
-        published = ctx.reader.published(schedule.hospital_id)
+        current = still_published(ctx, schedule)
     except redis.RedisError as exc:
         _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
-    if published.version != schedule.version:
+    if not current:
         _abandon(ctx, oid, REJECTED, now)
         raise ScheduleChanged(
             "The hospital's schedule changed while this booking was made; please try again"

@@ -3,7 +3,8 @@ the same atomic gate as bookings (lua/reserve.lua) and given back by the gate it
 time is up: a hold past its time never blocks a booking, whether or not anything swept it.
 
 Order of a hold, chosen so nothing can overbook and nothing outlives its time:
-1. the user's live holds are counted (Redis, atomically: at most HOLD_LIMIT at once);
+1. the user's live holds and offers are counted (Redis, atomically: at most HOLD_LIMIT at
+   once; a waitlist offer counts as a hold of the entry's owner);
 2. the gate takes the place, with the hold's expiry by Redis's clock;
 3. MongoDB records the hold (the rebuild restores live holds from it). A process that dies
    between 2 and 3 leaves a place that comes back by itself at the expiry; one that cannot
@@ -37,18 +38,22 @@ from booking_service.core.places import (
     open_day,
     records_ttl,
     slot_full,
+    still_published,
     units_of,
 )
 from booking_service.core.requests import HoldPlace
-from booking_service.core.shapes import public_hold
+from booking_service.core.shapes import page_answer, public_hold
 from shared.auth import Principal
 from shared.errors import (
     HoldExpired,
     HoldMismatch,
     HoldNotFound,
+    InvalidDate,
+    ScheduleChanged,
     ServiceUnavailable,
     TooManyHolds,
 )
+from shared.slots import parse_date
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +71,12 @@ def place_hold(
     request: HoldPlace,
     now: datetime,
     *,
-    limit: int | None,
+    limit: int,
     waitlist_id: str | None = None,
 ) -> dict:
     """Hold one place (an appointment type's units) of a slot for the hospital's
-    `hold_seconds`; returns the hold's record. `limit`: the user's live holds at most (None:
-    a waitlist offer, which the user did not ask for)."""
+    `hold_seconds`; returns the hold's record. `limit`: the user's live holds and offers at
+    most (`hold_limit`); a waitlist offer counts as a hold of the entry's owner."""
     hospital_id, day_text, slot_start = request.hospital_id, request.date, request.slot
     practitioner_id = request.practitioner_id
     day = open_day(ctx, hospital_id, day_text, practitioner_id)
@@ -83,15 +88,7 @@ def place_hold(
     oid = ObjectId()
     hold_id = str(oid)
     life_ms = configuration.hold_seconds * 1000
-    if limit is not None:
-        try:
-            counted = ctx.capacity.claim_hold_quota(
-                user_id, hold_id, epoch_ms(now) + life_ms, limit
-            )
-        except redis.RedisError as exc:
-            raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
-        if not counted:
-            raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
+    claim_quota(ctx, user_id, hold_id, epoch_ms(now) + life_ms, limit)
     field = hold_field(hold_id, offered=waitlist_id is not None)
     grace_ms = offer_grace_ms(ctx.config) if waitlist_id is not None else 0
     ttl = records_ttl(schedule, day.day, now)
@@ -136,14 +133,81 @@ def place_hold(
         give_back(ctx, doc)
         forget_quota(ctx, user_id, hold_id)
         raise ServiceUnavailable("Holds are unavailable: the database is down") from exc
+    _check_still_current(ctx, doc, schedule, now)
     return doc
+
+
+def _check_still_current(ctx: Context, doc: dict, schedule, now: datetime) -> None:
+    """After the hold's record: refuse unless the configuration checked is still the
+    published one, as a booking is (booking._check_still_current): an edit fences, then
+    looks for live holds in the slots it removes, so a hold written before the look is seen
+    by it and one written after reads the fence or the new version here."""
+    try:
+        current = still_published(ctx, schedule)
+    except redis.RedisError:
+        current = None
+    if current:
+        return
+    if ctx.holds.end(doc["_id"], HoldState.RELEASED, now) is not None:
+        give_back(ctx, doc)
+    forget_quota(ctx, doc["user_id"], str(doc["_id"]))
+    if current is None:
+        raise ServiceUnavailable("Holds are unavailable: the capacity store is down")
+    raise ScheduleChanged(
+        "The hospital's schedule changed while this hold was made; please try again"
+    )
 
 
 def hold(ctx: Context, who: Principal, request: HoldPlace, now: datetime) -> dict:
     """POST /api/holds: a place held for the caller."""
     count_change(ctx, who)
-    limit = ctx.config.desk_hold_limit if who.at_desk else ctx.config.hold_limit
-    return public_hold(place_hold(ctx, who.user_id, request, now, limit=limit))
+    return public_hold(
+        place_hold(ctx, who.user_id, request, now, limit=hold_limit(ctx, who.at_desk))
+    )
+
+
+def list_holds(ctx: Context, who: Principal, query: dict, now: datetime) -> dict:
+    """GET /api/holds: the caller's holds (staff and admin: all, filtered by hospital, doctor
+    and dates, what an edit's conflict check must see), oldest first. `state=held`: the live
+    ones, whose places the gate keeps (a waitlist offer's until its grace ends)."""
+    if who.at_desk:
+        for name in ("date_from", "date_to"):
+            if name in query and parse_date(query[name]) is None:
+                raise InvalidDate(f"{name} must be a date YYYY-MM-DD")
+        found = {n: query[n] for n in ("hospital_id", "practitioner_id") if n in query}
+        span = {
+            op: query[n] for op, n in (("$gte", "date_from"), ("$lte", "date_to")) if n in query
+        }
+        if span:
+            found["date"] = span
+    else:
+        found = {"user_id": who.user_id}  # a patient's own, whatever filters it sends
+    state = query.get("state")
+    if state is not None:
+        found["state"] = state
+    page, per_page = query["page"], query["per_page"]
+    docs, total = ctx.holds.search(
+        found, epoch_ms(now), page, per_page, live=state == HoldState.HELD
+    )
+    return page_answer("holds", [public_hold(d) for d in docs], page, per_page, total)
+
+
+def hold_limit(ctx: Context, at_desk: bool) -> int:
+    """The live holds and offers a user may have at once: HOLD_LIMIT (a desk's:
+    DESK_HOLD_LIMIT)."""
+    return ctx.config.desk_hold_limit if at_desk else ctx.config.hold_limit
+
+
+def claim_quota(ctx: Context, user_id: str, hold_id: str, until_ms: int, limit: int) -> None:
+    """Count a new hold or offer against its user's live ones, atomically (Redis): 429
+    too_many_holds when the user has `limit` already. Counted until `until_ms` or until
+    `forget_quota`."""
+    try:
+        counted = ctx.capacity.claim_hold_quota(user_id, hold_id, until_ms, limit)
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
+    if not counted:
+        raise TooManyHolds(f"At most {limit} live holds at once; use or release one first")
 
 
 def count_change(ctx: Context, who: Principal) -> None:
@@ -209,8 +273,7 @@ def give_back(ctx: Context, doc: dict) -> None:
 
 
 def forget_quota(ctx: Context, user_id: str, hold_id: str) -> None:
-    """The hold no longer counts against its user (a no-op for a hold never counted: a
-    waitlist offer's)."""
+    """The hold (or offer) no longer counts against its user."""
     try:
         ctx.capacity.free_hold_quota(user_id, hold_id)
     except redis.RedisError:

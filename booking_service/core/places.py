@@ -117,6 +117,12 @@ def read_day_counts(
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
 
 
+def still_published(ctx: Context, schedule: Schedule) -> bool:
+    """Whether the configuration `schedule` comes from is still the published one (an edit
+    fences it first: shared/versions.py); RedisError when Redis cannot answer."""
+    return ctx.reader.published(schedule.hospital_id).version == schedule.version
+
+
 def current_configuration(ctx: Context, hospital_id: str) -> Configuration:
     """The hospital's current configuration (for the reconciler)."""
     snapshot = read_day_counts(ctx, hospital_id, [])

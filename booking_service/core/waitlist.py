@@ -53,8 +53,10 @@ from shared.errors import (
     InvalidTransition,
     OutsideBookingWindow,
     PractitionerInactive,
+    ServiceUnavailable,
     SlotFull,
     SlotNotFound,
+    TooManyHolds,
     TooManyWaitlistEntries,
     WaitlistDuplicate,
     WaitlistEntryNotFound,
@@ -87,10 +89,6 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
         check_bookable(schedule, day, slot_start, now)
     elif not planned.slots:
         raise SlotNotFound(f"{day_text} has no slots to wait for")
-    if ctx.waitlist.live_count(who.user_id) >= ctx.config.waitlist_limit and not who.at_desk:
-        raise TooManyWaitlistEntries(
-            f"At most {ctx.config.waitlist_limit} waitlist entries at once"
-        )
     oid = ObjectId()
     doc = {
         "_id": oid,
@@ -106,15 +104,38 @@ def join(ctx: Context, who: Principal, request: JoinWaitlist, now: datetime) -> 
         "wait_guard": dup_guard(hospital_id, day_text, request.patient["phone"], practitioner_id),
         "created_ms": epoch_ms(now),
     }
+    if who.at_desk:
+        doc["desk"] = True  # its offers count against the desk's hold limit
+    limit = None if who.at_desk else ctx.config.waitlist_limit
     try:
-        ctx.waitlist.insert(doc)
+        counted = _insert_counted(ctx, doc, limit)
     except DuplicateKeyError as exc:
         raise WaitlistDuplicate(
             f"{request.patient['phone']} is already waiting for {hospital_id} on {day_text}"
         ) from exc
+    if not counted:
+        raise TooManyWaitlistEntries(f"At most {limit} waitlist entries at once")
     # A place may be free already (or have come back while this entry was written).
     place_freed(ctx, hospital_id, practitioner_id, day_text, now)
     return answer(ctx, ctx.waitlist.get(oid) or doc)
+
+
+def _insert_counted(ctx: Context, doc: dict, limit: int | None) -> bool:
+    """Write a new entry as one of its user's `limit` live entries at most (None: no limit),
+    exactly under concurrent joins: each live entry of a limited user takes one of `limit`
+    numbered marks (`quota_guard` "<user>#<k>", unique in MongoDB) until it ends. False when
+    every mark is taken; DuplicateKeyError when the phone waits already."""
+    if limit is None:
+        ctx.waitlist.insert(doc)
+        return True
+    for mark in range(limit):
+        try:
+            ctx.waitlist.insert({**doc, "quota_guard": f"{doc['user_id']}#{mark}"})
+            return True
+        except DuplicateKeyError:
+            if ctx.waitlist.waits(doc["wait_guard"]):
+                raise
+    return False
 
 
 def answer(ctx: Context, doc: dict) -> dict:
@@ -245,12 +266,15 @@ def _offer(ctx: Context, entry: dict, slots: list[str], now: datetime) -> str | 
             slot=slot,
             appointment_type=entry.get("appointment_type"),
         )
+        limit = holds.hold_limit(ctx, entry.get("desk", False))
         try:
             hold = holds.place_hold(
-                ctx, entry["user_id"], target, now, limit=None, waitlist_id=str(entry["_id"])
+                ctx, entry["user_id"], target, now, limit=limit, waitlist_id=str(entry["_id"])
             )
         except SlotFull:
             continue
+        except TooManyHolds:
+            break  # its owner holds as many places as it may: it waits on, the place goes on
         except DomainError as exc:  # the slot started, the day closed, ...
             log.info("waitlist %s: no offer in %s: %s", entry["_id"], slot, exc.message)
             continue
@@ -312,6 +336,16 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
         if claimed is None:
             continue  # another process offers it something
         oid = ObjectId()
+        try:  # an offer counts as a hold of the entry's owner
+            until_ms = epoch_ms(now) + configuration.hold_seconds * 1000
+            limit = holds.hold_limit(ctx, entry.get("desk", False))
+            holds.claim_quota(ctx, entry["user_id"], str(oid), until_ms, limit)
+        except TooManyHolds:
+            ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
+            continue  # it waits on; the place goes to the next entry
+        except ServiceUnavailable:
+            ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
+            return None
         field = hold_field(str(oid), offered=True)
         try:
             outcome, serial, kept_until_ms = ctx.capacity.pass_hold(
@@ -321,6 +355,7 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
         except redis.RedisError:
             outcome = None
         if outcome != Gate.TAKEN:
+            holds.forget_quota(ctx, entry["user_id"], str(oid))
             ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
             return None
         passed = {  # the same place (and serial), now the entry's
@@ -342,9 +377,11 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
         except PyMongoError:
             log.warning("waitlist %s: passed offer not recorded; its place is freed", oid)
             holds.give_back(ctx, passed)
+            holds.forget_quota(ctx, entry["user_id"], str(oid))
             ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
             return None
         ended = ctx.holds.end(hold["_id"], state, now) or {**hold, "state": state}
+        holds.forget_quota(ctx, hold["user_id"], str(hold["_id"]))
         _offer_over(ctx, ended, now)
         _offered(ctx, claimed, passed, now)
         return ended

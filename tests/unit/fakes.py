@@ -608,6 +608,24 @@ class FakeHolds:
             ][:limit]
         )
 
+    def search(self, query: dict, now_ms: int, page: int, per_page: int, live: bool = False):
+        """The plain fields of `query`, and `date` as a {"$gte", "$lte"} span."""
+
+        def matches(doc: dict) -> bool:
+            for name, wanted in query.items():
+                if name == "date":
+                    low, high = wanted.get("$gte", ""), wanted.get("$lte", "9999")
+                    if not low <= doc["date"] <= high:
+                        return False
+                elif doc.get(name) != wanted:
+                    return False
+            return not live or kept_until_ms(doc) > now_ms
+
+        found = sorted(
+            (d for d in self.docs.values() if matches(d)), key=lambda d: (d["created_ms"], d["_id"])
+        )
+        return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
+
 
 class FakeWaitlist:
     """WaitlistRepository in memory, with its unique `wait_guard`."""
@@ -616,9 +634,13 @@ class FakeWaitlist:
         self.docs: dict[ObjectId, dict] = {}
 
     def insert(self, doc: dict) -> None:
-        if any(d["wait_guard"] == doc["wait_guard"] for d in self.docs.values()):
-            raise DuplicateKeyError(f"wait_guard {doc['wait_guard']}")
+        for guard in ("wait_guard", "quota_guard"):
+            if guard in doc and any(d.get(guard) == doc[guard] for d in self.docs.values()):
+                raise DuplicateKeyError(f"{guard} {doc[guard]}")
         self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    def waits(self, wait_guard: str) -> bool:
+        return any(d["wait_guard"] == wait_guard for d in self.docs.values())
 
     def get(self, oid) -> dict | None:
         doc = self.docs.get(oid)
@@ -637,11 +659,6 @@ class FakeWaitlist:
             )
         )
 
-    def live_count(self, user_id: str) -> int:
-        return sum(
-            d["user_id"] == user_id and d["status"] in LIVE_ENTRIES for d in self.docs.values()
-        )
-
     def move(self, oid, from_status, to_status, changes, event=None, **match) -> dict | None:
         doc = self.docs.get(oid)
         if doc is None or doc["status"] != from_status:
@@ -650,7 +667,12 @@ class FakeWaitlist:
             return None
         if to_status not in LIVE_ENTRIES:
             ended_ms = changes.get("updated_ms") or epoch_ms(utcnow())  # the change's own time
-            changes = {**changes, "wait_guard": f"x:{oid}", "ended_ms": ended_ms}
+            changes = {
+                **changes,
+                "wait_guard": f"x:{oid}",
+                "quota_guard": f"x:{oid}",
+                "ended_ms": ended_ms,
+            }
         doc.update(status=to_status, **copy.deepcopy(changes))
         if event is not None:
             doc["outbox"] = [*doc.get("outbox", []), orjson.dumps(event).decode()]

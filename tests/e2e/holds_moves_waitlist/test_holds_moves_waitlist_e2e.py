@@ -484,3 +484,66 @@ def test_a_waiting_entry_is_left_through_the_gateway(gateway, admin):
     assert left.status_code == 200 and left.json()["status"] == "cancelled"
     assert waiter.delete(path).json()["status"] == "cancelled"  # idempotent
     assert waiter.get("/api/waitlist?status=waiting").json()["total"] == 0
+
+
+def test_an_edit_without_force_sees_a_hold_and_an_offer_in_a_removed_slot(gateway, admin):
+    """Issue 22, edits see every place: a hold (and, by the same list, a waitlist offer) in
+    the slot an edit removes refuses the edit with 409 schedule_conflict naming it, where the
+    edit used to apply and leave the hold in a slot the configuration no longer has. Forced,
+    the edit applies and names what it stranded."""
+    hid, day = new_hospital(admin, 1), next_weekday(6)
+    for slot in ("09:00", "10:00"):
+        admin.post("/api/appointments", booking(hid, day, slot, phone=f"+88017333335{slot[:2]}"))
+    holder, waiter = gateway.new_patient(), gateway.new_patient()
+    held = holder.post("/api/holds", hold_body(hid, day, "11:00")).json()
+    entry = waiter.post(
+        "/api/waitlist",
+        {"hospital_id": hid, "date": str(day), "patient": {"name": "W", "phone": "+8801744444447"}},
+    ).json()
+    assert entry["status"] == "waiting"
+    assert holder.delete(f"/api/holds/{held['hold_id']}").status_code == 204  # offered on
+    offer = waiter.get(f"/api/waitlist/{entry['waitlist_id']}").json()
+    assert (offer["status"], offer["offered_slot"]) == ("offered", "11:00")
+    listed = admin.get(
+        "/api/holds",
+        params={"hospital_id": hid, "date_from": str(day), "date_to": str(day), "state": "held"},
+    ).json()
+    assert [h["hold_id"] for h in listed["holds"]] == [offer["hold_id"]]
+    edit = hospital_doc(hid, max_appointments_per_slot=1, hold_seconds=30)
+    edit["schedule"] = {
+        str(d): {"slots": [{"start": f"{h:02d}:00", "end": f"{h + 1:02d}:00"} for h in (9, 10)]}
+        for d in range(7)
+    }
+    body = assert_error_shape(
+        admin.put(f"/api/dynamic-slots/hospitals/{hid}", edit), 409, "schedule_conflict"
+    )
+    assert body["appointments"] == []
+    assert [(h["hold_id"], h["waitlist_id"]) for h in body["holds"]] == [
+        (offer["hold_id"], entry["waitlist_id"])
+    ]
+    forced = admin.put(f"/api/dynamic-slots/hospitals/{hid}", {**edit, "force": True})
+    assert forced.status_code == 200, forced.text
+    assert [h["hold_id"] for h in forced.json()["stranded_holds"]] == [offer["hold_id"]]
+
+
+def test_concurrent_joins_never_pass_the_waitlist_limit(gateway, admin):
+    """Issue 22, squatting: 60 concurrent joins by one patient (each another phone) gave it 7
+    live entries of WAITLIST_LIMIT (5); now exactly 5, the others 429."""
+    hid, day = new_hospital(admin, 1), next_weekday(6)
+    patient = gateway.new_patient()
+
+    def join(n: int):
+        body = {"hospital_id": hid, "date": str(day),
+                "patient": {"name": "W", "phone": f"+88017555{n:05d}"}}  # fmt: skip
+        return patient.post("/api/waitlist", body)
+
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(join, range(60)))
+    made = [r for r in answers if r.status_code == 201]
+    assert len(made) == 5, sorted(r.status_code for r in answers)
+    for resp in answers:
+        if resp.status_code != 201:
+            assert_error_shape(resp, 429)
+    live = patient.get("/api/waitlist", params={"status": "waiting"}).json()
+    offered = patient.get("/api/waitlist", params={"status": "offered"}).json()
+    assert live["total"] + offered["total"] == 5

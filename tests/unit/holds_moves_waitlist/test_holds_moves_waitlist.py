@@ -24,8 +24,10 @@ from shared.errors import (
     DuplicateBooking,
     HoldExpired,
     HoldMismatch,
+    InvalidDate,
     InvalidTransition,
     RateLimited,
+    ScheduleChanged,
     ServiceUnavailable,
     SlotFull,
     TooManyHolds,
@@ -488,6 +490,56 @@ def test_a_move_under_way_is_listed_where_it_is_going(setup, monkeypatch):
     assert own["moving_to"] == {"date": SUN, "slot": "17:00"}
 
 
+def test_a_hold_placed_while_an_edit_began_is_refused_and_gives_its_place_back(setup, monkeypatch):
+    """Issue 22, edits see every place: a hold is checked against the configuration again
+    after its record is written, as a booking is; an edit's fence (or new version) refuses it
+    with 409 schedule_changed, its place and its quota given back, its record released."""
+    ctx, schedules = setup
+    insert = ctx.holds.insert
+
+    def insert_then_edit(doc):
+        insert(doc)
+        schedules.begin_edit("h1")
+
+    monkeypatch.setattr(ctx.holds, "insert", insert_then_edit)
+    with pytest.raises(ScheduleChanged):
+        holds.hold(ctx, PATIENT, HoldPlace(**place()), NOW)
+    (doc,) = ctx.holds.docs.values()
+    assert doc["state"] == "released"
+    assert counts(ctx) == {}
+    monkeypatch.setattr(ctx.holds, "insert", insert)
+    schedules.publish(hospital(version=2))
+    assert [h["state"] for h in hold_both_sunday_places(ctx)] == ["held", "held"]  # quota
+
+
+def test_live_holds_and_offers_are_listed_for_an_edits_check(setup):
+    """GET /api/holds: staff see every hold of a hospital's dates (`state=held`: those whose
+    places the gate keeps, offers included); a patient only its own."""
+    ctx, _ = setup
+    mine = holds.hold(ctx, PATIENT, HoldPlace(**place("17:00", SUN)), NOW)
+    a, _, offer = offered_to_first_of_two(ctx)
+    gone = holds.hold(ctx, OTHER, HoldPlace(**place("17:00", SUN)), NOW)
+    waitlist.release_hold(ctx, OTHER, gone["hold_id"], NOW)
+    page = {"page": 1, "per_page": 20}
+
+    def listed(who, **query) -> list[str]:
+        return [h["hold_id"] for h in holds.list_holds(ctx, who, {**query, **page}, NOW)["holds"]]
+
+    span = {"hospital_id": "h1", "date_from": SAT, "date_to": SUN}
+    assert set(listed(STAFF, **span, state="held")) == {mine["hold_id"], str(offer["_id"])}
+    saturday = {**span, "date_to": SAT}
+    assert listed(STAFF, **saturday, state="held") == [str(offer["_id"])]
+    assert gone["hold_id"] in listed(STAFF, **span)
+    assert listed(OTHER, **span) == [gone["hold_id"]]  # its own, whatever it filters by
+    # past its time (and an offer past its grace) a hold is no longer live
+    late = later(ctx, 3600)
+    answer = holds.list_holds(ctx, STAFF, {**span, "state": "held", **page}, late)
+    assert (answer["holds"], answer["total"]) == ([], 0)
+    with pytest.raises(InvalidDate):
+        holds.list_holds(ctx, STAFF, {"date_from": "2026-13-01", **page}, NOW)
+    assert a["status"] == "waiting"
+
+
 # --- waitlist --------------------------------------------------------------------------------
 
 
@@ -858,3 +910,55 @@ def test_a_pass_that_dies_before_mongodb_records_it_loses_nothing(setup, monkeyp
 def clock(ctx) -> datetime:
     """The gate's clock as now (`later` moves it on)."""
     return datetime.fromtimestamp(ctx.capacity.clock_ms / 1000, tz=UTC)
+
+
+# --- one quota: offers count as holds (issue 22) ------------------------------------------
+
+
+def hold_both_sunday_places(ctx, who=PATIENT) -> list[dict]:
+    """`who` holds two places of Sunday: HOLD_LIMIT (2) reached."""
+    return [holds.hold(ctx, who, HoldPlace(**place("17:00", SUN)), NOW) for _ in range(2)]
+
+
+def test_an_offer_and_a_hold_count_together_against_the_hold_limit(setup):
+    ctx, _ = setup
+    holds.hold(ctx, PATIENT, HoldPlace(**place("17:00", SUN)), NOW)
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    mine = waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body("+8801755555551")), NOW)
+    cancel.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    assert entry(ctx, mine)["status"] == "offered"  # one hold, one offer: the limit
+    with pytest.raises(TooManyHolds):
+        holds.hold(ctx, PATIENT, HoldPlace(**place("17:00", SUN)), NOW)
+    # the offer given back (declined), a hold can be made again
+    waitlist.leave(ctx, PATIENT, mine["waitlist_id"], NOW)
+    assert holds.hold(ctx, PATIENT, HoldPlace(**place("17:00", SUN)), NOW)["state"] == "held"
+
+
+def test_a_patient_at_the_hold_limit_is_not_offered_and_the_place_goes_to_the_next(setup):
+    ctx, _ = setup
+    hold_both_sunday_places(ctx)
+    booked, _ = fill(ctx, "17:00")
+    fill(ctx, "18:00")
+    mine = waitlist.join(ctx, PATIENT, JoinWaitlist(**wait_body("+8801755555551")), NOW)
+    theirs = waitlist.join(ctx, OTHER, JoinWaitlist(**wait_body("+8801755555552")), NOW)
+    cancel.cancel(ctx, STAFF, booked["appointment_id"], NOW)
+    assert entry(ctx, mine)["status"] == "waiting"  # first in line, but holds its limit
+    assert entry(ctx, theirs)["status"] == "offered"
+    assert counts(ctx)["o:17:00"] == 1
+
+
+def test_a_passed_offer_skips_an_entry_whose_owner_holds_its_limit(setup):
+    ctx, _ = setup
+    a, b, offer = offered_to_first_of_two(ctx)  # PATIENT offered, OTHER waits
+    others = hold_both_sunday_places(ctx, OTHER)
+    third = waitlist.join(ctx, THIRD, JoinWaitlist(**wait_body("+8801755555553")), NOW)
+    waitlist.leave(ctx, PATIENT, a["waitlist_id"], NOW)  # declined: passed on
+    assert entry(ctx, b)["status"] == "waiting"
+    passed = entry(ctx, third)
+    assert passed["status"] == "offered"
+    assert ctx.holds.get(ObjectId(passed["hold_id"]))["serial"] == offer["serial"]
+    # the declined offer no longer counts against PATIENT: two holds of its own fit again
+    for made in others:
+        waitlist.release_hold(ctx, OTHER, made["hold_id"], NOW)
+    assert [h["state"] for h in hold_both_sunday_places(ctx)] == ["held", "held"]
