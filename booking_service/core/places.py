@@ -1,9 +1,30 @@
-"""Places: what every way of taking a place (a booking, a hold, a move, a waitlist offer)
-is checked against, and the gate steps they share.
+"""Places: the ledger every way of taking a place (a booking, a hold, a move, a waitlist
+offer) is checked against, and the gate steps they share.
 
-- `open_day` reads the published configuration version and the day's counts in one round
-  trip, with the schedule a place is taken in (the doctor's, or the hospital's own);
-  `Day.check` then checks the slot (bookable now, and room for the units asked).
+The protocol, one for every owner of a place (an appointment, a hold, an offer, a move's
+target):
+1. Check: `open_day` reads the published configuration version and the day's counts in one
+   round trip; `Day.check` checks the slot (bookable now, room for the units asked).
+   Quotas are counted before anything is taken: BOOKING_LIMIT (limits.py), HOLD_LIMIT for
+   holds and offers together and WAITLIST_LIMIT for entries (both exact: holds.claim_quota,
+   waitlist._insert_counted).
+2. Record and gate. An appointment or a move writes its record first (`pending`, or
+   `moving` with a token), then takes its place at the gate (`take_place`): a place at the
+   gate always has a record that will commit or be released. A hold or an offer takes its
+   place first, with its expiry by Redis's clock, then writes its record: a place whose
+   record was never written frees itself at that expiry.
+3. Still current: after both, the published version is read again (`still_published`); an
+   admin edit fences first and then looks for every place in the slots it removes
+   (appointments, moves under way, live holds and offers), so an owner is either seen by
+   the edit or refused `409 schedule_changed` here, its place given back.
+4. Commit: a conditional update on the state it expects (`pending` -> `confirmed`, the
+   move's token, `held` -> `used`); the loser of a race gets 409 and gives back what it took.
+5. Free: every end of an owner frees its place in the same step (`free_place`, the gate's
+   scripts for a hold turned appointment or an offer passed on), or leaves a mark the
+   reconciler frees (`pending` past PENDING_TIMEOUT_SECONDS, `moving`, `release_pending`, a
+   hold past its time). A refused booking's place is freed whether or not it took one: a
+   rebuild may have restored it.
+
 - `take_place` takes a place at the gate (a new one, or a live hold's), rebuilding a day
   Redis lost from MongoDB first (`rebuild_day`); `free_place` gives an appointment's back.
 - `find_visible` / `find_owned`: the records a caller may see.
