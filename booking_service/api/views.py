@@ -298,8 +298,7 @@ class Holds(MethodView):
     @holds_blp.response(201, HoldSchema)
     @holds_blp.error_answers(400, 401, 404, 409, 422, 429, 503)
     def post(self, body):
-        """Hold a place (any signed-in user; at most HOLD_LIMIT live holds and offers at
-        once)."""
+        """Hold a place (any signed-in user; HOLD_LIMIT live holds and offers at most)."""
         return json_answer(
             holds.hold(_ctx(), current_principal(), HoldPlace(**body), utcnow()), 201
         )
