@@ -49,7 +49,7 @@ def create_app(
     # The integrations (API.md, "Integrations"): FHIR R4, iCalendar, webhooks; background work
     # (the webhook deliveries) runs where the reconciler does.
     run = cfg.reconciler_enabled if start_reconciler is None else start_reconciler
-    fhir.init_app(app, api, context, cfg, run)
+    fhir.init_app(app, api, context, cfg, run, services.hospitals)
     calendars.init_app(app, api, services.feeds, cfg)
     webhooks.init_app(app, api, services.webhooks, run)
     if run:

@@ -2,12 +2,13 @@
 
 `bootstrap` returns `Services`: the core's `Context` (the repositories, the capacity gate, the
 schedule service's client: what the service layer works with) and beside it the stores of the
-integrations (the feed store of calendars/, the webhooks' stores and sender). The integrations'
-stores are not in the Context because the core sits below the integrations and never imports
-them; each integration's `init_app` is handed its own. `create_app(config)` builds Services
-from the settings (`shared.web.connect(app, bootstrap, ensure_indexes)`); a unit test builds
-the same from fakes (tests/unit/fakes.py, `fake_services`) and passes it to
-`create_app(config, services=...)`, so no test puts an adapter into a running app.
+integrations (the feed store of calendars/, the webhooks' stores and sender, the list of
+hospitals FHIR's searches list). The integrations' stores are not in the Context because the
+core sits below the integrations and never imports them; each integration's `init_app` is
+handed its own. `create_app(config)` builds Services from the settings
+(`shared.web.connect(app, bootstrap, ensure_indexes)`); a unit test builds the same from fakes
+(tests/unit/fakes.py, `fake_services`) and passes it to `create_app(config, services=...)`, so
+no test puts an adapter into a running app.
 
 `ensure_indexes` makes every index of the service (idempotent), each store module's own:
 nothing else creates an index.
@@ -34,6 +35,7 @@ from booking_service.adapters.waitlist_store import WaitlistRepository
 from booking_service.core.context import Context
 from booking_service.integrations.calendars import store as feeds_store
 from booking_service.integrations.calendars.store import FeedRepository
+from booking_service.integrations.fhir.directory import Directory, HospitalList
 from booking_service.integrations.webhooks import store as webhooks_store
 from booking_service.integrations.webhooks.service import Webhooks, destinations_checked
 from booking_service.integrations.webhooks.store import DeliveryStore, OutboxSources, WebhookStore
@@ -52,15 +54,15 @@ class Services:
     context: Context
     feeds: FeedRepository
     webhooks: Webhooks
+    hospitals: Directory | None = None  # FHIR's listings (None: they answer 503)
 
 
 def bootstrap(cfg: Config, db: Database, client) -> Services:
     """The services over MongoDB `db`, the Redis `client` and the schedule service's API."""
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))
-    source = ScheduleSource(
-        session, cfg.schedule_service_url, (cfg.upstream_connect_timeout, cfg.upstream_read_timeout)
-    )
+    timeout = (cfg.upstream_connect_timeout, cfg.upstream_read_timeout)
+    source = ScheduleSource(session, cfg.schedule_service_url, timeout)
     context = Context(
         config=cfg,
         appointments=AppointmentRepository(db),
@@ -81,7 +83,12 @@ def bootstrap(cfg: Config, db: Database, client) -> Services:
         sources=OutboxSources(db),
         sender=HttpSender(guarded=destinations_checked(cfg)),
     )
-    return Services(context=context, feeds=FeedRepository(db), webhooks=webhooks)
+    return Services(
+        context=context,
+        feeds=FeedRepository(db),
+        webhooks=webhooks,
+        hospitals=HospitalList(session, cfg.schedule_service_url, timeout),
+    )
 
 
 def ensure_indexes(db: Database) -> None:

@@ -10,6 +10,7 @@ What maps to what, module by module:
 - outcomes: every error is an `OperationOutcome` whose `details` carry our stable reason;
 - bundles: searchset Bundles; datatypes: instants, References, the media type;
 - params: the search parameters and the CapabilityStatement;
+- directory: every hospital and its doctors, for the searches that list them;
 - service: the use cases (no Flask); routes: the HTTP layer (`init_app` registers it).
 """
 

@@ -34,8 +34,13 @@ from shared.slots import parse_date
 # Results: `_count` (page size) and the page positions of `next` links.
 SLOT_COUNT = (100, 500)  # (default, maximum)
 APPOINTMENT_COUNT = (50, 200)
+# Location, Practitioner and Schedule searches. A search by _id or actor without _count
+# answers every match at once (at most MAX_LIST hospitals' schedules), as it always has.
+LISTING_COUNT = (50, 200)
 MAX_PAGE = 100_000
 MAX_LIST = 10  # values of one parameter (`a,b,c`: any of them)
+# `_summary`: `count` answers the number of matches only; `false` is the whole answer.
+SUMMARIES = ("count", "false")
 # `_format`: JSON only, however a client names it.
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
 
@@ -49,7 +54,31 @@ class Param:
     documentation: str
 
 
+def _paging(bounds: tuple[int, int], default_note: str = "") -> tuple[Param, ...]:
+    """`_count` and `_page` of a search paged by page numbers."""
+    return (
+        Param("_count", "number", f"page size, 1..{bounds[1]} (default {bounds[0]}{default_note})"),
+        Param("_page", "number", f"page number, 1..{MAX_PAGE} (the Bundle's next link)"),
+    )
+
+
+_SUMMARY = Param(
+    "_summary",
+    "token",
+    "count: a searchset Bundle with the number of matches (total) and no entries",
+)
+
 SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
+    "Location": (
+        Param("_id", "token", f"Location ids, comma separated (at most {MAX_LIST})"),
+        *_paging(LISTING_COUNT),
+        _SUMMARY,
+    ),
+    "Practitioner": (
+        Param("_id", "token", f"Practitioner ids, comma separated (at most {MAX_LIST})"),
+        *_paging(LISTING_COUNT),
+        _SUMMARY,
+    ),
     "Schedule": (
         Param("_id", "token", "Schedule ids, comma separated (at most 10)"),
         Param(
@@ -59,6 +88,8 @@ SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
             "Practitioner/<id> (that doctor's); comma separated (at most 10)",
         ),
         Param("active", "token", "true or false"),
+        *_paging(LISTING_COUNT, "; by _id or actor: every match"),
+        _SUMMARY,
     ),
     "Slot": (
         Param("schedule", "reference", "Schedule/<id> (required, one)"),
@@ -72,6 +103,7 @@ SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("status", "token", "free, busy, busy-unavailable (comma separated)"),
         Param("_count", "number", f"page size, 1..{SLOT_COUNT[1]} (default {SLOT_COUNT[0]})"),
         Param("_cursor", "string", "where a page starts: follow the Bundle's next link"),
+        _SUMMARY,
     ),
     "Appointment": (
         Param("_id", "token", "Appointment ids (24 hex), comma separated (at most 10)"),
@@ -91,6 +123,7 @@ SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
             f"page size, 1..{APPOINTMENT_COUNT[1]} (default {APPOINTMENT_COUNT[0]})",
         ),
         Param("_page", "number", f"page number, 1..{MAX_PAGE} (the Bundle's next link)"),
+        _SUMMARY,
     ),
 }
 # Accepted everywhere (metadata and reads too).
@@ -148,10 +181,22 @@ def listed(args, name: str) -> list[str] | None:
     value = single(args, name)
     if value is None:
         return None
+    # (counted before it is split: a list of 10,000 values is refused as cheaply as 11)
+    if value.count(",") >= MAX_LIST:
+        raise invalid(name, f"must be 1 to {MAX_LIST} values separated by commas")
     items = value.split(",")
-    if len(items) > MAX_LIST or any(item == "" for item in items):
+    if any(item == "" for item in items):
         raise invalid(name, f"must be 1 to {MAX_LIST} values separated by commas")
     return items
+
+
+def summary_count(args) -> bool:
+    """`_summary`: True for `count` (the number of matches only); `false`, or absent: the
+    whole answer."""
+    value = single(args, "_summary")
+    if value is not None and value not in SUMMARIES:
+        raise invalid("_summary", "only count (and false) are supported")
+    return value == "count"
 
 
 def count(args, bounds: tuple[int, int]) -> int:
@@ -323,24 +368,29 @@ def write_cursor(day: date, start: str) -> str:
 
 
 def appointment_ids(args) -> list[str] | None:
-    """`_id`: appointment ids (24 lowercase hex digits)."""
+    """`_id`: appointment ids (24 lowercase hex digits), each once, in the order given."""
     values = listed(args, "_id")
     if values is None:
         return None
     for value in values:
         if not is_appointment_id(value):
             raise invalid("_id", f"{value!r} is not an appointment id (24 lowercase hex)")
-    return values
+    return list(dict.fromkeys(values))
 
 
 def schedule_ids(args) -> list[tuple[str, str | None]] | None:
     """`_id` of a Schedule search: (hospital, doctor or None) of each."""
+    return resource_ids(args, "Schedule", fhir_ids.read_schedule)
+
+
+def resource_ids(args, kind: str, read) -> list | None:
+    """`_id` of a search of `kind`: what each id names (`read`: a fhir_ids reader), each
+    once, in the order given; 400 for an id that is not one `encode` writes."""
     values = listed(args, "_id")
     if values is None:
         return None
-    return [
-        decoded("_id", reference_id("_id", v, "Schedule"), fhir_ids.read_schedule) for v in values
-    ]
+    found = [decoded("_id", reference_id("_id", v, kind), read) for v in values]
+    return list(dict.fromkeys(found))
 
 
 def appointment_statuses(args) -> set[str] | None:
@@ -359,18 +409,28 @@ def slot_statuses(args) -> set[str] | None:
 # What this server does: the CapabilityStatement lists exactly this, nothing more.
 
 INTERACTIONS: dict[str, tuple[str, ...]] = {
-    "Location": ("read",),
-    "Practitioner": ("read",),
+    "Location": ("read", "search-type"),
+    "Practitioner": ("read", "search-type"),
     "Schedule": ("read", "search-type"),
     "Slot": ("read", "search-type"),
     "Appointment": ("read", "search-type", "create"),
 }
 _DOCUMENTATION = {
-    "Location": "A hospital (public). Id: the hospital's id (see ids).",
-    "Practitioner": "A doctor of a hospital (public). Id: <hospital>.<doctor>.",
+    "Location": (
+        "A hospital (public). Id: the hospital's id (see ids). A search without _id lists "
+        "every hospital, ordered by id, paged by _count (the next page is the Bundle's next "
+        "link); Bundle.total is the number of matches."
+    ),
+    "Practitioner": (
+        "A doctor of a hospital (public). Id: <hospital>.<doctor>. A search without _id "
+        "lists every doctor of every hospital, ordered by hospital and doctor, paged by "
+        "_count (the Bundle's next link); Bundle.total is the number of matches."
+    ),
     "Schedule": (
-        "One per hospital (its own slots) and one per doctor (public). Search needs _id or "
-        "actor: hospitals are found by id, there is no list of them."
+        "One per hospital (its own slots) and one per doctor (public). A search without _id "
+        "or actor lists every Schedule (each hospital's own, then its doctors'), paged by "
+        "_count (the Bundle's next link); by _id or actor, every match is one page unless "
+        "_count is given. Bundle.total is the number of matches."
     ),
     "Slot": (
         "Computed from the hospital's configuration (public; nothing is stored). Only dates "
@@ -437,7 +497,9 @@ def capability_statement(base_url: str) -> CapabilityStatement:
                     "JSON only. Ids: our ids with each _ written .. and parts joined by . "
                     "(an id over 64 characters once written cannot be served). Errors are "
                     "OperationOutcomes whose details.coding (system " + ERROR_SYSTEM + ") is "
-                    "the REST API's reason. Unknown search parameters are refused (400)."
+                    "the REST API's reason. Unknown search parameters are refused (400). "
+                    "_id takes a comma-separated list (at most " + str(MAX_LIST) + ") "
+                    "wherever it is accepted; every search takes _summary=count."
                 ),
                 "security": {
                     "description": (

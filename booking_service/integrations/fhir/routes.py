@@ -2,9 +2,12 @@
 
 Each view checks its request (search parameters: fhir_params; ids: fhir_ids; a create's
 body: appointment_create.booking_request), calls one use case of fhir_service and answers the
-resource as `application/fhir+json`. A create books through the same gate as
-POST /api/appointments: the REST API's schema, the booking limit, Idempotency-Key, the
-booking metric, then `booking.book`.
+resource as `application/fhir+json`. A search answers a searchset Bundle whose `total` is the
+number of matches (Slot: when one page holds them all) and whose `next` link is the next page;
+`_summary=count` answers the total alone. Searches without _id list what there is: the
+hospitals and their doctors come from the schedule service's list (directory.py). A create
+books through the same gate as POST /api/appointments: the REST API's schema, the booking
+limit, Idempotency-Key, the booking metric, then `booking.book`.
 
 Errors: every layer answers in the contract's error shape (shared/errors.py); an
 after_request hook of the app turns every error answer on a /fhir path (the router's 404 and
@@ -31,11 +34,12 @@ from booking_service.integrations.fhir import service as fhir_service
 from booking_service.integrations.fhir.appointment_create import booking_request
 from booking_service.integrations.fhir.bundles import searchset
 from booking_service.integrations.fhir.datatypes import MEDIA_TYPE
+from booking_service.integrations.fhir.directory import Directory, Listed
 from booking_service.integrations.fhir.outcomes import outcome_of_error_body
 from shared import jsonbody
 from shared.auth import current_principal
 from shared.clock import utcnow
-from shared.errors import DomainError
+from shared.errors import DomainError, ServiceUnavailable
 from shared.errors import ValidationError as RequestInvalid
 
 CONTENT_TYPE = f"{MEDIA_TYPE}; charset=utf-8"
@@ -69,9 +73,10 @@ class MalformedJson(DomainError):
     reason = "malformed_json"
 
 
-def init_app(app, api, ctx, cfg, run_workers: bool) -> None:
+def init_app(app, api, ctx, cfg, run_workers: bool, directory: Directory | None = None) -> None:
     """Register the FHIR routes, and the hook that answers their errors as OperationOutcomes
-    (no background work)."""
+    (no background work); `directory`: where the searches that list hospitals read them."""
+    app.extensions["fhir.directory"] = directory
     app.register_blueprint(blp)
     app.after_request(errors_as_outcomes)
 
@@ -102,6 +107,14 @@ def errors_as_outcomes(response: Response) -> Response:
 
 def _ctx() -> Context:
     return current_app.extensions["booking.ctx"]
+
+
+def _hospitals() -> tuple[Listed, ...]:
+    """Every hospital (read only by a search that lists them)."""
+    directory = current_app.extensions.get("fhir.directory")
+    if directory is None:
+        raise ServiceUnavailable("The list of hospitals is not available")
+    return directory.hospitals()
 
 
 def _base() -> str:
@@ -154,11 +167,55 @@ def _check(resource: str | None) -> None:
     params.check_names(request.args, resource)
 
 
+def _counted(resource: str, total: int) -> Response:
+    """The answer of `_summary=count`: a searchset Bundle with the total and no entry."""
+    return _answer(searchset([], _search_url(resource), total=total))
+
+
+def _paged(resource: str, found: fhir_service.Found, number: int, count: int) -> Response:
+    """A page of a search paged by `_page`: its entries, the total, `next` when there is more."""
+    next_url = None
+    if number * count < found.total:
+        next_url = _search_url(resource, {"_page": str(number + 1)})
+    entries = [(_full_url(resource, r.id), r) for r in found.resources]
+    return _answer(searchset(entries, _search_url(resource), next_url, found.total))
+
+
 @blp.get("/metadata")
 def metadata():
     """The CapabilityStatement: exactly what this server does."""
     _check(None)
     return _answer(params.capability_statement(_base()))
+
+
+@blp.get("/Location")
+def locations():
+    """Locations by _id, or every hospital; paged."""
+    _check("Location")
+    args = request.args
+    ids = params.resource_ids(args, "Location", fhir_ids.read_location)
+    summary = params.summary_count(args)
+    count, number = params.count(args, params.LISTING_COUNT), params.page(args)
+    found = fhir_service.search_locations(_ctx(), _hospitals, ids, number, 0 if summary else count)
+    return (
+        _counted("Location", found.total) if summary else _paged("Location", found, number, count)
+    )
+
+
+@blp.get("/Practitioner")
+def practitioners():
+    """Practitioners by _id, or every doctor of every hospital; paged."""
+    _check("Practitioner")
+    args = request.args
+    ids = params.resource_ids(args, "Practitioner", fhir_ids.read_practitioner)
+    summary = params.summary_count(args)
+    count, number = params.count(args, params.LISTING_COUNT), params.page(args)
+    found = fhir_service.search_practitioners(
+        _ctx(), _hospitals, ids, number, 0 if summary else count
+    )
+    if summary:
+        return _counted("Practitioner", found.total)
+    return _paged("Practitioner", found, number, count)
 
 
 @blp.get("/Location/<fhir_id>")
@@ -184,7 +241,7 @@ def schedule(fhir_id: str):
 
 @blp.get("/Schedule")
 def schedules():
-    """Schedules by _id and/or actor (one of them required), and active."""
+    """Schedules by _id and/or actor, or every Schedule; active; paged."""
     _check("Schedule")
     args = request.args
     ids, actors = params.schedule_ids(args), None
@@ -196,15 +253,25 @@ def schedules():
                 actors.append((params.decoded("actor", fhir_id, fhir_ids.read_location), None))
             else:
                 actors.append(params.decoded("actor", fhir_id, fhir_ids.read_practitioner))
-    if ids is None and actors is None:
-        raise RequestInvalid(
-            "A Schedule search needs _id or actor (hospitals are found by id)",
-            {"actor": ["give _id or actor"]},
-        )
     active = params.boolean(args, "active")
-    found = fhir_service.search_schedules(_ctx(), ids, actors, active, utcnow())
-    entries = [(_full_url("Schedule", s.id), s) for s in found]
-    return _answer(searchset(entries, _search_url("Schedule"), total=len(entries)))
+    summary = params.summary_count(args)
+    number = params.page(args)
+    if ids is None and actors is None:
+        count = params.count(args, params.LISTING_COUNT)
+        found = fhir_service.list_schedules(
+            _ctx(), _hospitals, active, number, 0 if summary else count, utcnow()
+        )
+    else:
+        matches = fhir_service.search_schedules(_ctx(), ids, actors, active, utcnow())
+        # Without _count, every match is one page (as a search by _id or actor always was).
+        count = max(1, len(matches))
+        if params.single(args, "_count") is not None:
+            count = params.count(args, params.LISTING_COUNT)
+        page = fhir_service.page_of(matches, number, 0 if summary else count)
+        found = fhir_service.Found(page, len(matches))
+    return (
+        _counted("Schedule", found.total) if summary else _paged("Schedule", found, number, count)
+    )
 
 
 @blp.get("/Slot/<fhir_id>")
@@ -232,6 +299,9 @@ def slots():
     statuses = params.slot_statuses(args)
     after = params.cursor(args)
     count = params.count(args, params.SLOT_COUNT)
+    if params.summary_count(args):  # every match, wherever _cursor is
+        total = fhir_service.count_slots(_ctx(), hospital_id, doctor_id, bounds, statuses, utcnow())
+        return _counted("Slot", total)
     page = fhir_service.search_slots(
         _ctx(), hospital_id, doctor_id, bounds, statuses, after, count, utcnow()
     )
@@ -280,9 +350,12 @@ def appointments():
         query["slot"] = params.decoded("slot", fhir_id, fhir_ids.read_slot)
     count = params.count(args, params.APPOINTMENT_COUNT)
     number = params.page(args)
+    summary = params.summary_count(args)
     found, total = fhir_service.search_appointments(
-        _ctx(), who, fhir_service.AppointmentQuery(**query), number, count
+        _ctx(), who, fhir_service.AppointmentQuery(**query), number, 0 if summary else count
     )
+    if summary:
+        return _personal(_counted("Appointment", total))
     next_url = None
     if number * count < total:
         next_url = _search_url("Appointment", {"_page": str(number + 1)})

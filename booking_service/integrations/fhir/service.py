@@ -9,7 +9,7 @@ Idempotency-Key). Nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,6 +25,7 @@ from booking_service.integrations.fhir import appointments, scheduling
 from booking_service.integrations.fhir import ids as fhir_ids
 from booking_service.integrations.fhir.appointment_create import BookingRequest
 from booking_service.integrations.fhir.datatypes import parse_instant
+from booking_service.integrations.fhir.directory import Listed
 from booking_service.integrations.fhir.params import DateParam
 from shared.auth import Principal
 from shared.configurations import Configuration
@@ -42,6 +43,8 @@ from shared.slots import Schedule as Planned
 
 # Dates whose counts one read asks for (one Redis round trip each).
 DAYS_PER_READ = 31
+# Every hospital, by id (directory.py): what a search without _id lists; called only then.
+Hospitals = Callable[[], tuple[Listed, ...]]
 
 _create_schema = AppointmentCreateSchema()
 
@@ -66,6 +69,21 @@ def _maybe_configuration(ctx: Context, hospital_id: str) -> Configuration | None
 
 
 # Location, Practitioner, Schedule.
+
+
+def _configurations(ctx: Context) -> Callable[[str], Configuration | None]:
+    """A reader of configurations that reads each hospital once (None: no such hospital)."""
+    loaded: dict[str, Configuration | None] = {}
+
+    def config_of(hospital_id: str) -> Configuration | None:
+        if hospital_id not in loaded:
+            try:
+                loaded[hospital_id] = configuration(ctx, hospital_id)
+            except HospitalNotFound:
+                loaded[hospital_id] = None
+        return loaded[hospital_id]
+
+    return config_of
 
 
 def read_location(ctx: Context, fhir_id: str):
@@ -110,15 +128,7 @@ def search_schedules(
 ) -> list:
     """Schedules by id and/or actor (a hospital: its own and each doctor's; a doctor: theirs),
     of hospitals and doctors that exist; `active` filters."""
-    loaded: dict[str, Configuration | None] = {}
-
-    def config_of(hospital_id: str) -> Configuration | None:
-        if hospital_id not in loaded:
-            try:
-                loaded[hospital_id] = configuration(ctx, hospital_id)
-            except HospitalNotFound:
-                loaded[hospital_id] = None
-        return loaded[hospital_id]
+    config_of = _configurations(ctx)
 
     def of_actors() -> list[tuple[str, str | None]]:
         found: list[tuple[str, str | None]] = []
@@ -148,6 +158,106 @@ def search_schedules(
         if active is None or found.active == active:
             answers.append(found)
     return answers
+
+
+# Listings (a search without _id or actor) and pages.
+
+
+@dataclass(frozen=True)
+class Found:
+    """A page of a Location, Practitioner or Schedule search, and the number of matches."""
+
+    resources: list
+    total: int
+
+
+def page_of(items: list, number: int, count: int) -> list:
+    """Page `number` (from 1) of `count` items; `count` 0: none (a `_summary=count`)."""
+    return items[(number - 1) * count : number * count] if count else []
+
+
+def _built(keys: list, number: int, count: int, build: Callable) -> Found:
+    """The page of `keys` (every match, in order), each built (`build`: None when what it
+    names is gone since it was listed)."""
+    found = [build(key) for key in page_of(keys, number, count)]
+    return Found([item for item in found if item is not None], len(keys))
+
+
+def search_locations(
+    ctx: Context, hospitals: Hospitals, ids: list[str] | None, number: int, count: int
+) -> Found:
+    """Locations by id (those that exist), or every hospital; a page of them."""
+    config_of = _configurations(ctx)
+
+    def build(hospital_id: str):
+        config = config_of(hospital_id)
+        return None if config is None else scheduling.location(config.doc)
+
+    if ids is not None:
+        found = [item for item in (build(hid) for hid in ids) if item is not None]
+        return Found(page_of(found, number, count), len(found))
+    keys = [h.hospital_id for h in hospitals() if fhir_ids.location_id(h.hospital_id)]
+    return _built(keys, number, count, build)
+
+
+def search_practitioners(
+    ctx: Context,
+    hospitals: Hospitals,
+    ids: list[tuple[str, str]] | None,
+    number: int,
+    count: int,
+) -> Found:
+    """Practitioners by id (those that exist), or every doctor of every hospital (by
+    hospital, then doctor); a page of them."""
+    config_of = _configurations(ctx)
+
+    def build(key: tuple[str, str]):
+        hospital_id, doctor_id = key
+        config = config_of(hospital_id)
+        if config is None or doctor_id not in config.practitioners:
+            return None
+        return scheduling.practitioner(hospital_id, config.practitioners[doctor_id])
+
+    if ids is not None:
+        found = [item for item in (build(key) for key in ids) if item is not None]
+        return Found(page_of(found, number, count), len(found))
+    keys = [
+        (h.hospital_id, doctor_id)
+        for h in hospitals()
+        for doctor_id, _ in h.doctors
+        if fhir_ids.practitioner_id(h.hospital_id, doctor_id)
+    ]
+    return _built(keys, number, count, build)
+
+
+def list_schedules(
+    ctx: Context,
+    hospitals: Hospitals,
+    active: bool | None,
+    number: int,
+    count: int,
+    now: datetime,
+) -> Found:
+    """Every Schedule (each hospital's own, then its doctors'), `active` filtering; a page."""
+    keys: list[tuple[str, str | None]] = []
+    for h in hospitals():
+        owners = [(None, True), *h.doctors]
+        keys.extend(
+            (h.hospital_id, doctor_id)
+            for doctor_id, is_active in owners
+            if (active is None or is_active == active)
+            and fhir_ids.schedule_id(h.hospital_id, doctor_id)
+        )
+    config_of = _configurations(ctx)
+
+    def build(key: tuple[str, str | None]):
+        hospital_id, doctor_id = key
+        config = config_of(hospital_id)
+        if config is None or (doctor_id is not None and doctor_id not in config.practitioners):
+            return None
+        return _schedule(config, doctor_id, now)
+
+    return _built(keys, number, count, build)
 
 
 # Slots.
@@ -265,6 +375,43 @@ class SlotPage:
         return all(view.remaining is not None for view in self.slots)
 
 
+def _matching_slots(
+    ctx: Context,
+    hospital_id: str,
+    doctor_id: str | None,
+    bounds: tuple[DateParam, ...],
+    statuses: set[str] | None,
+    after: tuple[date, str] | None,
+    now: datetime,
+) -> Iterator[tuple[date, str, Callable[[], scheduling.SlotView]]]:
+    """(date, start, make) of each slot of a schedule within the bounds (and the booking
+    window), ordered by date and start, from `after` on; reads the days' counts a month at a
+    time, as far as the caller reads. A hospital or doctor that does not exist has none."""
+    try:
+        config = configuration(ctx, hospital_id)
+        schedule = config.schedule_for(doctor_id)
+    except (HospitalNotFound, PractitionerNotFound):
+        return
+    lower, upper = instant_bounds(bounds, schedule)
+    today = schedule.today(now)
+    first = today if lower is None else max(today, lower[0].astimezone(schedule.tz).date())
+    last = today + timedelta(days=schedule.advance_booking_days)
+    if upper is not None:
+        last = min(last, upper[0].astimezone(schedule.tz).date())
+    if after is not None:
+        first = max(first, after[0])
+    dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    bounded = lower is not None or upper is not None
+    for at in range(0, len(dates), DAYS_PER_READ):
+        chunk = dates[at : at + DAYS_PER_READ]
+        counted = places.day_counts(ctx, hospital_id, chunk, now, doctor_id)
+        for planned, counts in counted.days:
+            for start, make in _views(config, doctor_id, planned, counts, after, statuses):
+                if bounded and not _within(schedule.starts_at(planned.date, start), lower, upper):
+                    continue
+                yield planned.date, start, make
+
+
 def search_slots(
     ctx: Context,
     hospital_id: str,
@@ -276,35 +423,29 @@ def search_slots(
     now: datetime,
 ) -> SlotPage:
     """The slots of a schedule within the bounds (and the booking window), ordered by date and
-    start, from `after` on, at most `count`; reads the days' counts a month at a time and
-    stops once the page is full. A hospital or doctor that does not exist has no slots."""
-    try:
-        config = configuration(ctx, hospital_id)
-        schedule = config.schedule_for(doctor_id)
-    except (HospitalNotFound, PractitionerNotFound):
-        return SlotPage([], None)
-    lower, upper = instant_bounds(bounds, schedule)
-    today = schedule.today(now)
-    first = today if lower is None else max(today, lower[0].astimezone(schedule.tz).date())
-    last = today + timedelta(days=schedule.advance_booking_days)
-    if upper is not None:
-        last = min(last, upper[0].astimezone(schedule.tz).date())
-    if after is not None:
-        first = max(first, after[0])
-    dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    start, from `after` on, at most `count`; stops reading counts once the page is full. A
+    hospital or doctor that does not exist has no slots."""
     found: list[scheduling.SlotView] = []
-    for at in range(0, len(dates), DAYS_PER_READ):
-        chunk = dates[at : at + DAYS_PER_READ]
-        counted = places.day_counts(ctx, hospital_id, chunk, now, doctor_id)
-        for planned, counts in counted.days:
-            for _, make in _views(config, doctor_id, planned, counts, after, statuses):
-                view = make()
-                if not _within(view.starts, lower, upper):
-                    continue
-                if len(found) == count:
-                    return SlotPage(found, (view.day, view.start))
-                found.append(view)
+    for day, start, make in _matching_slots(
+        ctx, hospital_id, doctor_id, bounds, statuses, after, now
+    ):
+        if len(found) == count:
+            return SlotPage(found, (day, start))
+        found.append(make())
     return SlotPage(found, None)
+
+
+def count_slots(
+    ctx: Context,
+    hospital_id: str,
+    doctor_id: str | None,
+    bounds: tuple[DateParam, ...],
+    statuses: set[str] | None,
+    now: datetime,
+) -> int:
+    """How many slots a Slot search matches (every page; while counts are unknown a slot
+    counts as free, as the search shows it)."""
+    return sum(1 for _ in _matching_slots(ctx, hospital_id, doctor_id, bounds, statuses, None, now))
 
 
 # Appointments.
@@ -371,7 +512,7 @@ def appointment_search(who: Principal, query: AppointmentQuery) -> AppointmentSe
     if query.ids is not None:
         if not query.ids:
             return None
-        fields["ids"] = tuple(query.ids)
+        fields["ids"] = tuple(dict.fromkeys(query.ids))
     if query.statuses is not None:
         statuses = sorted(s for s in query.statuses if s in VISIBLE)
         if not statuses:
@@ -410,11 +551,20 @@ def search_appointments(
     ctx: Context, who: Principal, query: AppointmentQuery, page: int, count: int
 ) -> tuple[list, int]:
     """A page of the appointments the caller may see that match, ordered by date, slot and
-    serial; with the total."""
+    serial; with the total. `count` 0: the total only (`_summary=count`)."""
     search = appointment_search(who, query)
     if search is None:
         return [], 0
-    docs, total = ctx.appointments.search(search, page, count)
+    if search.ids is not None:
+        # At most MAX_LIST ids: every match is read, and counted here (nx-27017 counts no
+        # `_id` filter: its count_documents answers 0 where find finds them).
+        docs, _ = ctx.appointments.search(search, 1, len(search.ids))
+        total = len(docs)
+        docs = page_of(docs, page, count)
+    elif count == 0:
+        return [], ctx.appointments.search(search, 1, 1)[1]
+    else:
+        docs, total = ctx.appointments.search(search, page, count)
     configs: dict[str, Configuration | None] = {}
     found = []
     for doc in docs:

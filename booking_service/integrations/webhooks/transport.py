@@ -4,11 +4,13 @@ client of the deliveries.
 A receiver's URL is checked when the webhook is made (`check_url`: http or https, a host, no
 userinfo, no fragment, at most 2000 ASCII characters). In production (APP_ENV=production,
 unless WEBHOOK_ALLOW_PRIVATE=1) its host must also resolve only to public addresses
-(`check_destination`): no loopback, private, link-local, multicast, reserved or unspecified
-address, and none that is not globally routable. Because DNS can answer differently later (DNS
-rebinding), the deliveries' HTTP client checks again each time it opens a connection, and
-connects to the very address it checked (`GuardedAdapter`): the TLS name and `Host` stay the
-URL's. Redirects are never followed, proxies and .netrc of the environment never used.
+(`check_destination`): no loopback, private, link-local, site-local, multicast, reserved or
+unspecified address, and none that is not globally routable; an IPv6 address that carries an
+IPv4 address (6to4, Teredo, NAT64, IPv4-compatible, IPv4-mapped) is judged by that address
+too (`is_public`). Because DNS can answer differently later (DNS rebinding), the deliveries'
+HTTP client checks again each time it opens a connection, and connects to the very address it
+checked (`GuardedAdapter`): the TLS name and `Host` stay the URL's. Redirects are never
+followed, proxies and .netrc of the environment never used.
 """
 
 from __future__ import annotations
@@ -96,16 +98,38 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def is_public(address: str) -> bool:
-    """Whether deliveries may reach this IP address: globally routable, and none of loopback,
-    private, link-local, multicast, reserved, unspecified (an IPv4-mapped IPv6 address is
-    judged as the IPv4 address it maps)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# Prefixes of IPv6 addresses that carry an IPv4 address where ipaddress has no property to
+# read it: IPv4-compatible (RFC 4291, deprecated: ::a.b.c.d), NAT64's well-known prefix and
+# its local-use prefix (RFC 6052, RFC 8215). Mapped (::ffff:0:0/96), 6to4 (2002::/16) and
+# Teredo (2001::/32) are read with ipaddress's own properties.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible, 6to4,
+    Teredo (its server and its client, un-XOR-ed), NAT64. In the local-use NAT64 prefix the
+    operator picks where the IPv4 address sits: both the /48 and the /96 places are read."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_COMPATIBLE or ip in _NAT64:
+        found.append(low)
+    if ip in _NAT64_LOCAL:
+        packed = ip.packed  # RFC 6052 for a /48 prefix: bits 48-63 and 72-87 (64-71 is u)
+        found.extend((ipaddress.IPv4Address(packed[6:8] + packed[9:11]), low))
+    return found
+
+
+def _globally_reachable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable and none of loopback, private, link-local, site-local, multicast,
+    reserved, unspecified (ipaddress's own properties)."""
     refused = (
         ip.is_loopback
         or ip.is_private
@@ -113,8 +137,26 @@ def is_public(address: str) -> bool:
         or ip.is_multicast
         or ip.is_reserved
         or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
     )
     return not refused and ip.is_global
+
+
+def is_public(address: str) -> bool:
+    """Whether deliveries may reach this IP address: globally routable, and none of loopback,
+    private, link-local, site-local, multicast, reserved, unspecified. An IPv6 address that
+    carries an IPv4 address (`embedded_ipv4`: 6to4, Teredo, NAT64, IPv4-compatible) is judged
+    as itself and as each address it carries, all of which must pass; an IPv4-mapped address
+    is the IPv4 address it maps (a socket's way of writing it) and is judged as that."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _globally_reachable(ip)
+    if ip.ipv4_mapped is not None:
+        return _globally_reachable(ip.ipv4_mapped)
+    return _globally_reachable(ip) and all(_globally_reachable(v4) for v4 in embedded_ipv4(ip))
 
 
 def resolve(host: str, port: int, timeout: float) -> list[str]:

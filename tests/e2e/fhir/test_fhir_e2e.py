@@ -159,8 +159,8 @@ def test_metadata_lists_what_works(gateway):
         r["type"]: sorted(i["code"] for i in r["interaction"]) for r in doc["rest"][0]["resource"]
     }
     assert served == {
-        "Location": ["read"],
-        "Practitioner": ["read"],
+        "Location": ["read", "search-type"],
+        "Practitioner": ["read", "search-type"],
         "Schedule": ["read", "search-type"],
         "Slot": ["read", "search-type"],
         "Appointment": ["create", "read", "search-type"],
@@ -214,6 +214,76 @@ def test_schedules_of_a_hospital_and_of_its_doctors(gateway, admin):
         f"Slot/{fid(hid)}.20261399.1700",
     ):
         outcome(gateway.get(f"{FHIR}/{path}"), 404)
+
+
+def listing(client: Api, query: str) -> tuple[list[str], list[dict]]:
+    """The ids of every match of a search, following the Bundle's next links; its pages."""
+    ids, pages, url = [], [], client.base + FHIR + "/" + query
+    while url:
+        page = fhir(client.session.get(url, headers=client._headers(None), timeout=30))
+        assert page["type"] == "searchset"
+        ids += [e["resource"]["id"] for e in page.get("entry", [])]
+        pages.append(page)
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+        assert len(pages) < 100
+    assert len({page["total"] for page in pages}) == 1  # every page says the same total
+    return ids, pages
+
+
+def counted(client: Api, query: str) -> int:
+    """The total of `_summary=count` (a Bundle without entries)."""
+    sep = "&" if "?" in query else "?"
+    doc = fhir(client.get(f"{FHIR}/{query}{sep}_summary=count"))
+    assert doc["type"] == "searchset" and "entry" not in doc
+    return doc["total"]
+
+
+def test_locations_practitioners_and_schedules_are_listed_and_paged(gateway, admin):
+    hid = clinic(admin)
+    for kind, mine in (
+        ("Location", [fid(hid)]),
+        ("Practitioner", [fid(hid, d) for d in ("dr_a", "eve", "off")]),
+        ("Schedule", [fid(hid)] + [fid(hid, d) for d in ("dr_a", "eve", "off")]),
+    ):
+        ids, pages = listing(gateway, kind)
+        assert set(mine) <= set(ids) and len(ids) == len(set(ids)) == pages[0]["total"]
+        paged, pages = listing(gateway, f"{kind}?_count=2")
+        assert paged == ids and len(pages) == -(-len(ids) // 2)
+        assert counted(gateway, kind) == len(ids)
+        for fhir_id in mine:  # each listed resource is its read
+            assert fhir(gateway.get(f"{FHIR}/{kind}/{fhir_id}"))["id"] == fhir_id
+    locations, _ = listing(gateway, "Location")
+    assert {"gomoti", "dhanmondi"} <= set(locations)
+    inactive, _ = listing(gateway, "Schedule?active=false")
+    assert fid(hid, "off") in inactive and fid(hid, "eve") not in inactive
+    # _id lists: the total is the number of matches; next pages through them.
+    found, pages = listing(gateway, f"Location?_id={fid(hid)},gomoti,nowhere,gomoti&_count=1")
+    assert found == [fid(hid), "gomoti"] and len(pages) == 2 and pages[0]["total"] == 2
+    ids = f"{fid(hid, 'eve')},Practitioner/dhanmondi.helal,{fid(hid, 'nobody')}"
+    found, pages = listing(gateway, f"Practitioner?_id={ids}&_count=1")
+    assert found == [fid(hid, "eve"), "dhanmondi.helal"] and pages[0]["total"] == 2
+    found, pages = listing(gateway, f"Schedule?actor=Location/{fid(hid)}&_count=3")
+    assert len(found) == 4 and len(pages) == 2 and pages[0]["total"] == 4
+    assert counted(gateway, f"Schedule?_id={fid(hid)},gomoti") == 2
+
+
+def test_appointment_id_lists_count_and_page_on_the_real_store(gateway, admin):
+    hid, day = create_hospital(admin, 5), next_weekday(6)
+    patient = gateway.new_patient()
+    made = [
+        fhir(post_fhir(patient, appointment(hid, day, start)), 201)["id"]
+        for start in ("09:00", "10:00")
+    ]
+    a, b = made
+    found, pages = listing(admin, f"Appointment?_id={a},{b}&_count=1")
+    assert found == [a, b] and len(pages) == 2 and pages[0]["total"] == 2
+    found, pages = listing(admin, f"Appointment?_id={b},{a},{b},{'0' * 24}")
+    assert found == [a, b] and pages[0]["total"] == 2
+    assert counted(admin, f"Appointment?_id={a},{b}") == 2
+    assert counted(patient, f"Appointment?_id={a},{b}") == 2
+    assert counted(gateway.new_patient(), f"Appointment?_id={a},{b}") == 0
+    assert counted(admin, f"Appointment?location=Location/{fid(hid)}") == 2
+    assert counted(gateway, f"Slot?schedule=Schedule/{fid(hid)}&start={day}") == 3
 
 
 def test_slot_search_pages_and_counts_what_availability_counts(gateway, admin):
@@ -417,14 +487,26 @@ HOSTILE_GETS = [
     "/Slot?schedule=gomoti&status=free&status=busy",
     "/Slot?schedule=gomoti&unknown=1",
     "/Slot?schedule:missing=true",
-    "/Schedule",
     "/Schedule?actor=Location/a_b",
     "/Schedule?_id=" + ",".join(["gomoti"] * 11),
     "/Schedule?actor=Patient/1",
     "/Schedule?_id=GOMOTI",
+    "/Location?_id=" + ",".join(["gomoti"] * 11),
+    "/Location?_id=" + ",".join(["a"] * 1000),
+    "/Location?_id=gomoti,,dhanmondi",
+    "/Location?_id=Gomoti",
+    "/Location?_id=%FF%FE",
+    "/Practitioner?_id=dhanmondi",
+    "/Practitioner?_id=dhanmondi.helal.x",
+    "/Practitioner?_summary=true",
+    "/Schedule?_summary=count&_count=0",
 ]
 HOSTILE_APPOINTMENT_SEARCHES = [
     "_id=not-an-appointment",
+    "_id=" + ",".join(["0" * 24] * 11),
+    "_id=" + "0" * 24 + ",",
+    "_id=" + "0" * 23,
+    "_summary=text",
     "date=2026-11-28T10:00:00Z",
     "date=ge2026-11-28&date=ge2026-11-29",
     "status=done",

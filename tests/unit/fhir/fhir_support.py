@@ -5,6 +5,7 @@ not bindings), a hospital, a create's body, and an app over fakes with its reque
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from fhir.resources.slot import Slot
 import booking_service
 from booking_service.integrations.fhir import appointments, outcomes, scheduling
 from booking_service.integrations.fhir import ids as fhir_ids
+from booking_service.integrations.fhir.directory import Listed, listed
 from shared.auth import issue_token
 from shared.config import Config
 from tests.helpers import fhir_clinic
@@ -178,12 +180,26 @@ def create_body(**changes) -> dict:
 # -- the HTTP layer over fakes ----------------------------------------------------------------
 
 
+class FakeHospitalList:
+    """The schedule service's list of hospitals (directory.HospitalList) over the fake
+    schedule service's documents."""
+
+    def __init__(self, schedules):
+        self.schedules = schedules
+        self.reads = 0
+
+    def hospitals(self) -> tuple[Listed, ...]:
+        self.reads += 1
+        return listed(self.schedules.docs.values())
+
+
 def make_app(hospital: dict | None = None, booking_limit: int = 1000):
     """(app, its fake Context, the fake schedule service) with `hospital` published."""
     cfg = Config(bcrypt_rounds=4, reconciler_enabled=False, booking_limit=booking_limit)
     ctx, schedules = fake_context(cfg)
     schedules.publish(hospital or HOSPITAL)
-    app = booking_service.create_app(cfg, services=fake_services(ctx), start_reconciler=False)
+    services = dataclasses.replace(fake_services(ctx), hospitals=FakeHospitalList(schedules))
+    app = booking_service.create_app(cfg, services=services, start_reconciler=False)
     return app, ctx, schedules
 
 

@@ -79,8 +79,6 @@ def test_schedule_search(client):
     none = fhir_json(client.get("/fhir/R4/Schedule?actor=Location/h..1&_id=h..1.zz"))
     assert none["total"] == 0
     for query in (
-        "",
-        "?active=true",
         "?actor=h..1",
         "?actor=Location/h_1",
         "?actor=Slot/h..1",

@@ -136,7 +136,11 @@ def test_the_capability_statement_lists_what_the_router_serves():
     params = {
         r["type"]: {p["name"] for p in r.get("searchParam", [])} for r in doc["rest"][0]["resource"]
     }
-    assert params["Slot"] == {"schedule", "start", "status", "_count", "_cursor"}
+    assert params["Slot"] == {"schedule", "start", "status", "_count", "_cursor", "_summary"}
+    paged = {"_id", "_count", "_page", "_summary"}
+    assert params["Location"] == params["Practitioner"] == paged
+    assert params["Schedule"] == paged | {"actor", "active"}
+    assert {"_id", "_summary"} <= params["Appointment"]
 
 
 def test_instant_bounds_read_days_in_the_hospitals_zone():
