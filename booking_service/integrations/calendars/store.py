@@ -44,7 +44,9 @@ class FeedRepository(Records):
     def search(self, filters: dict, page: int, per_page: int) -> tuple[list[dict], int]:
         """Live feeds matching `filters`, newest first, without their hashes."""
         query = {**filters, "revoked_ms": None}
-        total = self.col.count_documents(query)
+        # `$in: [None]` matches what `None` does (null or missing) on MongoDB, and is counted
+        # right by nx-27017, whose count_documents answers 0 for a `None` filter.
+        total = self.col.count_documents({**filters, "revoked_ms": {"$in": [None]}})
         cursor = (
             self.col.find(query, {"token_sha256": 0})
             .sort([("created_ms", DESCENDING), ("_id", DESCENDING)])

@@ -167,6 +167,7 @@ def test_a_feed_from_creation_to_revocation(gateway, admin, patient, db):
     assert listed.status_code == 200 and [f["feed_id"] for f in listed.json()["feeds"]] == [
         feed["feed_id"]
     ]
+    assert listed.json()["total"] == 1  # (nx-27017 used to count 0: a `None` filter)
     assert token not in listed.text
 
     assert admin.delete(f"/api/feeds/{feed['feed_id']}").status_code == 204
