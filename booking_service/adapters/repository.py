@@ -381,6 +381,15 @@ class AppointmentRepository(Records):
         )
         return list(cursor), total
 
+    def marks(self, search: AppointmentSearch) -> list[tuple[str, int, int]]:
+        """(id, version, updated_ms) of every appointment `search` names: what changes when
+        any of them changes (every change grows `version`), read without their bodies."""
+        fields = {"_id": 1, "version": 1, "updated_ms": 1}
+        return [
+            (str(d["_id"]), d.get("version", 0), d.get("updated_ms", 0))
+            for d in self.col.find(search.query(), fields)
+        ]
+
 
 class UserRepository:
     """The `users` collection."""

@@ -259,6 +259,13 @@ class FakeAppointments:
         )
         return copy.deepcopy(found[(page - 1) * per_page : page * per_page]), len(found)
 
+    def marks(self, search) -> list[tuple[str, int, int]]:
+        return [
+            (str(d["_id"]), d.get("version", 0), d.get("updated_ms", 0))
+            for d in self.docs.values()
+            if _appointment_matches(d, search)
+        ]
+
 
 class FakeEvents:
     """LiveEvents in memory: the announcements made, in order."""

@@ -13,7 +13,10 @@
   `token` are ignored (calendar clients add their own).
 
 A feed id has the appointments' canonical form (24 lowercase hex digits), checked by the
-`feed_id` path converter before any lookup. Every answer is `Cache-Control: no-store`.
+`feed_id` path converter before any lookup. Every answer is `Cache-Control: no-store` but a
+feed's own: it carries `ETag` and `Last-Modified`, answers `If-None-Match` with `304`, and is
+`Cache-Control: private, no-cache`. Its body is built once per change of its appointments
+(or of the configuration, or of its window) and kept (`service.FeedBuilds`).
 
 `url` is relative to the gateway unless FEEDS_BASE_URL (shared/config.py, checked at start)
 gives the public origin to make it absolute: the Host a request arrives with is the client's
@@ -27,6 +30,7 @@ import re
 from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
+from werkzeug.http import http_date
 
 from booking_service.core.context import Context
 from booking_service.integrations.calendars import service
@@ -45,6 +49,10 @@ from shared.web import SlotbookBlueprint, no_store
 _BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 
 FEEDS_EXTENSION = "calendars.feeds"
+BUILDS_EXTENSION = "calendars.builds"
+# A feed's answers: its subscriber's calendar may keep one and ask again with If-None-Match;
+# no shared cache keeps it (personal data, and its URL is a credential).
+FEED_CACHING = "private, no-cache"
 
 
 class FeedIdConverter(AppointmentIdConverter):
@@ -119,7 +127,10 @@ calendars_blp = SlotbookBlueprint(
 
 @calendars_blp.after_request
 def _no_store(response):
-    """Personal data, and URLs that are credentials: no cache on the way keeps them."""
+    """Personal data, and URLs that are credentials: no cache on the way keeps them (a feed's
+    own answers: FEED_CACHING)."""
+    if response.headers.get("Cache-Control") == FEED_CACHING:
+        return response
     return no_store(response)
 
 
@@ -190,10 +201,28 @@ class FeedCalendar(MethodView):
     @calendars_blp.error_answers(404, 503)
     def get(self, feed_id):
         """The feed (no bearer token: the URL is the credential): the appointments from
-        today through the booking window, cancelled ones as STATUS:CANCELLED."""
+        today through the booking window, cancelled ones as STATUS:CANCELLED. ETag and
+        Last-Modified; If-None-Match -> 304."""
         tokens = request.args.getlist("token")
-        answer = service.read_feed(_ctx(), _feeds(), feed_id, tokens, utcnow())
-        return _calendar(answer.body, {"X-Feed-Truncated": "true"} if answer.truncated else None)
+        answer = service.read_feed(
+            _ctx(),
+            _feeds(),
+            feed_id,
+            tokens,
+            utcnow(),
+            cached=request.if_none_match.contains_weak,
+            builds=current_app.extensions[BUILDS_EXTENSION],
+        )
+        headers = {
+            "ETag": f'"{answer.etag}"',
+            "Last-Modified": http_date(answer.last_modified),
+            "Cache-Control": FEED_CACHING,
+        }
+        if answer.not_modified:
+            return Response(status=304, headers=headers)
+        if answer.truncated:
+            headers["X-Feed-Truncated"] = "true"
+        return _calendar(answer.body, headers)
 
 
 def feeds_base_url(value: str) -> str:
@@ -211,6 +240,7 @@ def init_app(app: Flask, api, feeds: FeedRepository, cfg: Config) -> None:
     booking_service/bootstrap.py); it has no background work. No I/O here."""
     app.extensions["calendars.base_url"] = feeds_base_url(cfg.feeds_base_url)
     app.extensions[FEEDS_EXTENSION] = feeds
+    app.extensions[BUILDS_EXTENSION] = service.FeedBuilds()
     app.url_map.converters["feed_id"] = FeedIdConverter
     api.register_converter(FeedIdConverter, _id_param_schema)
     api.register_blueprint(calendars_blp)

@@ -14,8 +14,11 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bson import ObjectId
 
@@ -176,17 +179,84 @@ def feed_window(configuration: Configuration, now: datetime) -> tuple[date, date
 
 @dataclass(frozen=True)
 class FeedAnswer:
-    """A feed's calendar, and whether events were left out (more than FEED_MAX_EVENTS)."""
+    """A feed's calendar, and whether events were left out (more than FEED_MAX_EVENTS); its
+    `etag` (unquoted) and `last_modified`; `not_modified`: the caller has it already (no
+    body)."""
 
     body: bytes
     events: int
     truncated: bool
+    etag: str = ""
+    last_modified: datetime | None = None
+    not_modified: bool = False
 
 
-def read_feed(ctx: Context, feeds, feed_id: str, tokens: list[str], now: datetime) -> FeedAnswer:
+class FeedBuilds:
+    """Feeds' bodies built once per change: the last body of each feed with its ETag (the
+    `size` feeds read last), and one build of a feed at a time (fetches of a feed that changed
+    wait for the one build, then share it)."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, FeedAnswer] = OrderedDict()
+        self._building: dict[str, threading.Lock] = {}
+
+    def _kept_answer(self, feed_id: str, etag: str) -> FeedAnswer | None:
+        with self._lock:
+            kept = self._kept.get(feed_id)
+            if kept is None or kept.etag != etag:
+                return None
+            self._kept.move_to_end(feed_id)
+            return kept
+
+    def build(self, feed_id: str, etag: str, make: Callable[[], FeedAnswer]) -> FeedAnswer:
+        """The feed's answer for `etag`: the one kept, or `make()`'s, kept."""
+        kept = self._kept_answer(feed_id, etag)
+        if kept is not None:
+            return kept
+        with self._lock:
+            building = self._building.setdefault(feed_id, threading.Lock())
+        with building:
+            kept = self._kept_answer(feed_id, etag)  # built meanwhile by another fetch
+            if kept is not None:
+                return kept
+            answer = make()
+            with self._lock:
+                self._kept[feed_id] = answer
+                self._kept.move_to_end(feed_id)
+                while len(self._kept) > self.size:
+                    gone, _ = self._kept.popitem(last=False)
+                    self._building.pop(gone, None)
+            return answer
+
+
+def feed_etag(
+    feed_id: str, version: int, first: date, last: date, marks: list[tuple[str, int, int]]
+) -> str:
+    """What a feed's body depends on, hashed: the feed, the configuration's version (the
+    venue, the slots' times), the window, and each appointment's id and version (every change
+    of an appointment grows its version)."""
+    digest = hashlib.sha256(f"{feed_id}|{version}|{first}|{last}|{FEED_MAX_EVENTS}".encode())
+    for appointment_id, changes, _ in sorted(marks):
+        digest.update(f"|{appointment_id}:{changes}".encode())
+    return digest.hexdigest()[:32]
+
+
+def read_feed(
+    ctx: Context,
+    feeds,
+    feed_id: str,
+    tokens: list[str],
+    now: datetime,
+    cached: Callable[[str], bool] | None = None,
+    builds: FeedBuilds | None = None,
+) -> FeedAnswer:
     """The feed's calendar: every visible appointment (cancelled ones too, so a subscribed
     calendar drops them) of its hospital, or doctor, from today through the booking window.
-    Anything but exactly one right token for a live feed is 404, saying nothing more."""
+    Anything but exactly one right token for a live feed is 404, saying nothing more.
+    `cached(etag)`: whether the caller has the body of that ETag (If-None-Match), then
+    answered `not_modified`; `builds`: where bodies are kept between changes."""
     missing = FeedNotFound(f"No feed {feed_id!r}")
     if len(tokens) != 1 or not is_token(tokens[0]) or not is_appointment_id(feed_id):
         raise missing
@@ -213,8 +283,18 @@ def read_feed(ctx: Context, feeds, feed_id: str, tokens: list[str], now: datetim
     if practitioner_id is not None:
         known = configuration.practitioners.get(practitioner_id)
         name += f" - {known.name if known is not None else practitioner_id}"
-    found, total = ctx.appointments.search(search, 1, FEED_MAX_EVENTS)
-    body = feed_calendar(
-        found, venue, name=name, uid=f"feed-{feed_id}@{UID_DOMAIN}", first=first, last=last
-    )
-    return FeedAnswer(body, len(found), total > len(found))
+    marks = ctx.appointments.marks(search)
+    etag = feed_etag(feed_id, configuration.schedule.version, first, last, marks)
+    changed_ms = max((m[2] for m in marks), default=0) or doc.get("created_ms", 0)
+    last_modified = datetime.fromtimestamp(changed_ms // 1000, tz=UTC)
+    if cached is not None and cached(etag):
+        return FeedAnswer(b"", 0, False, etag, last_modified, not_modified=True)
+
+    def make() -> FeedAnswer:
+        found, total = ctx.appointments.search(search, 1, FEED_MAX_EVENTS)
+        body = feed_calendar(
+            found, venue, name=name, uid=f"feed-{feed_id}@{UID_DOMAIN}", first=first, last=last
+        )
+        return FeedAnswer(body, len(found), total > len(found), etag, last_modified)
+
+    return builds.build(feed_id, etag, make) if builds is not None else make()

@@ -146,7 +146,9 @@ def test_a_feed_from_creation_to_revocation(gateway, admin, patient, db):
 
     # No bearer token: the URL is the credential.
     answer = gateway.get(feed["url"])
-    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Cache-Control"] == "private, no-cache"  # no shared cache keeps it
+    same = gateway.get(feed["url"], headers={"If-None-Match": answer.headers["ETag"]})
+    assert (same.status_code, same.content) == (304, b"")  # through the gateway too
     assert uids(answer) == {f"{kept}@slotbook": "CONFIRMED", f"{cancelled}@slotbook": "CANCELLED"}
 
     # The secret is stored only as its SHA-256.

@@ -3,6 +3,9 @@ test client, over the fakes of fake_services."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -165,7 +168,8 @@ def test_a_feed_from_creation_to_revocation(app, client):
 
     resp = client.get(feed["url"])  # no bearer token: the URL is the credential
     assert resp.status_code == 200 and resp.headers["Content-Type"] == ICS_CONTENT_TYPE
-    assert resp.headers["Cache-Control"] == "no-store" and "X-Feed-Truncated" not in resp.headers
+    assert resp.headers["Cache-Control"] == "private, no-cache"
+    assert "X-Feed-Truncated" not in resp.headers
     assert [str(e["UID"]) for e in parse(resp.data).events] == [f"{aid}@slotbook"]
     # Other query parameters (a calendar client's own) change nothing.
     assert client.get(feed["url"] + "&_=123").data == resp.data
@@ -182,6 +186,33 @@ def test_a_feed_from_creation_to_revocation(app, client):
     assert client.get("/api/feeds", headers=admin).json["total"] == 0
     assert "revoked_at" in client.get(f"/api/feeds/{feed['feed_id']}", headers=admin).json
     error(client.delete(f"/api/feeds/{'0' * 24}", headers=admin), 404, "feed_not_found")
+
+
+def test_a_feed_carries_an_etag_answers_304_and_is_built_once_per_change(app, client, monkeypatch):
+    """Issue 23, feeds cost once per change: ETag and Last-Modified; If-None-Match with the
+    ETag is a 304 without a body; the body is built once and kept until an appointment of
+    the feed changes (a cancel: its version grows), and the ETag changes with it."""
+    aid = booked(app, client)
+    admin = bearer(app, "admin", "a1")
+    url = client.post("/api/feeds", json={"hospital_id": "h1"}, headers=admin).json["url"]
+    builds = []
+    build = calendars.service.feed_calendar
+    monkeypatch.setattr(
+        calendars.service, "feed_calendar", lambda *a, **k: builds.append(1) or build(*a, **k)
+    )
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('"') and first.headers["Last-Modified"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", etag)
+    assert again.headers["Cache-Control"] == "private, no-cache"
+    assert client.get(url, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": '"other"'}).data == first.data
+    assert len(builds) == 1  # the 304s build nothing; the other fetch took the kept body
+    assert client.delete(f"/api/appointments/{aid}", headers=bearer(app)).status_code == 200
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert b"STATUS:CANCELLED" in changed.data and len(builds) == 2
 
 
 def test_hostile_feed_urls_are_all_the_same_404(app, client):
@@ -246,3 +277,26 @@ def test_the_openapi_document_lists_the_calendar_operations(app):
     feed = paths["/api/feeds/{feed_id}.ics"]["get"]
     assert "text/calendar" in feed["responses"]["200"]["content"]
     assert any(p["name"] == "token" and p["in"] == "query" for p in feed["parameters"])
+
+
+def test_concurrent_fetches_of_a_changed_feed_share_one_build():
+    """One build of a feed at a time: the fetches that arrive meanwhile wait and share it."""
+    builds = calendars.service.FeedBuilds(size=2)
+    started, made = threading.Event(), []
+
+    def make():
+        made.append(1)
+        started.set()
+        time.sleep(0.2)
+        return calendars.service.FeedAnswer(b"body", 1, False, "e1")
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: builds.build("f1", "e1", make), range(8)))
+    assert len(made) == 1 and {a.body for a in answers} == {b"body"}
+    # another ETag builds anew; past `size` feeds the oldest is forgotten
+    builds.build("f1", "e2", make)
+    assert len(made) == 2
+    for feed in ("f2", "f3"):
+        builds.build(feed, "e1", make)
+    builds.build("f1", "e1", make)
+    assert len(made) == 5
