@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from devstack.servers import hold_signal
 from devstack.stack import PortBusyError, Stack
+from devstack.supervisor import POLL_SECONDS, StackFailed
 
 PORT_VARIABLES = {
     "gateway": "GATEWAY_PORT",
@@ -48,7 +50,10 @@ def raise_open_files_limit() -> int:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGINT/SIGTERM into an exception so the main loop stops the stack."""
+    """Turn SIGINT/SIGTERM into an exception so the main loop stops the stack (held for the
+    instant a child is being spawned, so that stop() knows every child)."""
+    if hold_signal(signum):
+        return
     raise _StopRequested(signal.Signals(signum).name)
 
 
@@ -109,20 +114,18 @@ def main() -> int:
         )
         stack.start()
         print(_banner(stack), flush=True)
+        # A service process or the gateway that dies is started again (with backoff); a
+        # database that dies, or a process that keeps dying, raises StackFailed.
+        supervisor = stack.supervisor()
         while True:
-            dead = stack.dead_processes()
-            if dead:
-                print(
-                    f"devstack: {', '.join(dead)} exited unexpectedly; see logs in "
-                    f"{stack.log_dir} (databases: {stack.data_dir}); stopping everything",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 1
-            time.sleep(0.5)
+            supervisor.check()
+            time.sleep(POLL_SECONDS)
     except _StopRequested as stop:
         print(f"\ndevstack: {stop} received, stopping ...", flush=True)
         return 0
+    except StackFailed as failed:
+        print(f"devstack: {failed}; stopping everything", file=sys.stderr, flush=True)
+        return 1
     except PortBusyError as err:
         var = PORT_VARIABLES[err.what]
         print(f"devstack: {err}; set {var} to a free port", file=sys.stderr, flush=True)

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -45,6 +46,52 @@ def port_in_use(port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a child ended, in words: `exit status 1`, or `killed by SIGKILL` for a negative
+    return code (subprocess's way of saying a signal ended it)."""
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name} (exit status {returncode})"
+    return f"exit status {returncode}"
+
+
+# A stop signal (SIGINT/SIGTERM) whose handler raises must not land between the fork of a
+# child and the moment its handle is kept: the child would run on, unknown to stop(). While a
+# child is spawned, a handler that asks `hold_signal(signum)` gets True and returns; the
+# signal is raised again as soon as the handle is kept.
+_spawning = False
+_held_signals: list[int] = []
+
+
+def hold_signal(signum: int) -> bool:
+    """For a signal handler: True (the signal is held, and raised again right after) while a
+    child process is being spawned; False otherwise (handle it now)."""
+    if _spawning:
+        _held_signals.append(signum)
+        return True
+    return False
+
+
+@contextmanager
+def _spawning_child() -> Iterator[None]:
+    """Hold stop signals (see hold_signal) for the duration of the block."""
+    global _spawning
+    _spawning = True
+    try:
+        yield
+    finally:
+        _spawning = False
+        held = list(_held_signals)
+        _held_signals.clear()
+        for signum in held:
+            signal.raise_signal(signum)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -121,15 +168,32 @@ class ManagedProcess(StartStop):
         """Return True once the process answers requests."""
         raise NotImplementedError
 
-    def start(self) -> ManagedProcess:
+    @property
+    def exit_description(self) -> str:
+        """How the process ended (`exit status 1`, `killed by SIGKILL (exit status -9)`)."""
+        return describe_exit(self.proc.poll() if self.proc is not None else None)
+
+    def prepare(self) -> None:
+        """Make what the process needs before it is spawned (directories, a socket)."""
+
+    def start(self) -> Self:
         """Start the process and wait (bounded) until it is ready."""
         if self.running:
             return self
+        self.spawn()
+        self._wait_ready()
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to be ready (a no-op while it runs)."""
+        if self.running:
+            return
         if self._port in _RESERVED_PORTS:
             raise RuntimeError(f"{self.name}: refusing to use reserved port {self._port}")
+        self.prepare()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Output goes to a file, not a pipe, so a chatty child can never block on a full pipe.
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab") as log, _spawning_child():
             self._group_reaped = False
             self.proc = subprocess.Popen(
                 self.command(),
@@ -138,11 +202,11 @@ class ManagedProcess(StartStop):
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 pass_fds=self.pass_fds(),
-                # Own session: a terminal Ctrl-C reaches only us, and we decide the shutdown order.
+                # Own session (and so its own process group, whose id is its pid): a terminal
+                # Ctrl-C reaches only us, we decide the shutdown order, and kill() reaches
+                # every process it forked (gunicorn's workers) at once.
                 start_new_session=True,
             )
-        self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
         """Poll ready() until it succeeds, the process dies, or the timeout passes."""
@@ -191,7 +255,7 @@ class ManagedProcess(StartStop):
         # Signal the group only once: afterwards its id may be reused by an unrelated process.
         self._group_reaped = True
 
-    def restart(self) -> ManagedProcess:
+    def restart(self) -> Self:
         """Stop if running, then start again on the same port (and data)."""
         self.stop()
         return self.start()
@@ -236,11 +300,8 @@ class RedisServer(ManagedProcess):
             *self.extra_args,
         ]  # fmt: skip
 
-    def start(self) -> RedisServer:
-        """Start valkey-server and wait until PING answers."""
+    def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        super().start()
-        return self
 
     def ready(self) -> bool:
         import redis
@@ -288,11 +349,8 @@ class MongoServer(ManagedProcess):
             "--pid-file", str(self.pid_path),
         ]  # fmt: skip
 
-    def start(self) -> MongoServer:
-        """Start nx-27017 and wait until the admin ping answers."""
+    def prepare(self) -> None:
         self.db_path.mkdir(parents=True, exist_ok=True)
-        super().start()
-        return self
 
     def stop(self) -> None:
         """Stop gracefully, then remove our pid file so a restart is not refused."""
@@ -387,13 +445,11 @@ class ServiceProcess(ManagedProcess):
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
 
-    def start(self) -> ServiceProcess:
-        """Empty the metrics directory (values of a previous run), then start."""
-        if not self.running:
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
-            self.metrics_dir.mkdir(parents=True, exist_ok=True)
-        super().start()
-        return self
+    def prepare(self) -> None:
+        """Empty the metrics directory (values of a previous run, or of the process that
+        died: a restarted process starts its counters again, as a new container would)."""
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(self) -> bool:
         if self._ready_check is not None:
@@ -498,12 +554,12 @@ class CaddyProcess(ManagedProcess):
             "XDG_CONFIG_HOME": str(self.data_dir / "xdg-config"),
         }
 
-    def start(self) -> CaddyProcess:
-        """Start Caddy and wait until it serves its internal address."""
+    def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pass_fds()  # the socket first: environment() names it
-        super().start()
-        return self
+        # The socket first: environment() names it. It is kept (stop() closes it): a Caddy
+        # started again after a crash accepts on the same socket, so connections that arrive
+        # meanwhile wait in its queue instead of being refused.
+        self.pass_fds()
 
     def stop(self) -> None:
         """Stop Caddy (SIGTERM: requests in flight finish), then close our copy of its socket."""

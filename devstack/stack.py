@@ -17,6 +17,7 @@ from devstack.servers import (
     free_port,
     port_in_use,
 )
+from devstack.supervisor import Supervisor
 
 # Start order matters: booking calls schedule, live calls booking; the gateway (Caddy) comes
 # last.
@@ -261,6 +262,17 @@ class Stack(StartStop):
             **self.services,
         }
         return [n for n, p in procs.items() if p is not None and p.proc and not p.running]
+
+    def supervisor(self, **options) -> Supervisor:
+        """A supervisor of this started stack (devstack/supervisor.py): it restarts the
+        services' processes and the gateway when they die, and fails when an embedded database
+        dies. `options`: Supervisor's (log, delays, crash-loop limits)."""
+        databases = {"valkey (redis)": self.redis, "nx-27017 (mongo)": self.mongo}
+        return Supervisor(
+            self.services,
+            {name: server for name, server in databases.items() if server is not None},
+            **options,
+        )
 
     def stop(self) -> None:
         """Stop everything this stack started, in reverse order; safe to call twice."""
