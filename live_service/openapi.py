@@ -101,6 +101,28 @@ DOCUMENT = {
                 },
             }
         },
+        "/desk/{hospital_id}": {
+            "get": {
+                "tags": ["live"],
+                "summary": "The front desk's page of a hospital (or of a doctor's queue)",
+                "description": (
+                    "Sign-in for staff and admin, the day's appointments by slot and serial, "
+                    "the visit steps, walk-in booking, live from the day's stream. "
+                    "`Cache-Control: no-store`; a Content-Security-Policy of the page's own "
+                    "origin only."
+                ),
+                "parameters": [_HOSPITAL, _PRACTITIONER],
+                "responses": {
+                    "200": {
+                        "description": "The page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("validation_error (practitioner_id)"),
+                    "404": _error("hospital_not_found, practitioner_not_found, or no page"),
+                    "503": _error("the booking service is down"),
+                },
+            }
+        },
     },
     "components": {"schemas": {"Error": _ERROR}},
 }

@@ -1,5 +1,6 @@
-"""HTTP layer of the live service (aiohttp): the event stream, the display page, health,
-metrics and its OpenAPI document. Every error is in the contract's shape."""
+"""HTTP layer of the live service (aiohttp): the event stream, the waiting-room display and
+the front desk's pages (and their script and style files), health, metrics and its OpenAPI
+document. Every error is in the contract's shape."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -32,7 +34,34 @@ from .streams import Topic
 log = logging.getLogger(__name__)
 
 SERVICE = "live"
-DISPLAY_PAGE = Path(__file__).resolve().parent / "static" / "display.html"
+STATIC = Path(__file__).resolve().parent / "static"
+DISPLAY_PAGE = STATIC / "display.html"
+DESK_PAGE = STATIC / "desk.html"
+# The pages' own script and style files (no inline script or style, nothing from elsewhere):
+# `/{page}/static/{name}`, only these names.
+ASSETS = {
+    "display": {
+        "display.js": "text/javascript; charset=utf-8",
+        "display.css": "text/css; charset=utf-8",
+    },
+    "desk": {
+        "desk.js": "text/javascript; charset=utf-8",
+        "desk.css": "text/css; charset=utf-8",
+    },
+}
+# Only the page's own origin: its script and style files, its API calls and event stream.
+# No inline script or style, no frames, no form posted anywhere (the forms are sent by script).
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -210,10 +239,49 @@ async def display(request: web.Request) -> web.StreamResponse:
     practitioner_id(request)
     if not DISPLAY_PAGE.is_file():
         raise LiveError(404, "not_found", "The display page is not installed")
-    return web.FileResponse(
-        DISPLAY_PAGE,
-        headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"},
-    )
+    return web.FileResponse(DISPLAY_PAGE, headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+
+
+async def desk(request: web.Request) -> web.StreamResponse:
+    """`GET /desk/{hospital_id}[?practitioner_id=]`: the front desk's page. Only for a
+    hospital (and doctor) that exists: the booking service's queue answer says so, and its
+    404 (`hospital_not_found`, `practitioner_not_found`) is answered as it is."""
+    hospital = hospital_id(request)
+    practitioner = practitioner_id(request)
+    if not DESK_PAGE.is_file():
+        raise LiveError(404, "not_found", "The front desk page is not installed")
+    hub = request.app[LIVE].hub
+    assert hub is not None
+    # Any date names the same hospital and doctor; the queue answer is read for none of it.
+    topic = Topic(hospital, datetime.now(UTC).date().isoformat(), practitioner)
+    try:
+        answer = await hub.booking.queue(topic, request["request_id"])
+    except BookingUnavailable as exc:
+        log.warning("desk %s: cannot check the hospital: %s", hospital, exc)
+        raise LiveError(503, "service_unavailable", "The booking service is unavailable") from exc
+    if answer.status != 200:
+        return _refused(answer)
+    return web.FileResponse(DESK_PAGE, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
+
+
+def assets(page: str):
+    """The handler of `GET /{page}/static/{name}`: one of the page's script or style files
+    (with ETag and Last-Modified: a browser asks again each time, 304 while unchanged)."""
+    files = ASSETS[page]
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        content_type = files.get(name)
+        if content_type is None or not (STATIC / name).is_file():
+            raise LiveError(404, "not_found", "The requested URL was not found on the server.")
+        headers = {
+            "Content-Type": content_type,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return web.FileResponse(STATIC / name, headers=headers)
+
+    return asset
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -251,6 +319,9 @@ def add_routes(app: web.Application) -> None:
     """The service's routes. A stream has no HEAD (it would never end)."""
     app.router.add_get("/api/live/{hospital_id}/{day}", live_stream, allow_head=False)
     app.router.add_get("/display/{hospital_id}", display)
+    app.router.add_get("/desk/{hospital_id}", desk)
+    for page in ASSETS:
+        app.router.add_get(f"/{page}/static/{{name}}", assets(page))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus_metrics)

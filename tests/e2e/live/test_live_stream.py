@@ -396,7 +396,11 @@ def test_health_readiness_and_documents(gateway, stack):
     assert live.json() == {"status": "ok", "checks": {"redis": "ok"}}
     assert requests.get(stack.live_url + "/healthz", timeout=5).json() == {"status": "ok"}
     doc = requests.get(stack.live_url + "/openapi.json", timeout=5).json()
-    assert set(doc["paths"]) == {"/api/live/{hospital_id}/{day}", "/display/{hospital_id}"}
+    assert set(doc["paths"]) == {
+        "/api/live/{hospital_id}/{day}",
+        "/display/{hospital_id}",
+        "/desk/{hospital_id}",
+    }
     # The merged document leaves the streams out (it is fuzzed; a stream never ends).
     assert "/api/live/{hospital_id}/{day}" not in gateway.get("/openapi.json").json()["paths"]
     metrics = requests.get(stack.live_url + "/metrics", timeout=5).text
