@@ -170,6 +170,9 @@ class Config:
     # Calendar feeds (booking_service/calendars*.py): the public origin their URLs start with
     # (empty: URLs relative to the gateway).
     feeds_base_url: str = setting("FEEDS_BASE_URL", "")
+    # Expensive answers (calendar feeds, FHIR searches) under way at once per process; one
+    # more is refused at once (shared/concurrency.py).
+    expensive_concurrency: int = setting("EXPENSIVE_CONCURRENCY", 1, at_least=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

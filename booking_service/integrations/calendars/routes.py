@@ -16,7 +16,10 @@ A feed id has the appointments' canonical form (24 lowercase hex digits), checke
 `feed_id` path converter before any lookup. Every answer is `Cache-Control: no-store` but a
 feed's own: it carries `ETag` and `Last-Modified`, answers `If-None-Match` with `304`, and is
 `Cache-Control: private, no-cache`. Its body is built once per change of its appointments
-(or of the configuration, or of its window) and kept (`service.FeedBuilds`).
+(or of the configuration, or of its window) and kept (`service.FeedBuilds`). A feed's
+answer is expensive (a first build of 2,000 appointments takes a second or more): at most
+EXPENSIVE_CONCURRENCY of them (with the FHIR searches) are under way at once per process, and
+one more is `503 service_unavailable` with `Retry-After` at once (shared/concurrency.py).
 
 `url` is relative to the gateway unless FEEDS_BASE_URL (shared/config.py, checked at start)
 gives the public origin to make it absolute: the Host a request arrives with is the client's
@@ -36,6 +39,7 @@ from booking_service.core.context import Context
 from booking_service.integrations.calendars import service
 from booking_service.integrations.calendars.ics import ICS_CONTENT_TYPE
 from booking_service.integrations.calendars.store import FeedRepository
+from shared import concurrency
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.config import Config
@@ -202,17 +206,19 @@ class FeedCalendar(MethodView):
     def get(self, feed_id):
         """The feed (no bearer token: the URL is the credential): the appointments from
         today through the booking window, cancelled ones as STATUS:CANCELLED. ETag and
-        Last-Modified; If-None-Match -> 304."""
+        Last-Modified; If-None-Match -> 304. An expensive answer: over the process's
+        EXPENSIVE_CONCURRENCY, 503 service_unavailable with Retry-After at once."""
         tokens = request.args.getlist("token")
-        answer = service.read_feed(
-            _ctx(),
-            _feeds(),
-            feed_id,
-            tokens,
-            utcnow(),
-            cached=request.if_none_match.contains_weak,
-            builds=current_app.extensions[BUILDS_EXTENSION],
-        )
+        with current_app.extensions[concurrency.EXTENSION].slot("calendar feeds"):
+            answer = service.read_feed(
+                _ctx(),
+                _feeds(),
+                feed_id,
+                tokens,
+                utcnow(),
+                cached=request.if_none_match.contains_weak,
+                builds=current_app.extensions[BUILDS_EXTENSION],
+            )
         headers = {
             "ETag": f'"{answer.etag}"',
             "Last-Modified": http_date(answer.last_modified),
@@ -241,6 +247,7 @@ def init_app(app: Flask, api, feeds: FeedRepository, cfg: Config) -> None:
     app.extensions["calendars.base_url"] = feeds_base_url(cfg.feeds_base_url)
     app.extensions[FEEDS_EXTENSION] = feeds
     app.extensions[BUILDS_EXTENSION] = service.FeedBuilds()
+    concurrency.install(app.extensions, cfg.expensive_concurrency)
     app.url_map.converters["feed_id"] = FeedIdConverter
     api.register_converter(FeedIdConverter, _id_param_schema)
     api.register_blueprint(calendars_blp)

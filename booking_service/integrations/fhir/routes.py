@@ -9,6 +9,10 @@ hospitals and their doctors come from the schedule service's list (directory.py)
 books through the same gate as POST /api/appointments: the REST API's schema, the booking
 limit, Idempotency-Key, the booking metric, then `booking.book`.
 
+Searches are expensive answers: at most EXPENSIVE_CONCURRENCY of them (with the calendar
+feeds) are under way at once per process; one more is `503` (transient) with `Retry-After` at
+once (shared/concurrency.py). Reads by id, the CapabilityStatement and creates are not limited.
+
 Errors: every layer answers in the contract's error shape (shared/errors.py); an
 after_request hook of the app turns every error answer on a /fhir path (the router's 404 and
 405, werkzeug's 413, the views' own) into an OperationOutcome with the same status, headers
@@ -18,6 +22,7 @@ not by the services' OpenAPI documents (whose errors are the contract's shape).
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlencode
 
@@ -36,7 +41,7 @@ from booking_service.integrations.fhir.bundles import searchset
 from booking_service.integrations.fhir.datatypes import MEDIA_TYPE
 from booking_service.integrations.fhir.directory import Directory, Listed
 from booking_service.integrations.fhir.outcomes import outcome_of_error_body
-from shared import jsonbody
+from shared import concurrency, jsonbody
 from shared.auth import current_principal
 from shared.clock import utcnow
 from shared.errors import DomainError, ServiceUnavailable
@@ -77,6 +82,7 @@ def init_app(app, api, ctx, cfg, run_workers: bool, directory: Directory | None 
     """Register the FHIR routes, and the hook that answers their errors as OperationOutcomes
     (no background work); `directory`: where the searches that list hospitals read them."""
     app.extensions["fhir.directory"] = directory
+    concurrency.install(app.extensions, cfg.expensive_concurrency)
     app.register_blueprint(blp)
     app.after_request(errors_as_outcomes)
 
@@ -163,6 +169,19 @@ def _negotiate():
             raise NotAcceptable(exc.message, exc.errors) from exc
 
 
+def _expensive(view):
+    """A search: an expensive answer (its matches may be thousands), so at most
+    EXPENSIVE_CONCURRENCY of them (with the calendar feeds) are under way at once per process;
+    one more is 503 (transient) with Retry-After at once (shared/concurrency.py)."""
+
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        with current_app.extensions[concurrency.EXTENSION].slot("FHIR searches"):
+            return view(*args, **kwargs)
+
+    return limited
+
+
 def _check(resource: str | None) -> None:
     params.check_names(request.args, resource)
 
@@ -189,6 +208,7 @@ def metadata():
 
 
 @blp.get("/Location")
+@_expensive
 def locations():
     """Locations by _id, or every hospital; paged."""
     _check("Location")
@@ -203,6 +223,7 @@ def locations():
 
 
 @blp.get("/Practitioner")
+@_expensive
 def practitioners():
     """Practitioners by _id, or every doctor of every hospital; paged."""
     _check("Practitioner")
@@ -240,6 +261,7 @@ def schedule(fhir_id: str):
 
 
 @blp.get("/Schedule")
+@_expensive
 def schedules():
     """Schedules by _id and/or actor, or every Schedule; active; paged."""
     _check("Schedule")
@@ -286,6 +308,7 @@ def slot(fhir_id: str):
 
 
 @blp.get("/Slot")
+@_expensive
 def slots():
     """A schedule's slots in a time range (the booking window bounds it), paged."""
     _check("Slot")
@@ -329,6 +352,7 @@ def appointment(fhir_id: str):
 
 
 @blp.get("/Appointment")
+@_expensive
 def appointments():
     """The caller's appointments (staff and admins: any), filtered, paged."""
     who = current_principal()
