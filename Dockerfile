@@ -44,7 +44,7 @@ USER 10001:10001
 # gunicorn worker. /dev/shm is the container's own tmpfs: empty at each container start, as the
 # directory must be (shared/metrics.py creates it).
 # schedule and booking are WSGI apps on gthread workers (GUNICORN_THREADS each), as
-# docker-compose.yml runs them; live is an aiohttp app (WORKER_CLASS=aiohttp.GunicornWebWorker,
+# docker-compose.yml runs them; live is an aiohttp app (WORKER_CLASS=live_service.worker.LiveWorker,
 # APP_MODULE="live_service:create_app()", PORT=8003).
 ENV PORT=8001 \
     APP_MODULE="schedule_service:create_app()" \

@@ -13,6 +13,7 @@ from types import FrameType
 from devstack.servers import hold_signal
 from devstack.stack import PortBusyError, Stack
 from devstack.supervisor import POLL_SECONDS, StackFailed
+from live_service.clients import streams_cap
 
 PORT_VARIABLES = {
     "gateway": "GATEWAY_PORT",
@@ -37,16 +38,40 @@ def _int_env(name: str, default: int) -> int:
         sys.exit(f"devstack: {name}={raw!r} is not an integer")
 
 
-def raise_open_files_limit() -> int:
-    """Raise this process's open-files limit (RLIMIT_NOFILE) to its hard limit, so that every
-    child inherits it: the live service holds one file per open stream. Returns the limit."""
+#: The open-files limit `make run` asks for (soft and hard) when it may raise its hard limit
+#: (root with CAP_SYS_RESOURCE): 10,000 streams are 20,000 files in the gateway.
+WANTED_OPEN_FILES = 65536
+
+
+def raise_open_files_limit(wanted: int = WANTED_OPEN_FILES) -> int:
+    """Raise this process's open-files limit (RLIMIT_NOFILE), so that every child inherits it:
+    the live service holds one file per open stream, the gateway two. To `wanted` when the
+    hard limit may be raised, else the soft limit to the hard one. Returns the limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):  # not allowed: the hard limit is as high as it goes
+            pass
     if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):  # e.g. an unlimited hard limit the kernel refuses
             return soft
     return hard
+
+
+def share_streams(open_files: int, live_processes: int, environ=os.environ) -> int | None:
+    """With several live processes behind the one gateway, each takes its share of the streams
+    the gateway's open files leave room for (LIVE_MAX_CONNECTIONS, unless it is set): every
+    process inherits the same limit, and one alone works its cap out from it itself. Returns
+    the share set, or None."""
+    if live_processes <= 1 or environ.get("LIVE_MAX_CONNECTIONS", "").strip():
+        return None
+    share = max(1, streams_cap(0, open_files) // live_processes)
+    environ["LIVE_MAX_CONNECTIONS"] = str(share)
+    return share
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -108,8 +133,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         open_files = raise_open_files_limit()
+        live_processes = stack.replicas.get("live", 0) * stack.live_workers
+        share = share_streams(open_files, live_processes)
+        shared = f", {share} streams per live process" if share else ""
         print(
-            f"devstack: starting (data in {stack.data_dir}; open files {open_files}) ...",
+            f"devstack: starting (data in {stack.data_dir}; open files {open_files}{shared}) ...",
             flush=True,
         )
         stack.start()

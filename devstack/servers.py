@@ -24,6 +24,9 @@ _STOP_GRACE_SECONDS = 5.0
 GUNICORN_LIMITS = (
     "--limit-request-line 8190 --limit-request-fields 32768 --limit-request-field_size 1048576"
 )
+# The live service's listen backlog (its worker keeps it: live_service/worker.py): thousands of
+# clients may reconnect at once; the kernel caps it at net.core.somaxconn.
+ASYNC_BACKLOG = 4096
 
 
 def free_port() -> int:
@@ -432,6 +435,8 @@ class ServiceProcess(ManagedProcess):
         ]  # fmt: skip
         if self.worker_class == "gthread":
             cmd += ["--threads", str(self.threads)]
+        else:  # the live service: a burst of stream opens (clients reconnecting) at once
+            cmd += ["--backlog", str(ASYNC_BACKLOG)]
         if self.access_log:
             cmd += ["--access-logfile", "-"]
         return cmd

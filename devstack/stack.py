@@ -27,8 +27,9 @@ SERVICE_APPS = {
     "live": "live_service:create_app()",
 }
 # gunicorn's worker class per service: the live service is an asyncio (aiohttp) app that holds
-# thousands of idle streams; the others are WSGI apps on threads.
-WORKER_CLASSES = {"live": "aiohttp.GunicornWebWorker"}
+# thousands of idle streams (aiohttp's worker, keeping gunicorn's --backlog); the others are
+# WSGI apps on threads.
+WORKER_CLASSES = {"live": "live_service.worker.LiveWorker"}
 SEED_TIMEOUT_SECONDS = 120
 
 

@@ -6,11 +6,14 @@ Redis streams that the booking and schedule services append to (shared/events.py
 reader per topic, and the states themselves from the booking service's public answers
 (live_service/hub.py). Served by gunicorn with aiohttp's worker:
 
-    gunicorn 'live_service:create_app()' --worker-class aiohttp.GunicornWebWorker
+    gunicorn 'live_service:create_app()' --worker-class live_service.worker.LiveWorker
+
+(aiohttp's worker, with gunicorn's `--backlog` kept: live_service/worker.py.)
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,7 +23,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from shared.access_log import configure_logging
 
+from . import metrics
 from .booking_client import BookingClient
+from .clients import open_files_limit
 from .hub import BLOCK_MS, Hub
 from .settings import LiveSettings
 from .streams import Streams
@@ -28,7 +33,16 @@ from .views import LIVE, Live, add_routes, answers, stamp_request_id
 
 # The gateway bounds requests (URIs of 8,000 characters, headers of 1 MB); aiohttp's own
 # limits are lower and would answer a request the gateway let through with a plain-text 400.
-HANDLER_LIMITS = {"max_line_size": 8190, "max_field_size": 1048576, "max_headers": 32768}
+# A handler is cancelled when its client goes: a stream ends (and is no longer counted against
+# its client's limit) at once, not at its next write.
+HANDLER_ARGS = {
+    "max_line_size": 8190,
+    "max_field_size": 1048576,
+    "max_headers": 32768,
+    "handler_cancellation": True,
+}
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: LiveSettings | None = None) -> web.Application:
@@ -36,8 +50,14 @@ def create_app(settings: LiveSettings | None = None) -> web.Application:
     the worker's event loop)."""
     settings = settings or LiveSettings.from_env()
     configure_logging()
-    app = web.Application(middlewares=[answers], handler_args=HANDLER_LIMITS)
-    app[LIVE] = Live(settings)
+    app = web.Application(middlewares=[answers], handler_args=HANDLER_ARGS)
+    open_files = open_files_limit()
+    live = app[LIVE] = Live.of(settings, open_files)
+    metrics.STREAM_CAPACITY.set(live.limits.total)
+    log.info(
+        "live: at most %d streams in this process, %d per client (open files %d)",
+        live.limits.total, live.limits.per_client, open_files,
+    )  # fmt: skip
     app.cleanup_ctx.append(_connections)
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(stamp_request_id)

@@ -7,14 +7,23 @@ client of the topic. A client is a bounded queue that its own connection drains;
 never waits for a client: one whose queue is full is dropped (its connection is closed, and
 it comes back with Last-Event-ID).
 
-Order. Every state read of a topic (the reader's, and each joining client's first one) is
-made under the feed's lock, and the events of a read are offered under it too; a client
-starts at the position its first read covered (`Client.floor`) and is offered only later
-events. So the states a client sees were read in the order it sees them, and never go back
-in time. Ids never go back either: they are the stream entries' ids, and in the one case
-where two streams' entries do not follow each other (an edit and a change of the day in the
-same millisecond, or a clock set back) the later event takes the id just after the earlier
-one, which is no entry of either stream (a client that resumes from it is resynchronised).
+Joins. Clients that join a topic at the same moment are served together, by one task of the
+feed (`Feed.joining`): one read of the streams' positions, one read of each state, and each
+client's first events from those (one resync, or what it missed since its Last-Event-ID). A
+burst of joins (a waiting room reconnecting) costs one read, not one per client, and no join
+waits for another's reads. `Hub.knows` tells whether this process has lately read the
+availability of that hospital (and doctor): a stream of one it knows answers its headers
+before its first state is read.
+
+Order. Every state read of a topic (the reader's, and each batch of joining clients' first
+one) is made under the feed's lock, and the events of a read are offered under it too; a
+client starts at the position its first read covered (`Client.floor`, set under the lock) and
+is offered only later events. So the states a client sees were read in the order it sees
+them, and never go back in time. Ids never go back either: they are the stream entries' ids,
+and in the one case where two streams' entries do not follow each other (an edit and a change
+of the day in the same millisecond, or a clock set back) the later event takes the id just
+after the earlier one, which is no entry of either stream (a client that resumes from it is
+resynchronised).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from .sse import (
     parse_id,
     resync,
 )
-from .streams import Positions, Streams, Topic
+from .streams import Positions, Replay, Streams, Topic
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,10 @@ BLOCK_MS = 5000
 #: A state read this recently at the same positions is given to a joining client as it is:
 #: many clients that come back at once (a restart) cost one read, not one each.
 REUSE_SECONDS = 1.0
+#: How long a hospital (and doctor) whose availability was read counts as known (Hub.knows).
+KNOWN_SECONDS = 600.0
+#: Known pairs kept before the stale ones are swept out.
+MOST_KNOWN = 10000
 #: Retries of Redis and of the booking service: from this delay, doubling, up to the last.
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MOST_SECONDS = 5.0
@@ -121,46 +134,69 @@ class Cached:
 
 
 @dataclass
+class Joiner:
+    """A client waiting for its first events."""
+
+    client: Client
+    last_seen: StreamId | None  # its Last-Event-ID, when it is an id at all
+    request_id: str | None
+    first: asyncio.Future[list[Event]]
+
+
+@dataclass
 class Feed:
-    """A topic with clients: its reader, its lock, where its reader is, its last states."""
+    """A topic with clients: its reader, its lock, where its reader is, its last states, and
+    the clients waiting for their first events."""
 
     topic: Topic
     clients: set[Client] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reader: asyncio.Task | None = None
+    joiners: list[Joiner] = field(default_factory=list)
+    joining: asyncio.Task | None = None
     positions: Positions | None = None  # the reader's; None: read from the start
     last_id: StreamId = NO_ID  # of the last event offered
     cache: dict[str, Cached] = field(default_factory=dict)
 
 
 class Hub:
-    """Every feed of this process, and the number of its open streams."""
+    """Every feed of this process."""
 
     def __init__(self, streams: Streams, booking: BookingClient):
         self.streams = streams
         self.booking = booking
         self.feeds: dict[Topic, Feed] = {}
-        self.open_streams = 0
+        # (hospital, doctor or None) -> when its availability was last read (monotonic).
+        self.known: dict[tuple[str, str | None], float] = {}
+
+    def knows(self, topic: Topic) -> bool:
+        """Whether the booking service answered this hospital's (and doctor's) availability
+        within KNOWN_SECONDS: a new stream of it answers its headers at once."""
+        seen = self.known.get((topic.hospital_id, topic.practitioner_id))
+        return seen is not None and time.monotonic() - seen < KNOWN_SECONDS
 
     async def join(
         self, topic: Topic, client: Client, last_event_id: str | None, request_id: str | None
     ) -> list[Event]:
         """Add a client to its topic's feed; its first events: what it missed since
-        `last_event_id` when the streams still hold it, else one resync. Raises Refused or
-        BookingUnavailable when the stream cannot start (the client is then removed)."""
+        `last_event_id` when the streams still hold it, else one resync. Clients that join
+        at the same moment share the reads. Raises Refused or BookingUnavailable when the
+        stream cannot start (the client is then removed)."""
         feed = self.feeds.get(topic)
         if feed is None:
             feed = self.feeds[topic] = Feed(topic)
         feed.clients.add(client)  # before any wait: the feed lives while a client joins
+        joiner = Joiner(
+            client, parse_id(last_event_id), request_id, asyncio.get_running_loop().create_future()
+        )
+        feed.joiners.append(joiner)
+        if feed.joining is None:
+            feed.joining = asyncio.create_task(self._serve_joiners(feed), name=f"join {topic}")
         try:
-            async with feed.lock:
-                first, client.floor = await self._first_events(feed, last_event_id, request_id)
+            return await joiner.first
         except BaseException:
             self.leave(topic, client)
             raise
-        if feed.reader is None:
-            feed.reader = asyncio.create_task(self._follow(feed), name=f"live {topic}")
-        return first
 
     def leave(self, topic: Topic, client: Client) -> None:
         """Remove a client; a feed without clients stops reading and is forgotten."""
@@ -180,24 +216,44 @@ class Hub:
             for client in list(feed.clients):
                 client.end()
 
+    async def _serve_joiners(self, feed: Feed) -> None:
+        """Serve the feed's joining clients, all those waiting at once, until none waits."""
+        batch: list[Joiner] = []
+        try:
+            while feed.joiners:
+                async with feed.lock:
+                    batch = [j for j in feed.joiners if not j.first.done()]
+                    feed.joiners = []
+                    if not batch:
+                        continue
+                    try:
+                        firsts = await self._first_events(feed, batch)
+                    except Exception as exc:  # noqa: BLE001 - every joiner of the batch gets it
+                        for joiner in batch:
+                            if not joiner.first.done():
+                                joiner.first.set_exception(exc)
+                        continue
+                    for joiner, (events, floor) in zip(batch, firsts, strict=True):
+                        joiner.client.floor = floor  # before the lock goes: see "Order"
+                        if not joiner.first.done():
+                            joiner.first.set_result(events)
+                if feed.reader is None and feed.clients and self.feeds.get(feed.topic) is feed:
+                    feed.reader = asyncio.create_task(self._follow(feed), name=f"live {feed.topic}")
+        finally:
+            feed.joining = None
+            # Only when this task was cancelled (shutdown): nobody waits forever.
+            for joiner in [*batch, *feed.joiners]:
+                if not joiner.first.done():
+                    joiner.first.cancel()
+            feed.joiners = []
+
     async def _first_events(
-        self, feed: Feed, last_event_id: str | None, request_id: str | None
-    ) -> tuple[list[Event], StreamId]:
-        """A joining client's first events and the position they cover (under the lock)."""
+        self, feed: Feed, batch: list[Joiner]
+    ) -> list[tuple[list[Event], StreamId]]:
+        """Each joining client's first events and the position they cover, from one read of
+        the positions and one of each state needed (under the lock)."""
         topic = feed.topic
-        last_seen = parse_id(last_event_id)
-        if last_seen is not None:
-            try:
-                replay = await self.streams.replay(topic, last_seen)
-            except RedisError as exc:
-                metrics.REDIS_ERRORS.inc()
-                log.warning("live %s: replay unavailable, resync: %s", topic, exc)
-                replay = None
-            if replay is not None:
-                self._start_at(feed, replay.positions)
-                changed = changes(replay.entries)
-                states = await self._states(feed, list(changed), replay.positions, request_id)
-                return events_for(changed, states), max(last_seen, replay.positions.newest)
+        request_id = batch[0].request_id
         try:
             positions: Positions | None = await self.streams.positions(topic)
         except RedisError as exc:
@@ -208,9 +264,46 @@ class Hub:
             positions = None
         else:
             self._start_at(feed, positions)
-        states = await self._states(feed, list(KINDS), positions, request_id)
-        at = positions.newest if positions is not None else feed.last_id
-        return [resync(at, states[AVAILABILITY], states[QUEUE])], at
+        replays = await self._replays(topic, batch, positions)
+        kinds: set[str] = set()
+        for joiner in batch:
+            replay = replays.get(joiner.last_seen) if joiner.last_seen is not None else None
+            kinds.update(KINDS if replay is None else changes(replay.entries))
+        states = await self._states(feed, [k for k in KINDS if k in kinds], positions, request_id)
+        firsts = []
+        for joiner in batch:
+            replay = replays.get(joiner.last_seen) if joiner.last_seen is not None else None
+            if replay is not None and joiner.last_seen is not None:
+                changed = changes(replay.entries)
+                floor = max(joiner.last_seen, replay.positions.newest)
+                firsts.append((events_for(changed, states), floor))
+            else:
+                at = positions.newest if positions is not None else feed.last_id
+                firsts.append(([resync(at, states[AVAILABILITY], states[QUEUE])], at))
+        return firsts
+
+    async def _replays(
+        self, topic: Topic, batch: list[Joiner], positions: Positions | None
+    ) -> dict[StreamId, Replay | None]:
+        """For each Last-Event-ID of the batch, what came after it up to `positions` (None:
+        it cannot be replayed, the client gets a resync)."""
+        wanted = sorted({j.last_seen for j in batch if j.last_seen is not None})
+        if positions is None or not wanted:
+            return {}
+        found = await asyncio.gather(
+            *(self.streams.replay(topic, seen, positions) for seen in wanted),
+            return_exceptions=True,
+        )
+        replays: dict[StreamId, Replay | None] = {}
+        for seen, replay in zip(wanted, found, strict=True):
+            if isinstance(replay, RedisError):
+                metrics.REDIS_ERRORS.inc()
+                log.warning("live %s: replay unavailable, resync: %s", topic, replay)
+                replay = None
+            elif isinstance(replay, BaseException):
+                raise replay
+            replays[seen] = replay
+        return replays
 
     @staticmethod
     def _start_at(feed: Feed, positions: Positions) -> None:
@@ -231,6 +324,7 @@ class Hub:
         booking service refuses it."""
         states: dict[str, object] = {}
         now = time.monotonic()
+        to_read = []
         for kind in kinds:
             cached = feed.cache.get(kind)
             if (
@@ -240,16 +334,26 @@ class Hub:
                 and now - cached.read_at < REUSE_SECONDS
             ):
                 states[kind] = cached.state
-                continue
-            states[kind] = await self._read(feed.topic, kind, request_id, joining)
-            if positions is not None and states[kind] is not None:
-                feed.cache[kind] = Cached(positions, now, states[kind])
+            else:
+                to_read.append(kind)
+        # Both at once: a joining client waits for the slower one only.
+        read = await asyncio.gather(
+            *(self._read(feed.topic, kind, request_id, joining) for kind in to_read),
+            return_exceptions=True,
+        )
+        for kind, state in zip(to_read, read, strict=True):
+            if isinstance(state, BaseException):
+                raise state
+            states[kind] = state
+            if positions is not None and state is not None:
+                feed.cache[kind] = Cached(positions, now, state)
         return states
 
     async def _read(self, topic: Topic, kind: str, request_id: str | None, joining: bool) -> object:
         """One state from the booking service. The queue is optional (any failure: None); the
         availability is not (BookingUnavailable; a 4xx is Refused for a joining client, and
         nothing to send for the reader)."""
+        metrics.STATE_READS.labels(kind).inc()
         if kind == QUEUE:
             try:
                 answer = await self.booking.queue(topic, request_id)
@@ -262,8 +366,13 @@ class Hub:
         except BookingUnavailable:
             metrics.FETCH_ERRORS.inc()
             raise
+        pair = (topic.hospital_id, topic.practitioner_id)
         if answer.status == 200:
+            self.known[pair] = time.monotonic()
+            if len(self.known) > MOST_KNOWN:
+                self._forget_old()
             return answer.body
+        self.known.pop(pair, None)
         if joining:
             raise Refused(answer)
         return None
@@ -305,6 +414,13 @@ class Hub:
                         self._offer(feed, item)
                     return
             await backoff.wait()
+
+    def _forget_old(self) -> None:
+        """Forget the hospitals (and doctors) not read within KNOWN_SECONDS."""
+        now = time.monotonic()
+        for pair, seen in list(self.known.items()):
+            if now - seen >= KNOWN_SECONDS:
+                del self.known[pair]
 
     @staticmethod
     def _offer(feed: Feed, item: Event) -> None:

@@ -29,3 +29,21 @@ REDIS_ERRORS = Counter(
     "live_redis_errors",
     "Reads of the live streams that failed because Redis did",
 )
+STATE_READS = Counter(
+    "live_state_reads",
+    "States read from the booking service (by a topic's reader, or once for the clients that "
+    "join a topic at the same moment), by kind",
+    ["kind"],
+)
+STREAMS_REFUSED = Counter(
+    "live_streams_refused",
+    "Streams refused with 429 too_many_streams: `client` (one client's limit) or `total` "
+    "(this process's)",
+    ["limit"],
+)
+STREAM_CAPACITY = Gauge(
+    "live_stream_capacity",
+    "Streams the live service takes (LIVE_MAX_CONNECTIONS, or what its open-files limit leaves "
+    "room for), summed over its processes",
+    multiprocess_mode="livesum",
+)

@@ -53,11 +53,14 @@ DOCUMENT = {
                 "tags": ["live"],
                 "summary": "A day's availability and queue as they change (text/event-stream)",
                 "description": (
-                    'First one `resync` event (`{"availability": ..., "queue": ...}`), or, '
-                    "with a `Last-Event-ID` still in the replay buffer, one event per kind "
+                    "Starts with `retry:` (the reconnection delay, 1000-3000 ms, drawn per "
+                    'stream); then one `resync` event (`{"availability": ..., "queue": ...}`), '
+                    "or, with a `Last-Event-ID` still in the replay buffer, one event per kind "
                     "that changed since (the current state, the id of the last change); then "
                     "`availability` and `queue` events, and a `: keep-alive` comment line at "
-                    "least every 15 s. Every event has an `id:` (a Redis stream entry id)."
+                    "least every 15 s. Every event has an `id:` (a Redis stream entry id). "
+                    "Streams are limited per client address (`LIVE_STREAMS_PER_CLIENT`) and "
+                    "per process: one more is `429 too_many_streams` with `Retry-After`."
                 ),
                 "parameters": [
                     _HOSPITAL,
@@ -82,7 +85,19 @@ DOCUMENT = {
                     },
                     "400": _error("invalid_date, or validation_error (practitioner_id)"),
                     "404": _error("hospital_not_found, practitioner_not_found"),
-                    "503": _error("the booking service is down, or too many streams"),
+                    "429": {
+                        **_error(
+                            "too_many_streams: this client address holds its limit of streams, "
+                            "or this process all it takes"
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "seconds",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
+                    "503": _error("the booking service is down (for a hospital not read lately)"),
                 },
             }
         },

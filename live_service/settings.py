@@ -28,7 +28,14 @@ class LiveSettings:
     # megabytes for a peer that stops reading): what a stalled client can hold in the
     # kernel before its queue, then its connection, is dropped.
     send_buffer_bytes: int = setting("LIVE_SEND_BUFFER_BYTES", 65536)
-    max_connections: int = setting("LIVE_MAX_CONNECTIONS", 10000)
+    # Streams per worker process; 0: what its open-files limit leaves room for (clients.py,
+    # streams_cap). Over it, or over streams_per_client for one client: 429 too_many_streams.
+    # Both are counted per process: with N processes a client may hold N x streams_per_client.
+    max_connections: int = setting("LIVE_MAX_CONNECTIONS", 0)
+    streams_per_client: int = setting("LIVE_STREAMS_PER_CLIENT", 32, at_least=1)
+    # The peers whose X-Forwarded-For names the client (the gateway): addresses or networks,
+    # separated by spaces or commas.
+    trusted_proxies: str = setting("LIVE_TRUSTED_PROXIES", "127.0.0.0/8 ::1/128")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:

@@ -13,6 +13,7 @@ with the current state and the id of the last entry of that kind.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,18 @@ _ID_TEXT = re.compile("[0-9]{1,20}-[0-9]{1,20}")
 _MAX_PART = 2**64 - 1  # Redis's ids are two unsigned 64-bit numbers
 
 HEARTBEAT = b": keep-alive\n\n"
+
+#: The reconnection delay each stream gives its client (`retry:`), drawn between these, so
+#: that clients that lose their streams at once (a restart) do not all come back at once.
+RETRY_MIN_MS = 1000
+RETRY_MAX_MS = 3000
+
+
+def retry_field(rng: random.Random | None = None) -> bytes:
+    """The block a stream starts with: its client's reconnection delay, in milliseconds (no
+    data: a client dispatches no event for it)."""
+    delay = (rng or random).randint(RETRY_MIN_MS, RETRY_MAX_MS)
+    return b"retry: %d\n\n" % delay
 
 
 def parse_id(text: object) -> StreamId | None:

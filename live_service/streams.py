@@ -104,30 +104,30 @@ class Streams:
             day, edits = await pipe.execute()
         return Positions(_last(day), _last(edits))
 
-    async def replay(self, topic: Topic, last_seen: StreamId) -> Replay | None:
-        """The entries after `last_seen` when the streams still hold everything after it:
-        `last_seen` is an entry of one of them, and neither has been trimmed past it. None
-        when it is not (unknown, forged, or older than the replay buffer)."""
+    async def replay(self, topic: Topic, last_seen: StreamId, upto: Positions) -> Replay | None:
+        """The entries after `last_seen`, up to `upto` (positions read just before), when the
+        streams still hold everything after it: `last_seen` is an entry of one of them, and
+        neither has been trimmed past it. None when it is not (unknown, forged, or older than
+        the replay buffer)."""
         seen = format_id(last_seen)
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in (topic.day_key, topic.edits_key):
+            for key, newest in ((topic.day_key, upto.day), (topic.edits_key, upto.edits)):
                 pipe.xrange(key, seen, seen)  # is it an entry of this stream?
                 pipe.xrange(key, count=1)  # the oldest entry kept
-                pipe.xrange(key, "(" + seen)  # what came after it
-                pipe.xrevrange(key, count=1)  # the newest
+                pipe.xrange(key, "(" + seen, format_id(newest))  # what came after it
             try:
                 replies = await pipe.execute()
             except aioredis.ResponseError:  # e.g. nothing can come after the largest id
                 return None
-        day_is, day_oldest, day_after, day_newest = replies[:4]
-        edits_is, edits_oldest, edits_after, edits_newest = replies[4:]
+        day_is, day_oldest, day_after = replies[:3]
+        edits_is, edits_oldest, edits_after = replies[3:]
         if not (day_is or edits_is):
             return None
         for oldest in (day_oldest, edits_oldest):
             if oldest and _stream_id(oldest[0][0]) > last_seen:
                 return None  # trimmed past it (or begun after it: a resync is right either way)
         entries = _entries(day_after, edits=False) + _entries(edits_after, edits=True)
-        return Replay(entries, Positions(_last(day_newest), _last(edits_newest)))
+        return Replay(entries, upto)
 
     async def read(
         self, topic: Topic, since: Positions, block_ms: int

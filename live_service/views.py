@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from shared.slots import parse_date
 
 from . import metrics
 from .booking_client import Answer, BookingUnavailable
-from .hub import Client, Hub, Refused
+from .clients import Limits, Proxies, parse_networks, streams_cap
+from .hub import Backoff, Client, Hub, Refused
 from .openapi import DOCUMENT
 from .settings import LiveSettings
-from .sse import HEARTBEAT, Event
+from .sse import HEARTBEAT, Event, retry_field
 from .streams import Topic
 
 log = logging.getLogger(__name__)
@@ -70,27 +72,56 @@ STREAM_HEADERS = {
 }
 
 
+#: Retry-After of a client over its limit: one of its streams has to end first.
+CLIENT_RETRY_AFTER = 10
+#: Retry-After of a process that holds all it takes: drawn between these, to spread clients.
+FULL_RETRY_AFTER = (5, 15)
+
+
 @dataclass
 class Live:
-    """This process's live service: its settings, and what it connects at start."""
+    """This process's live service: its settings, its streams, and what it connects at
+    start."""
 
     settings: LiveSettings
+    limits: Limits
+    proxies: Proxies
     hub: Hub | None = None
     redis: aioredis.Redis | None = None
 
+    @classmethod
+    def of(cls, settings: LiveSettings, open_files: int) -> Live:
+        """This process's service with `settings` (ValueError: LIVE_TRUSTED_PROXIES is not a
+        list of addresses); its total of streams from the open-files limit when
+        LIVE_MAX_CONNECTIONS is 0."""
+        limits = Limits(
+            settings.streams_per_client, streams_cap(settings.max_connections, open_files)
+        )
+        return cls(settings, limits, Proxies(parse_networks(settings.trusted_proxies)))
+
 
 LIVE = web.AppKey("live", Live)
+#: The answer whose headers went (stamp_request_id), for the access line of a cancelled handler.
+SENT = web.RequestKey("sent", web.StreamResponse)
 
 
 class LiveError(Exception):
     """An answer in the error shape, raised by a handler before any byte is sent."""
 
-    def __init__(self, status: int, reason: str, message: str, errors: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        errors: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.errors = errors
+        self.headers = headers or {}
 
 
 def error_answer(
@@ -115,22 +146,58 @@ def json_answer(body: object, status: int = 200) -> web.Response:
 async def live_stream(request: web.Request) -> web.StreamResponse:
     """`GET /api/live/{hospital_id}/{day}[?practitioner_id=]`: the day's events."""
     live = request.app[LIVE]
-    hub = live.hub
-    assert hub is not None
     # In the booking service's order: the path's id (404), the query (400), the date (400).
     hospital = hospital_id(request)
     practitioner = practitioner_id(request)
     topic = Topic(hospital, day(request), practitioner)
-    if hub.open_streams >= live.settings.max_connections:
-        raise LiveError(503, "service_unavailable", "Too many live streams here; try again")
-    client = Client(live.settings.client_buffer)
-    hub.open_streams += 1
+    who = live.proxies.client(request.remote, request.headers.getall("X-Forwarded-For", ()))
+    refused = live.limits.take(who)
+    if refused is not None:
+        metrics.STREAMS_REFUSED.labels(refused).inc()
+        raise _too_many(refused, live)
     metrics.OPEN_STREAMS.inc()
     try:
+        return await _serve(request, live, topic)
+    finally:
+        live.limits.give(who)
+        metrics.OPEN_STREAMS.dec()
+
+
+def _too_many(refused: str, live: Live) -> LiveError:
+    """The 429 of a client over its limit, or of a process that holds all it takes."""
+    if refused == "client":
+        wait = CLIENT_RETRY_AFTER
+        message = (
+            f"This address has {live.limits.per_client} live streams open here already; "
+            "close one first"
+        )
+    else:
+        wait = random.randint(*FULL_RETRY_AFTER)  # spreads the clients' retries
+        message = "This server holds all the live streams it can; try again later"
+    return LiveError(429, "too_many_streams", message, headers={"Retry-After": str(wait)})
+
+
+async def _serve(request: web.Request, live: Live, topic: Topic) -> web.StreamResponse:
+    """The stream of a client within its limits. For a hospital (and doctor) this process
+    knows, the headers go at once and the first events follow; for one it does not, the first
+    state is read first (shared with every client joining the topic at that moment), so an
+    unknown hospital or doctor is still the booking service's 404."""
+    hub = live.hub
+    assert hub is not None
+    settings = live.settings
+    client = Client(settings.client_buffer)
+    last_event_id = request.headers.get("Last-Event-ID")
+    response: web.StreamResponse | None = None
+    if hub.knows(topic):
+        response, alive = await _open(request, client, settings)
+        if not alive:
+            return response
+        first = await _first_when_ready(hub, topic, client, last_event_id, request, response)
+        if first is None:
+            return response
+    else:
         try:
-            first = await hub.join(
-                topic, client, request.headers.get("Last-Event-ID"), request["request_id"]
-            )
+            first = await hub.join(topic, client, last_event_id, request["request_id"])
         except Refused as refused:
             return _refused(refused.answer)
         except BookingUnavailable as exc:
@@ -138,27 +205,71 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
             raise LiveError(
                 503, "service_unavailable", "The booking service is unavailable"
             ) from exc
-        try:
-            return await _stream(request, client, first, live.settings)
-        finally:
-            hub.leave(topic, client)
+    try:
+        alive = True
+        if response is None:
+            response, alive = await _open(request, client, settings)
+        if alive:
+            await _stream(response, client, first, settings)
+        return response
     finally:
-        hub.open_streams -= 1
-        metrics.OPEN_STREAMS.dec()
+        hub.leave(topic, client)
 
 
-async def _stream(
-    request: web.Request, client: Client, first: list[Event], settings: LiveSettings
-) -> web.StreamResponse:
-    """Send the first events, then the client's queue as it fills, and a comment line after
-    `heartbeat_seconds` without one; until the client goes, is dropped, or the process
-    stops."""
-    heartbeat = settings.heartbeat_seconds
+async def _open(
+    request: web.Request, client: Client, settings: LiveSettings
+) -> tuple[web.StreamResponse, bool]:
+    """Send the stream's headers and its `retry:` field (so they pass every proxy at once);
+    and whether the client is still there."""
     response = web.StreamResponse(headers=STREAM_HEADERS)
     _bound_send_buffer(request.transport, settings.send_buffer_bytes)
     try:
         await response.prepare(request)
         client.transport = request.transport
+        await response.write(retry_field())
+    except OSError:  # the client went away
+        return response, False
+    return response, True
+
+
+async def _first_when_ready(
+    hub: Hub,
+    topic: Topic,
+    client: Client,
+    last_event_id: str | None,
+    request: web.Request,
+    response: web.StreamResponse,
+) -> list[Event] | None:
+    """The first events of a stream whose headers went: while the booking service cannot be
+    read, a comment line after each try, and the next try with backoff (the client stays
+    connected, as an open stream does). None when the stream is to end: the booking service
+    refused the state (a doctor removed since: the client reconnects, and gets the 404), or
+    the client went away."""
+    backoff = Backoff()
+    while True:
+        try:
+            return await hub.join(topic, client, last_event_id, request["request_id"])
+        except Refused:
+            log.info("live %s: refused after the headers went; ending the stream", topic)
+            return None
+        except BookingUnavailable as exc:
+            log.warning("live %s: first state unavailable, retrying in %.1f s: %s", topic,
+                        backoff.delay, exc)  # fmt: skip
+        try:
+            await response.write(HEARTBEAT)
+        except OSError:
+            return None
+        await backoff.wait()
+
+
+async def _stream(
+    response: web.StreamResponse, client: Client, first: list[Event], settings: LiveSettings
+) -> None:
+    """Send the first events, then the client's queue as it fills, and a comment line after
+    `heartbeat_seconds` without one; until the client goes, is dropped, or the process
+    stops."""
+    heartbeat = settings.heartbeat_seconds
+    try:
         if first:
             await response.write(b"".join(item.wire for item in first))
         while not client.dropped:
@@ -173,7 +284,6 @@ async def _stream(
             await response.write(item.wire)
     except OSError:  # the client went away (or was dropped): nothing more to send
         pass
-    return response
 
 
 def _bound_send_buffer(transport: asyncio.BaseTransport | None, size: int) -> None:
@@ -341,6 +451,7 @@ async def answers(request: web.Request, handler) -> web.StreamResponse:
         response = await handler(request)
     except LiveError as exc:
         response = error_answer(exc.status, exc.reason, exc.message, exc.errors)
+        response.headers.update(exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -350,7 +461,13 @@ async def answers(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = error_answer(500, "internal_error", "An unexpected error occurred")
-    _log(request, response, time.perf_counter() - started)
+    except asyncio.CancelledError:
+        # The client went (aiohttp cancels the handler): a stream that ended, or a request
+        # given up before its answer (499, as the gateway logs it).
+        sent = request.get(SENT)
+        _log(request, sent.status if sent is not None else 499, time.perf_counter() - started)
+        raise
+    _log(request, response.status, time.perf_counter() - started)
     return response
 
 
@@ -358,12 +475,12 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     """Every answer carries the request's X-Request-ID (set before its headers go)."""
     rid = request.get("request_id") or request_id(None)
     response.headers["X-Request-ID"] = rid
+    request[SENT] = response
 
 
-def _log(request: web.Request, response: web.StreamResponse, seconds: float) -> None:
+def _log(request: web.Request, status: int, seconds: float) -> None:
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else None
-    status = response.status
     shared_metrics.observe_request(
         SERVICE, request.method, route or shared_metrics.UNMATCHED, status, seconds
     )

@@ -39,19 +39,33 @@ class EventStream:
     """One GET of a stream; `status` and `headers` at once, then the events as they come."""
 
     def __init__(
-        self, base_url: str, path: str, headers: dict | None = None, timeout: float = 15.0
+        self,
+        base_url: str,
+        path: str,
+        headers: dict | list[tuple[str, str]] | None = None,
+        timeout: float = 15.0,
+        source: str | None = None,
     ):
+        """`headers`: a dict, or (name, value) pairs (a name may come more than once);
+        `source`: the local address to connect from (any of 127.0.0.0/8 is this machine: a
+        client address of a test's own)."""
         url = urlsplit(base_url)
-        self.sock = socket.create_connection((url.hostname, url.port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (url.hostname, url.port),
+            timeout=timeout,
+            source_address=(source, 0) if source else None,
+        )
         lines = [f"GET {path} HTTP/1.1", f"Host: {url.hostname}:{url.port}"]
-        lines += [
-            f"{k}: {v}" for k, v in {"Accept": "text/event-stream", **(headers or {})}.items()
-        ]
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if not any(name.lower() == "accept" for name, _ in pairs):
+            pairs.insert(0, ("Accept", "text/event-stream"))
+        lines += [f"{k}: {v}" for k, v in pairs]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         self._raw = b""  # received, not decoded yet
         self._body = b""  # decoded, not read yet
         self._chunk_left: int | None = None  # None: a chunk's size line comes next
         self._ended = False  # the body's last chunk came, or the connection closed
+        self.retry: int | None = None  # the reconnection delay the stream gave, in ms
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in self._raw:
             self._receive(deadline)
@@ -136,16 +150,20 @@ class EventStream:
 
     def next_item(self, timeout: float = 10.0) -> Event | Comment:
         """The next event or comment; TimeoutError when none came within `timeout`,
-        EOFError when the stream ended."""
+        EOFError when the stream ended. As a browser does, a block without `data:` is no event
+        (its `retry:` is kept in `self.retry`)."""
         deadline = time.monotonic() + timeout
         fields: dict[str, str] = {}
         data: list[str] = []
         while True:
             line = self._line(deadline)
             if line == "":
-                if fields or data:
-                    payload = json.loads("\n".join(data)) if data else None
+                if "retry" in fields:
+                    self.retry = int(fields["retry"])
+                if data:
+                    payload = json.loads("\n".join(data))
                     return Event(fields.get("id"), fields.get("event", "message"), payload)
+                fields = {}  # a block without data is no event (the `retry:` a stream starts with)
                 continue
             if line.startswith(":"):
                 if not (fields or data):

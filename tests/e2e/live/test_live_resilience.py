@@ -150,6 +150,9 @@ def test_with_redis_down_a_stream_starts_and_follows_once_it_is_back(
 def test_with_the_booking_service_down_a_stream_cannot_start_but_an_open_one_waits(
     stack, hospital, redis_client, live_process
 ):
+    """While the booking service is down, an open stream waits connected, and so does a new
+    stream of a hospital the process knows (its headers go at once; its first event follows
+    once the state can be read); a hospital it does not know cannot start: 503."""
     booking = stack.extra_service("booking-for-live", "booking", workers=1, threads=2)
     try:
         live = live_process("live-own-booking", BOOKING_SERVICE_URL=booking.url)
@@ -159,24 +162,31 @@ def test_with_the_booking_service_down_a_stream_cannot_start_but_an_open_one_wai
             assert stream.next_event().name == "resync"
             booking.stop()
             entry = events.publish(redis_client, hid, day, None, events.AVAILABILITY)
-            with EventStream(live.url, path) as refused:  # its first state cannot be read
+            # A hospital this process never read: its first state cannot be read, nor can it
+            # be told from one that does not exist.
+            with EventStream(live.url, live_path("gomoti", day)) as refused:
                 assert_error_shape_of(refused, 503)
-            stream.no_event_for(2)  # nor the new state: the open stream waits, connected
-            booking.start()
-            until(stream, lambda item: item.id == entry, timeout=15)
+            with EventStream(live.url, path) as waiting:
+                assert waiting.status == 200
+                stream.no_event_for(2)  # nor the new state: the open stream waits, connected
+                booking.start()
+                until(stream, lambda item: item.id == entry, timeout=15)
+                first = waiting.next_event(timeout=15)
+                assert (first.name, first.id) == ("resync", entry)
     finally:
         booking.stop()
 
 
-def test_beyond_its_limit_a_process_answers_503(hospital, live_process):
+def test_beyond_its_limit_a_process_answers_429(hospital, live_process):
     live = live_process("live-limited", LIVE_MAX_CONNECTIONS="2")
     path = live_path(hospital["hospital_id"], tomorrow())
     first, second = EventStream(live.url, path), EventStream(live.url, path)
     try:
         assert (first.status, second.status) == (200, 200)
         third = requests.get(live.url + path, timeout=10)
-        assert_error_shape(third, 503, "service_unavailable")
-        first.close()  # noticed at its next heartbeat
+        assert_error_shape(third, 429, "too_many_streams")
+        assert 5 <= int(third.headers["Retry-After"]) <= 15
+        first.close()  # its handler ends as its connection does
         wait_until(lambda: metric(live.url, "live_open_streams") == 1, timeout=10)
         with EventStream(live.url, path) as again:
             assert again.status == 200
