@@ -3,9 +3,12 @@
 The client address is the one a trusted proxy vouches for: a peer in the trusted proxies
 (`LIVE_TRUSTED_PROXIES`: the gateway) passes the client's address in `X-Forwarded-For`, the
 gateway's own peer last (Caddy extends the header only for its own trusted proxies, and
-replaces it for anyone else). The address is the right-most entry that is not a trusted proxy;
-when every entry is one, the left-most. An untrusted peer's header is ignored: the client is
-its peer address. So a client cannot escape its limit by sending the header itself.
+replaces it for anyone else). The address is the right-most entry that is not a trusted proxy,
+looking at most `hops` entries from the right (LIVE_PROXY_HOPS, 1: the gateway's own entry,
+so a client on the gateway's machine, whose loopback address is also a proxy's, cannot name
+another one); when every entry looked at is one, the last of them. An untrusted peer's header
+is ignored: the client is its peer address. So a client cannot escape its limit by sending
+the header itself.
 
 An IPv6 client is its /64 (one host is commonly given a whole /64); an IPv4-mapped address is
 its IPv4 address. The limits are counted in this process only (see LiveSettings): exact here,
@@ -71,6 +74,9 @@ class Proxies:
     """The trusted proxies, and the client address of a request."""
 
     networks: tuple[Network, ...]
+    #: X-Forwarded-For entries, from the right, that may name a proxy (LIVE_PROXY_HOPS): the
+    #: client is at most this far from the right, whatever the entries say.
+    hops: int = MOST_HOPS
 
     def trusts(self, address: Address) -> bool:
         """Whether `address` is a trusted proxy."""
@@ -85,12 +91,12 @@ class Proxies:
         if not self.trusts(address):
             return client_key(address)
         entries = ",".join(forwarded_for).rsplit(",", MOST_HOPS)
-        for entry in reversed(entries[-MOST_HOPS:]):
+        for seen, entry in enumerate(reversed(entries[-MOST_HOPS:]), start=1):
             hop = _address(entry)
             if hop is None:  # not an address: the proxy that passed it on is the client
                 break
             address = hop
-            if not self.trusts(hop):
+            if seen >= self.hops or not self.trusts(hop):
                 break
         return client_key(address)
 

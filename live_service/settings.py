@@ -36,6 +36,11 @@ class LiveSettings:
     # The peers whose X-Forwarded-For names the client (the gateway): addresses or networks,
     # separated by spaces or commas.
     trusted_proxies: str = setting("LIVE_TRUSTED_PROXIES", "127.0.0.0/8 ::1/128")
+    # X-Forwarded-For entries (from the right) that are proxies: 1, the gateway's own entry
+    # names the client (as the booking service's ProxyFix reads it); 2 with a load balancer
+    # in front of the gateway. A client on the gateway's own machine (a loopback address,
+    # which is also a trusted proxy's) can then not name another address.
+    proxy_hops: int = setting("LIVE_PROXY_HOPS", 1, at_least=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:

@@ -97,7 +97,8 @@ class Live:
         limits = Limits(
             settings.streams_per_client, streams_cap(settings.max_connections, open_files)
         )
-        return cls(settings, limits, Proxies(parse_networks(settings.trusted_proxies)))
+        proxies = Proxies(parse_networks(settings.trusted_proxies), settings.proxy_hops)
+        return cls(settings, limits, proxies)
 
 
 LIVE = web.AppKey("live", Live)

@@ -22,7 +22,9 @@ from live_service.clients import (
 from live_service.settings import LiveSettings
 from live_service.sse import RETRY_MAX_MS, RETRY_MIN_MS, retry_field
 
-GATEWAY = Proxies(parse_networks(LiveSettings().trusted_proxies))  # the default: loopback
+DEFAULTS = LiveSettings()
+# the default: loopback, one hop (the gateway's own entry)
+GATEWAY = Proxies(parse_networks(DEFAULTS.trusted_proxies), DEFAULTS.proxy_hops)
 
 
 @pytest.mark.parametrize(
@@ -37,10 +39,11 @@ GATEWAY = Proxies(parse_networks(LiveSettings().trusted_proxies))  # the default
         # the gateway (trusted) vouches for its peer: the right-most untrusted entry
         ("127.0.0.1", ["198.51.100.1"], "198.51.100.1"),
         ("127.0.0.1", ["1.1.1.1, 198.51.100.1"], "198.51.100.1"),
-        ("127.0.0.1", ["1.1.1.1, 198.51.100.1, 127.0.0.1"], "198.51.100.1"),
         ("127.0.0.1", ["1.1.1.1", "198.51.100.1"], "198.51.100.1"),  # two header lines
-        # every entry a trusted proxy: the left-most
-        ("127.0.0.1", ["127.0.0.5, 127.0.0.1"], "127.0.0.5"),
+        # a client on the gateway's machine (127.0.0.1, as the gateway appended it) cannot
+        # name another address: one hop is looked at, whatever the entries before it say
+        ("127.0.0.1", ["1.1.1.1, 198.51.100.1, 127.0.0.1"], "127.0.0.1"),
+        ("127.0.0.1", ["127.0.0.5, 127.0.0.1"], "127.0.0.1"),
         # an entry that is no address: the proxy that passed it on
         ("127.0.0.1", ["evil"], "127.0.0.1"),
         ("127.0.0.1", ["198.51.100.1, evil, 127.0.0.3"], "127.0.0.3"),
@@ -61,6 +64,15 @@ GATEWAY = Proxies(parse_networks(LiveSettings().trusted_proxies))  # the default
 )
 def test_the_client_is_the_address_a_trusted_proxy_vouches_for(peer, forwarded, client):
     assert GATEWAY.client(peer, forwarded) == client
+
+
+def test_behind_a_load_balancer_two_hops_are_looked_at():
+    """LIVE_PROXY_HOPS=2 (a balancer in front of the gateway, both trusted): the entry before
+    the balancer's is the client; never further left."""
+    behind = Proxies(parse_networks("127.0.0.0/8 10.0.0.0/8"), 2)
+    assert behind.client("127.0.0.1", ["198.51.100.1, 10.0.0.2"]) == "198.51.100.1"
+    assert behind.client("127.0.0.1", ["203.0.113.7, 10.0.0.9, 10.0.0.2"]) == "10.0.0.9"
+    assert behind.client("127.0.0.1", ["203.0.113.7, 198.51.100.1"]) == "198.51.100.1"
 
 
 def test_a_client_cannot_pick_its_address_unless_its_peer_is_trusted():
