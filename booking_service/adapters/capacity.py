@@ -54,9 +54,10 @@ class SlotRecords:
     slot: str
     capacity: int
     held: list[tuple[str, int, int]]  # (appointment id, serial, units), confirmed
-    # (field, units, expires_ms: 0 for an appointment), oldest first: appointments written
-    # ahead of their place or moving here, and live holds
-    pending: list[tuple[str, int, int]]
+    # (field, units, expires_ms: 0 for an appointment[, always: 1 for a live hold, placed
+    # whether or not it fits]), in order: live holds, then appointments written ahead of
+    # their place or moving here, oldest first
+    pending: list[tuple]
 
 
 class CapacityRecords:
@@ -70,6 +71,7 @@ class CapacityRecords:
         self._pass_hold = client.register_script(_gate_script("pass_hold.lua"))
         self._rebuild = client.register_script(_gate_script("rebuild.lua"))
         self._hold_quota = client.register_script(_source("hold_quota.lua"))
+        self._restore_quota = client.register_script(_source("restore_quota.lua"))
         self._finish_rebuild = client.register_script(_source("finish_rebuild.lua"))
 
     def reserve(
@@ -172,6 +174,25 @@ class CapacityRecords:
         return bool(
             self._hold_quota(keys=[keys.hold_quota_key(user_id)], args=[hold_id, expires_ms, limit])
         )
+
+    def restore_hold_quota(self, user_id: str, live: list[tuple[str, int]]) -> None:
+        """Count these live holds and offers (hold id, expiry ms) against their user again,
+        after Redis lost its quota set (idempotent)."""
+        if live:
+            # (int(): hiredis packs no int subclass, e.g. bson's Int64 read from MongoDB)
+            args = [v for hold_id, expires_ms in live for v in (str(hold_id), int(expires_ms))]
+            self._restore_quota(keys=[keys.hold_quota_key(user_id)], args=args)
+
+    def holds_place(
+        self, hospital_id: str, day: str, slot: str, field: str, practitioner_id: str | None
+    ) -> bool | None:
+        """Whether the gate keeps a place under `field` (a hold's) in the slot; None when the
+        day's records are not built (nothing can be told)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hexists(keys.counts_key(hospital_id, day, practitioner_id), "_ready")
+        pipe.hexists(keys.holds_key(hospital_id, day, slot, practitioner_id), field)
+        ready, present = pipe.execute()
+        return bool(present) if ready else None
 
     def free_hold_quota(self, user_id: str, hold_id: str) -> None:
         """A hold no longer counts against its user (used, given back or refused)."""

@@ -88,6 +88,15 @@ class HoldRepository(Records):
         total = self.col.count_documents(query)
         return list(cursor.skip((page - 1) * per_page).limit(per_page)), total
 
+    def live(self, now_ms: int, user_id: str | None = None) -> list[dict]:
+        """The holds whose places the gate keeps at `now_ms` (of one user, when given)."""
+        query = (
+            {"state": HoldState.HELD}
+            if user_id is None
+            else {"state": HoldState.HELD, "user_id": user_id}
+        )
+        return [d for d in self.col.find(query) if kept_until_ms(d) > now_ms]
+
     def expired(self, now_ms: int, limit: int = 500) -> list[dict]:
         """Holds past their time still recorded as live: their places are given back."""
         return list(

@@ -351,6 +351,11 @@ class AppointmentRepository(Records):
             seen.add((doc["hospital_id"], doc.get("practitioner_id"), doc["date"]))
         return sorted(seen, key=lambda t: (t[0], t[1] or "", t[2]))
 
+    def uses_hold(self, hold_id: str) -> bool:
+        """Whether an active appointment took (or is taking) this hold's place."""
+        found = self.col.find_one({"hold_id": hold_id, "status": {"$in": list(ACTIVE)}}, {"_id": 1})
+        return found is not None
+
     def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
         """Pending appointments older than `before`: their process died or stalled."""
         return list(self.col.find({"status": PENDING, "created_at": {"$lt": before}}).limit(limit))

@@ -88,7 +88,7 @@ def place_hold(
     oid = ObjectId()
     hold_id = str(oid)
     life_ms = configuration.hold_seconds * 1000
-    claim_quota(ctx, user_id, hold_id, epoch_ms(now) + life_ms, limit)
+    claim_quota(ctx, user_id, hold_id, now, epoch_ms(now) + life_ms, limit)
     field = hold_field(hold_id, offered=waitlist_id is not None)
     grace_ms = offer_grace_ms(ctx.config) if waitlist_id is not None else 0
     ttl = records_ttl(schedule, day.day, now)
@@ -198,11 +198,17 @@ def hold_limit(ctx: Context, at_desk: bool) -> int:
     return ctx.config.desk_hold_limit if at_desk else ctx.config.hold_limit
 
 
-def claim_quota(ctx: Context, user_id: str, hold_id: str, until_ms: int, limit: int) -> None:
+def claim_quota(
+    ctx: Context, user_id: str, hold_id: str, now: datetime, until_ms: int, limit: int
+) -> None:
     """Count a new hold or offer against its user's live ones, atomically (Redis): 429
     too_many_holds when the user has `limit` already. Counted until `until_ms` or until
-    `forget_quota`."""
+    `forget_quota`. While Redis's records are not complete (it lost them, and the
+    reconciler has not rebuilt them yet), the user's live holds are counted again from
+    MongoDB first (`restore_quota`)."""
     try:
+        if not ctx.capacity.records_complete():
+            restore_quota(ctx, now, user_id)
         counted = ctx.capacity.claim_hold_quota(user_id, hold_id, until_ms, limit)
     except redis.RedisError as exc:
         raise ServiceUnavailable("Holds are unavailable: the capacity store is down") from exc
@@ -270,6 +276,16 @@ def give_back(ctx: Context, doc: dict) -> None:
         )  # fmt: skip
     except redis.RedisError:
         log.warning("release of hold %s failed; it expires by itself", doc["_id"])
+
+
+def restore_quota(ctx: Context, now: datetime, user_id: str | None = None) -> None:
+    """Count the live holds and offers (of one user, or everyone's) against their users
+    again, from MongoDB's records: after Redis lost its quota sets (idempotent)."""
+    by_user: dict[str, list[tuple[str, int]]] = {}
+    for doc in ctx.holds.live(epoch_ms(now), user_id):
+        by_user.setdefault(doc["user_id"], []).append((str(doc["_id"]), int(doc["expires_ms"])))
+    for user, live in by_user.items():
+        ctx.capacity.restore_hold_quota(user, live)
 
 
 def forget_quota(ctx: Context, user_id: str, hold_id: str) -> None:

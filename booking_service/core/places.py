@@ -295,16 +295,31 @@ def free_place(ctx: Context, doc: dict) -> bool:
     return True
 
 
-def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -> bool:
+def rebuild_day(
+    ctx: Context,
+    schedule: Schedule,
+    hospital_id: str,
+    day: date,
+    practitioner_id: str | None = None,
+) -> bool:
     """Rebuild one hospital-day's Redis records from MongoDB (no-op when already built): the
     hospital's own, or the doctor's whose schedule `schedule` is. Confirmed appointments keep
     their serials; then, oldest first while they fit: appointments written ahead of their
-    place, appointments being moved here, and live holds (not those an appointment took)."""
+    place and appointments being moved here; live holds (not those an appointment took) first
+    and whether or not they fit: each had its place, which an edit lowering the capacity
+    meanwhile does not take away (as it does not while Redis keeps it).
+    `practitioner_id`: a doctor the configuration no longer has (a forced edit removed them),
+    `schedule` then the hospital's own: only the places appointments hold are restored (no
+    slot of theirs is known), so the counts stay true if the doctor comes back."""
     day_text = day.isoformat()
-    practitioner_id = schedule.practitioner_id
-    capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
+    if practitioner_id is None:
+        practitioner_id = schedule.practitioner_id
+        capacities = {s.start: s.capacity for s in schedule.configured_slots(day)}
+    else:
+        capacities = {}
     held: dict[str, list] = defaultdict(list)
-    waiting: dict[str, list] = defaultdict(list)  # slot -> [(created, field, units, expiry)]
+    # slot -> [(created, field, units, expiry, always)]: always 1 for a live hold
+    waiting: dict[str, list] = defaultdict(list)
     taken_holds = set()
     for doc in ctx.appointments.for_rebuild(hospital_id, day_text):
         here = (doc["hospital_id"], doc["date"]) == (hospital_id, day_text)
@@ -316,7 +331,7 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
                     held[doc["slot_start"]].append((str(doc["_id"]), int(doc["serial"]), units))
                 elif doc["status"] == PENDING:
                     created = doc["created_at"]
-                    waiting[doc["slot_start"]].append((created, str(doc["_id"]), units, 0))
+                    waiting[doc["slot_start"]].append((created, str(doc["_id"]), units, 0, 0))
         move = doc.get("moving")  # (a move within the day is both held here and moving here)
         if (
             move
@@ -325,13 +340,13 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
             and move.get("practitioner_id") == practitioner_id
         ):
             started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=UTC)
-            waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0))
+            waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0, 0))
     now = utcnow()
     for doc in ctx.holds.live_on(hospital_id, day_text, epoch_ms(now)):
         if doc.get("practitioner_id") == practitioner_id and str(doc["_id"]) not in taken_holds:
             created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=UTC)
             waiting[doc["slot_start"]].append(
-                (created, doc["field"], doc["units"], kept_until_ms(doc))
+                (created, doc["field"], doc["units"], kept_until_ms(doc), 1)
             )
     by_slot = []
     for start in sorted(set(capacities) | set(held) | set(waiting)):
@@ -344,9 +359,11 @@ def rebuild_day(ctx: Context, schedule: Schedule, hospital_id: str, day: date) -
     )
 
 
-def _oldest(entry: tuple) -> datetime:
+def _oldest(entry: tuple) -> tuple[bool, datetime]:
+    """Live holds first (each had its place: restored whether or not it fits, so the others
+    fit in what is left), then oldest first."""
     created = entry[0]
-    return created if created.tzinfo else created.replace(tzinfo=UTC)
+    return (not entry[4], created if created.tzinfo else created.replace(tzinfo=UTC))
 
 
 def find_owned(repository, who: Principal, record_id: str, owner_field: str, missing) -> dict:

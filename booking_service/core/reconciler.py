@@ -9,8 +9,10 @@ work at a time. Every RECONCILE_INTERVAL_SECONDS the leader:
   between writing and confirming) and gives their places back, exactly once;
 - releases the places of appointments closed recently, in case a release was lost, once
   each (then marked `released`; a place never taken is marked so when it is closed);
-- repairs moves a process left half-done (moves.py), ends holds past their time
-  (waitlist.py), and offers free places to the waitlist (waitlist.py);
+- repairs moves a process left half-done (moves.py), ends holds past their time and holds
+  a rebuild could not restore (waitlist.py), and offers free places to the waitlist;
+- after a rebuild of everything, counts every user's live holds and offers again
+  (holds.restore_quota: Redis lost the quota sets with the rest);
 - deletes holds and waitlist entries that ended more than RECORD_RETENTION_DAYS ago.
 """
 
@@ -26,7 +28,7 @@ import redis
 from pymongo.errors import PyMongoError
 
 from booking_service.adapters.repository import epoch_ms
-from booking_service.core import moves, waitlist
+from booking_service.core import holds, moves, waitlist
 from booking_service.core.booking import abandon_stale
 from booking_service.core.context import Context
 from booking_service.core.places import current_configuration, free_place, rebuild_day
@@ -48,13 +50,17 @@ def rebuild_all(ctx: Context) -> int:
     days = set(ctx.appointments.active_days(since)) | ctx.holds.live_days(epoch_ms(now))
     for hospital_id, practitioner_id, day_text in sorted(days, key=_day_order):
         try:
-            schedule = current_configuration(ctx, hospital_id).schedule_for(practitioner_id)
+            configuration = current_configuration(ctx, hospital_id)
         except DomainError:
-            log.warning(
-                "cannot rebuild %s %s %s: no schedule", hospital_id, practitioner_id, day_text
-            )
+            log.warning("cannot rebuild %s %s: no such hospital", hospital_id, day_text)
             continue
-        built += rebuild_day(ctx, schedule, hospital_id, parse_date(day_text))
+        day = parse_date(day_text)
+        if practitioner_id is None or practitioner_id in configuration.practitioners:
+            schedule = configuration.schedule_for(practitioner_id)
+            built += rebuild_day(ctx, schedule, hospital_id, day)
+        else:  # a doctor a forced edit removed: the places their appointments hold
+            built += rebuild_day(ctx, configuration.schedule, hospital_id, day, practitioner_id)
+    holds.restore_quota(ctx, now)  # the users' live holds and offers, counted again
     ctx.capacity.finish_full_rebuild(token)
     return built
 
@@ -80,6 +86,7 @@ def reconcile_once(ctx: Context, last_sweep) -> object:
     if undone or moved_out:
         log.warning("moves repaired: %d undone, %d old place(s) freed", undone, moved_out)
     waitlist.expire_holds(ctx, now)
+    waitlist.end_lost_holds(ctx, now)
     waitlist.upkeep(ctx, now, int(ctx.config.pending_timeout_seconds * 1000))
     forget_ended(ctx, now)
     return now

@@ -339,7 +339,7 @@ def pass_offer(ctx: Context, hold: dict, state: str, now: datetime) -> dict | No
         try:  # an offer counts as a hold of the entry's owner
             until_ms = epoch_ms(now) + configuration.hold_seconds * 1000
             limit = holds.hold_limit(ctx, entry.get("desk", False))
-            holds.claim_quota(ctx, entry["user_id"], str(oid), until_ms, limit)
+            holds.claim_quota(ctx, entry["user_id"], str(oid), now, until_ms, limit)
         except TooManyHolds:
             ctx.waitlist.move(entry["_id"], EntryStatus.OFFERING, EntryStatus.WAITING, {})
             continue  # it waits on; the place goes to the next entry
@@ -492,6 +492,26 @@ def end_hold(ctx: Context, doc: dict, state: str, now: datetime) -> dict | None:
     holds.give_back(ctx, ended)
     holds.forget_quota(ctx, ended["user_id"], str(ended["_id"]))
     hold_ended(ctx, ended, now)
+    return ended
+
+
+def end_lost_holds(ctx: Context, now: datetime) -> int:
+    """Live holds and offers whose places the gate no longer keeps (a rebuild of a day that
+    Redis lost restores live holds only while they fit: an edit lowered the capacity
+    meanwhile) end as `expired`, their offers with them, and no longer count against their
+    users; one a booking is taking (its appointment names it) is left to that booking.
+    Returns how many."""
+    ended = 0
+    for doc in ctx.holds.live(epoch_ms(now)):
+        kept = ctx.capacity.holds_place(
+            doc["hospital_id"], doc["date"], doc["slot_start"], doc["field"],
+            doc.get("practitioner_id"),
+        )  # fmt: skip
+        if kept is None or kept or ctx.appointments.uses_hold(str(doc["_id"])):
+            continue
+        if end_hold(ctx, doc, HoldState.EXPIRED, now) is not None:
+            log.warning("hold %s had lost its place; ended", doc["_id"])
+            ended += 1
     return ended
 
 

@@ -236,6 +236,11 @@ class FakeAppointments:
             key=lambda t: (t[0], t[1] or "", t[2]),
         )
 
+    def uses_hold(self, hold_id: str) -> bool:
+        return any(
+            d.get("hold_id") == hold_id and d["status"] in ACTIVE for d in self.docs.values()
+        )
+
     def stale_pending(self, before: datetime, limit: int = 500) -> list[dict]:
         stale = [
             d for d in self.docs.values() if d["status"] == PENDING and d["created_at"] < before
@@ -404,6 +409,14 @@ class FakeCapacity:
         mine[hold_id] = expires_ms
         return True
 
+    def restore_hold_quota(self, user_id, live) -> None:
+        self.quota.setdefault(user_id, {}).update(dict(live))
+
+    def holds_place(self, hospital_id, day, slot, field, practitioner_id) -> bool | None:
+        if (hospital_id, practitioner_id, day) not in self.ready:
+            return None
+        return field in self._live((hospital_id, practitioner_id, day, slot))
+
     def free_hold_quota(self, user_id, hold_id) -> None:
         self.quota.get(user_id, {}).pop(hold_id, None)
 
@@ -424,10 +437,11 @@ class FakeCapacity:
             held = {oid: (serial, units, 0) for oid, serial, units in records.held}
             taken = sum(units for _, units, _ in held.values())
             used = {serial for serial, _, _ in held.values()}
-            for field, units, expires in records.pending:
-                if taken + units > records.capacity or (expires and expires <= now):
+            for field, units, expires, *always in records.pending:
+                fits = bool(always and always[0]) or taken + units <= records.capacity
+                if not fits or (expires and expires <= now):
                     continue
-                serial = next(n for n in range(1, records.capacity + 2) if n not in used)
+                serial = next(n for n in range(1, len(used) + 2) if n not in used)
                 held[field] = (serial, units, expires)
                 used.add(serial)
                 taken += units
@@ -613,6 +627,17 @@ class FakeHolds:
                 for d in self.docs.values()
                 if d["state"] == HoldState.HELD and d["expires_ms"] <= now_ms
             ][:limit]
+        )
+
+    def live(self, now_ms: int, user_id: str | None = None) -> list[dict]:
+        return copy.deepcopy(
+            [
+                d
+                for d in self.docs.values()
+                if d["state"] == HoldState.HELD
+                and kept_until_ms(d) > now_ms
+                and user_id in (None, d["user_id"])
+            ]
         )
 
     def search(self, query: dict, now_ms: int, page: int, per_page: int, live: bool = False):

@@ -6,10 +6,12 @@
 -- ARGV[3] entries the stream keeps
 -- ARGV[2] JSON list aligned with KEYS[3..]: {"slot": "17:00", "capacity": 15,
 --         "held": [[id, serial, units], ...] (confirmed),
---         "pending": [[field, units, expires_ms], ...] (oldest first: appointments written
---         ahead of their place, expires_ms 0; live holds; appointments moving here)}
--- Confirmed appointments keep their serials; the pending get places, oldest first, while
--- their units fit (a hold past its time gets none). Returns 1 when built, 0 when the day was
+--         "pending": [[field, units, expires_ms, always], ...] (live holds first, then oldest
+--         first: appointments written ahead of their place, expires_ms 0; appointments
+--         moving here)}
+-- Confirmed appointments keep their serials; the pending get places in order while their
+-- units fit; `always` (1: a live hold, which had its place) whether or not it fits (an edit
+-- lowered the capacity meanwhile; a hold past its time gets none). Returns 1 when built, 0 when the day was
 -- already built (a concurrent rebuild won).
 if redis.call('HEXISTS', KEYS[1], '_ready') == 1 then
   return 0
@@ -30,7 +32,8 @@ for i, slot in ipairs(spec) do
   end
   for _, pending in ipairs(slot.pending) do
     local units, expires = tonumber(pending[2]), tonumber(pending[3])
-    if taken + units <= tonumber(slot.capacity) and (expires == 0 or expires > now) then
+    local fits = pending[4] == 1 or taken + units <= tonumber(slot.capacity)
+    if fits and (expires == 0 or expires > now) then
       local serial = free_serial(state)
       if expires == 0 then
         redis.call('HSET', key, pending[1], appointment_value(serial, units))

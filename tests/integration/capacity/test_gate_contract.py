@@ -276,6 +276,30 @@ def test_a_rebuild_keeps_serials_and_units_and_fits_pending_oldest_first(gate):
     assert gate.reserve("d", 4) == (Gate.FULL, 4)
 
 
+def test_a_rebuild_restores_a_live_hold_whether_or_not_it_fits(gate):
+    """A live hold had its place (an edit lowered the capacity since): `always` restores it
+    over the capacity, and what is left for appointments written ahead is nothing."""
+    now = gate.now_ms()
+    held = [("a", 1, 1)]
+    pending = [
+        (hold_field("kept"), 1, now + LONG_LIFE_MS, 1),  # serial 2, over the capacity of 1
+        ("b", 1, 0, 0),  # no room left
+    ]
+    assert gate.build(1, held=held, pending=pending) is True
+    assert gate.counts() == {"17:00": 1, "h:17:00": 1}
+    assert gate.hold(hold_field("kept"), 1)[:2] == (Gate.TAKEN, 2)
+    assert gate.reserve("b", 1) == (Gate.FULL, 2)
+
+
+def test_a_users_quota_is_restored_after_redis_lost_it(gate):
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    later = gate.now_ms() + LONG_LIFE_MS
+    gate.records.restore_hold_quota(user, [("h1", later), ("h2", later)])
+    gate.records.restore_hold_quota(user, [("h1", later)])  # idempotent
+    assert gate.records.claim_hold_quota(user, "h3", later, 2) is False
+    assert gate.records.claim_hold_quota(user, "h3", later, 3) is True
+
+
 def test_the_hold_quota_counts_a_users_live_holds(gate):
     user = f"u-{uuid.uuid4().hex[:8]}"
     later = gate.now_ms() + LONG_LIFE_MS
