@@ -321,6 +321,9 @@ def rebuild_day(
     # slot -> [(created, field, units, expiry, always)]: always 1 for a live hold
     waiting: dict[str, list] = defaultdict(list)
     taken_holds = set()
+    now = utcnow()
+    live_holds = ctx.holds.live_on(hospital_id, day_text, epoch_ms(now))
+    live_ids = {str(doc["_id"]) for doc in live_holds}
     for doc in ctx.appointments.for_rebuild(hospital_id, day_text):
         here = (doc["hospital_id"], doc["date"]) == (hospital_id, day_text)
         if here and doc["status"] in ACTIVE:
@@ -331,7 +334,10 @@ def rebuild_day(
                     held[doc["slot_start"]].append((str(doc["_id"]), int(doc["serial"]), units))
                 elif doc["status"] == PENDING:
                     created = doc["created_at"]
-                    waiting[doc["slot_start"]].append((created, str(doc["_id"]), units, 0, 0))
+                    # booking a live hold: its place is the hold's (or already its own),
+                    # restored as the appointment's whether or not it fits, as the hold's is
+                    always = int(doc.get("hold_id") in live_ids)
+                    waiting[doc["slot_start"]].append((created, str(doc["_id"]), units, 0, always))
         move = doc.get("moving")  # (a move within the day is both held here and moving here)
         if (
             move
@@ -341,8 +347,7 @@ def rebuild_day(
         ):
             started = datetime.fromtimestamp(move["started_ms"] / 1000, tz=UTC)
             waiting[move["slot_start"]].append((started, str(doc["_id"]), move["units"], 0, 0))
-    now = utcnow()
-    for doc in ctx.holds.live_on(hospital_id, day_text, epoch_ms(now)):
+    for doc in live_holds:
         if doc.get("practitioner_id") == practitioner_id and str(doc["_id"]) not in taken_holds:
             created = datetime.fromtimestamp(doc["created_ms"] / 1000, tz=UTC)
             waiting[doc["slot_start"]].append(
