@@ -34,7 +34,7 @@ from booking_service.core.context import Context
 from booking_service.core.idempotency import fingerprint
 from booking_service.core.requests import BookAppointment
 from booking_service.integrations.fhir import ids as fhir_ids
-from booking_service.integrations.fhir import params, scheduling
+from booking_service.integrations.fhir import listings, params, scheduling
 from booking_service.integrations.fhir import service as fhir_service
 from booking_service.integrations.fhir.appointment_create import booking_request
 from booking_service.integrations.fhir.bundles import searchset
@@ -191,7 +191,7 @@ def _counted(resource: str, total: int) -> Response:
     return _answer(searchset([], _search_url(resource), total=total))
 
 
-def _paged(resource: str, found: fhir_service.Found, number: int, count: int) -> Response:
+def _paged(resource: str, found: listings.Found, number: int, count: int) -> Response:
     """A page of a search paged by `_page`: its entries, the total, `next` when there is more."""
     next_url = None
     if number * count < found.total:
@@ -216,7 +216,7 @@ def locations():
     ids = params.resource_ids(args, "Location", fhir_ids.read_location)
     summary = params.summary_count(args)
     count, number = params.count(args, params.LISTING_COUNT), params.page(args)
-    found = fhir_service.search_locations(_ctx(), _hospitals, ids, number, 0 if summary else count)
+    found = listings.search_locations(_ctx(), _hospitals, ids, number, 0 if summary else count)
     return (
         _counted("Location", found.total) if summary else _paged("Location", found, number, count)
     )
@@ -231,9 +231,7 @@ def practitioners():
     ids = params.resource_ids(args, "Practitioner", fhir_ids.read_practitioner)
     summary = params.summary_count(args)
     count, number = params.count(args, params.LISTING_COUNT), params.page(args)
-    found = fhir_service.search_practitioners(
-        _ctx(), _hospitals, ids, number, 0 if summary else count
-    )
+    found = listings.search_practitioners(_ctx(), _hospitals, ids, number, 0 if summary else count)
     if summary:
         return _counted("Practitioner", found.total)
     return _paged("Practitioner", found, number, count)
@@ -280,7 +278,7 @@ def schedules():
     number = params.page(args)
     if ids is None and actors is None:
         count = params.count(args, params.LISTING_COUNT)
-        found = fhir_service.list_schedules(
+        found = listings.list_schedules(
             _ctx(), _hospitals, active, number, 0 if summary else count, utcnow()
         )
     else:
@@ -290,7 +288,7 @@ def schedules():
         if params.single(args, "_count") is not None:
             count = params.count(args, params.LISTING_COUNT)
         page = fhir_service.page_of(matches, number, 0 if summary else count)
-        found = fhir_service.Found(page, len(matches))
+        found = listings.Found(page, len(matches))
     return (
         _counted("Schedule", found.total) if summary else _paged("Schedule", found, number, count)
     )

@@ -25,7 +25,6 @@ from booking_service.integrations.fhir import appointments, scheduling
 from booking_service.integrations.fhir import ids as fhir_ids
 from booking_service.integrations.fhir.appointment_create import BookingRequest
 from booking_service.integrations.fhir.datatypes import parse_instant
-from booking_service.integrations.fhir.directory import Listed
 from booking_service.integrations.fhir.params import DateParam
 from shared.auth import Principal
 from shared.configurations import Configuration
@@ -43,8 +42,6 @@ from shared.slots import Schedule as Planned
 
 # Dates whose counts one read asks for (one Redis round trip each).
 DAYS_PER_READ = 31
-# Every hospital, by id (directory.py): what a search without _id lists; called only then.
-Hospitals = Callable[[], tuple[Listed, ...]]
 
 _create_schema = AppointmentCreateSchema()
 
@@ -71,7 +68,7 @@ def _maybe_configuration(ctx: Context, hospital_id: str) -> Configuration | None
 # Location, Practitioner, Schedule.
 
 
-def _configurations(ctx: Context) -> Callable[[str], Configuration | None]:
+def configurations_of(ctx: Context) -> Callable[[str], Configuration | None]:
     """A reader of configurations that reads each hospital once (None: no such hospital)."""
     loaded: dict[str, Configuration | None] = {}
 
@@ -105,7 +102,7 @@ def read_practitioner(ctx: Context, fhir_id: str):
     )
 
 
-def _schedule(config: Configuration, doctor_id: str | None, now: datetime):
+def schedule_resource(config: Configuration, doctor_id: str | None, now: datetime):
     doctor = None if doctor_id is None else config.practitioner(doctor_id)
     return scheduling.schedule(config.doc, config.schedule_for(doctor_id), doctor, now)
 
@@ -116,7 +113,7 @@ def read_schedule(ctx: Context, fhir_id: str, now: datetime):
     if found is None:
         raise ResourceNotFound(f"No Schedule {fhir_id!r}")
     hospital_id, doctor_id = found
-    return _schedule(configuration(ctx, hospital_id), doctor_id, now)
+    return schedule_resource(configuration(ctx, hospital_id), doctor_id, now)
 
 
 def search_schedules(
@@ -128,7 +125,7 @@ def search_schedules(
 ) -> list:
     """Schedules by id and/or actor (a hospital: its own and each doctor's; a doctor: theirs),
     of hospitals and doctors that exist; `active` filters."""
-    config_of = _configurations(ctx)
+    config_of = configurations_of(ctx)
 
     def of_actors() -> list[tuple[str, str | None]]:
         found: list[tuple[str, str | None]] = []
@@ -154,110 +151,15 @@ def search_schedules(
             continue
         if doctor_id is not None and doctor_id not in config.practitioners:
             continue
-        found = _schedule(config, doctor_id, now)
+        found = schedule_resource(config, doctor_id, now)
         if active is None or found.active == active:
             answers.append(found)
     return answers
 
 
-# Listings (a search without _id or actor) and pages.
-
-
-@dataclass(frozen=True)
-class Found:
-    """A page of a Location, Practitioner or Schedule search, and the number of matches."""
-
-    resources: list
-    total: int
-
-
 def page_of(items: list, number: int, count: int) -> list:
     """Page `number` (from 1) of `count` items; `count` 0: none (a `_summary=count`)."""
     return items[(number - 1) * count : number * count] if count else []
-
-
-def _built(keys: list, number: int, count: int, build: Callable) -> Found:
-    """The page of `keys` (every match, in order), each built (`build`: None when what it
-    names is gone since it was listed)."""
-    found = [build(key) for key in page_of(keys, number, count)]
-    return Found([item for item in found if item is not None], len(keys))
-
-
-def search_locations(
-    ctx: Context, hospitals: Hospitals, ids: list[str] | None, number: int, count: int
-) -> Found:
-    """Locations by id (those that exist), or every hospital; a page of them."""
-    config_of = _configurations(ctx)
-
-    def build(hospital_id: str):
-        config = config_of(hospital_id)
-        return None if config is None else scheduling.location(config.doc)
-
-    if ids is not None:
-        found = [item for item in (build(hid) for hid in ids) if item is not None]
-        return Found(page_of(found, number, count), len(found))
-    keys = [h.hospital_id for h in hospitals() if fhir_ids.location_id(h.hospital_id)]
-    return _built(keys, number, count, build)
-
-
-def search_practitioners(
-    ctx: Context,
-    hospitals: Hospitals,
-    ids: list[tuple[str, str]] | None,
-    number: int,
-    count: int,
-) -> Found:
-    """Practitioners by id (those that exist), or every doctor of every hospital (by
-    hospital, then doctor); a page of them."""
-    config_of = _configurations(ctx)
-
-    def build(key: tuple[str, str]):
-        hospital_id, doctor_id = key
-        config = config_of(hospital_id)
-        if config is None or doctor_id not in config.practitioners:
-            return None
-        return scheduling.practitioner(hospital_id, config.practitioners[doctor_id])
-
-    if ids is not None:
-        found = [item for item in (build(key) for key in ids) if item is not None]
-        return Found(page_of(found, number, count), len(found))
-    keys = [
-        (h.hospital_id, doctor_id)
-        for h in hospitals()
-        for doctor_id, _ in h.doctors
-        if fhir_ids.practitioner_id(h.hospital_id, doctor_id)
-    ]
-    return _built(keys, number, count, build)
-
-
-def list_schedules(
-    ctx: Context,
-    hospitals: Hospitals,
-    active: bool | None,
-    number: int,
-    count: int,
-    now: datetime,
-) -> Found:
-    """Every Schedule (each hospital's own, then its doctors'), `active` filtering; a page."""
-    keys: list[tuple[str, str | None]] = []
-    for h in hospitals():
-        owners = [(None, True), *h.doctors]
-        keys.extend(
-            (h.hospital_id, doctor_id)
-            for doctor_id, is_active in owners
-            if (active is None or is_active == active)
-            and fhir_ids.schedule_id(h.hospital_id, doctor_id)
-        )
-    config_of = _configurations(ctx)
-
-    def build(key: tuple[str, str | None]):
-        hospital_id, doctor_id = key
-        config = config_of(hospital_id)
-        if config is None or (doctor_id is not None and doctor_id not in config.practitioners):
-            return None
-        return _schedule(config, doctor_id, now)
-
-    return _built(keys, number, count, build)
 
 
 # Slots.
