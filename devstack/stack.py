@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.gateway import CaddyProcess
 from devstack.servers import (
-    CaddyProcess,
     MongoServer,
     RedisServer,
     ServiceProcess,

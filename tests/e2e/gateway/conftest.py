@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import CaddyProcess
+from devstack.gateway import CaddyProcess
 from devstack.stack import build_site, upstream_line
 from tests.helpers import Started
 from tests.upstream import Upstream
