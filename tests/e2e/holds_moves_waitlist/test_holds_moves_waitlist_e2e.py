@@ -132,6 +132,38 @@ def test_hostile_hold_bodies_are_400(patient, body):
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "hospital_id=H1",  # almost right: ids are lowercase
+        "hospital_id=h%C3%A9",
+        "hospital_id=%FF%FE",  # invalid UTF-8
+        "state=live",
+        "date_from=2026-13-01",
+        "date_to=%D9%A1%D9%A0",
+        "per_page=0",
+        "per_page=%D9%A1",
+        "page=-1",
+    ],
+)
+def test_hostile_hold_lists_are_400(admin, query):
+    assert_error_shape(admin.get(f"/api/holds?{query}"), 400)
+
+
+def test_a_patient_lists_only_its_own_holds_whatever_it_filters_by(gateway, admin):
+    hid, day = new_hospital(admin, 2), next_weekday(6)
+    mine, other = gateway.new_patient(), gateway.new_patient()
+    held = mine.post("/api/holds", hold_body(hid, day, "09:00")).json()
+    other.post("/api/holds", hold_body(hid, day, "09:00"))
+    for who, expected in ((mine, [held["hold_id"]]), (other, None)):
+        listed = who.get("/api/holds", params={"hospital_id": hid, "state": "held"}).json()
+        assert listed["total"] == 1
+        if expected is not None:
+            assert [h["hold_id"] for h in listed["holds"]] == expected
+    everyone = admin.get("/api/holds", params={"hospital_id": hid, "state": "held"}).json()
+    assert everyone["total"] == 2
+
+
+@pytest.mark.parametrize(
     "ident", ["6565656565656565656565AB", "65656565656565656565656", "656565656565656565656565\n"]
 )
 def test_almost_right_ids_are_404(patient, ident):

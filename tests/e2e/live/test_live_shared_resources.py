@@ -98,42 +98,35 @@ def test_the_error_of_a_client_over_its_limit_is_the_contracts(gateway, hospital
             stream.close()
 
 
-def test_x_forwarded_for_sent_to_the_gateway_does_not_escape_the_limit(gateway, hospital):
-    """The gateway replaces what an untrusted client says with its address."""
+def spoofing_stays_within_the_limit(gateway, hospital, source: str, again: str) -> None:
+    """From `source`, PER_CLIENT streams each naming another address in X-Forwarded-For are
+    served, and one more (naming `again`) is 429: the header escaped nothing."""
     path = live_path(hospital["hospital_id"], tomorrow())
-    me = new_address()
     spoofed = [
-        EventStream(gateway.base, path, {"X-Forwarded-For": f"198.51.100.{i}"}, source=me)
+        EventStream(gateway.base, path, {"X-Forwarded-For": f"198.51.100.{i}"}, source=source)
         for i in range(PER_CLIENT)
     ]
     try:
         assert {s.status for s in spoofed} == {200}
-        again = {"X-Forwarded-For": "203.0.113.200, 198.51.100.250"}
-        with EventStream(gateway.base, path, again, source=me) as over:
+        with EventStream(gateway.base, path, {"X-Forwarded-For": again}, source=source) as over:
             assert over.status == 429
     finally:
         for stream in spoofed:
             stream.close()
+
+
+def test_x_forwarded_for_sent_to_the_gateway_does_not_escape_the_limit(gateway, hospital):
+    """The gateway replaces what an untrusted client says with its address."""
+    spoofing_stays_within_the_limit(
+        gateway, hospital, new_address(), "203.0.113.200, 198.51.100.250"
+    )
 
 
 def test_a_client_on_the_gateways_own_machine_cannot_name_another_address(gateway, hospital):
     """From 127.0.0.1, a peer the gateway trusts (its X-Forwarded-For is extended, not
     replaced), the header still names no other client: the live service looks at one hop
     (LIVE_PROXY_HOPS), the gateway's own entry."""
-    path = live_path(hospital["hospital_id"], tomorrow())
-    local = "127.0.0.1"
-    spoofed = [
-        EventStream(gateway.base, path, {"X-Forwarded-For": f"198.51.100.{i}"}, source=local)
-        for i in range(PER_CLIENT)
-    ]
-    try:
-        assert {s.status for s in spoofed} == {200}
-        again = {"X-Forwarded-For": "203.0.113.201"}
-        with EventStream(gateway.base, path, again, source=local) as over:
-            assert over.status == 429
-    finally:
-        for stream in spoofed:
-            stream.close()
+    spoofing_stays_within_the_limit(gateway, hospital, "127.0.0.1", "203.0.113.201")
 
 
 def test_x_forwarded_for_from_a_peer_the_live_service_does_not_trust_is_ignored(
