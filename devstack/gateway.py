@@ -40,10 +40,34 @@ class CaddyProcess(ManagedProcess):
         self.env = dict(env or {})
         self.scheme = scheme
         self.host = host
+        self._socket: socket.socket | None = None
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        """Free loopback ports for the admin API, the internal address and the buffer."""
         self.admin_port = free_port()
         self.metrics_port = free_port()
         self.buffer_port = free_port()
-        self._socket: socket.socket | None = None
+
+    def start(self) -> CaddyProcess:
+        """Start Caddy; when a port picked for it was taken before Caddy bound it (another
+        process's outgoing connection may take any free ephemeral port), pick new ones and
+        start again, at most three times."""
+        for attempt in range(3):
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                return super().start()
+            except RuntimeError:
+                if self.running or attempt == 2 or not self._lost_a_port(offset):
+                    raise
+                self._pick_ports()
+        raise AssertionError("unreachable")
+
+    def _lost_a_port(self, offset: int) -> bool:
+        """True when the log written since `offset` says a listener's port was in use."""
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return b"address already in use" in log.read()
 
     @property
     def url(self) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,13 +31,49 @@ GUNICORN_LIMITS = (
 ASYNC_BACKLOG = 4096
 
 
+# Ports free_port() has handed out in this process: never handed out twice, since a port is
+# picked before the child that binds it starts.
+_HANDED_OUT: set[int] = set()
+_LOWEST_PICK = 15000
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux's ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """Return a currently free TCP port on 127.0.0.1 (never 6379 or 27017)."""
+    """Return a currently free TCP port on 127.0.0.1 (never 6379 or 27017, never one handed
+    out before). Picked below the kernel's ephemeral range where there is room: a port of
+    that range can be taken by any outgoing connection between this pick and the child's
+    bind (a CI run lost a gateway's start that way)."""
+    low = _ephemeral_low()
+    candidates = random.Random()
+    for _ in range(200 if low - _LOWEST_PICK >= 2000 else 0):
+        port = candidates.randrange(_LOWEST_PICK, low)
+        if port in _RESERVED_PORTS or port in _HANDED_OUT or not _bindable(port):
+            continue
+        _HANDED_OUT.add(port)
+        return port
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port not in _RESERVED_PORTS:
+        if port not in _RESERVED_PORTS and port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
             return port
 
 

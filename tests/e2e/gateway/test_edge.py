@@ -268,3 +268,25 @@ def test_sigterm_lets_requests_in_flight_finish(make_gateway):
             pass
         else:
             raise AssertionError("still serving after SIGTERM")
+
+
+def test_a_port_taken_before_caddy_binds_it_is_picked_again(tmp_path, site_dir):
+    """CI failure: the admin port picked for a gateway was taken (by another process's
+    outgoing connection) before Caddy bound it, and the start failed "address already in
+    use". The start picks new ports and tries again."""
+    from devstack.gateway import CaddyProcess
+    from devstack.stack import upstream_line
+
+    with Upstream() as up:
+        line = upstream_line([up.address])
+        env = {"SCHEDULE_UPSTREAMS": line, "BOOKING_UPSTREAMS": line}
+        gateway = CaddyProcess("gateway-taken", tmp_path / "gw", site_dir, env=env)
+        taken = gateway.admin_port
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", taken))
+            squatter.listen(1)
+            with gateway:
+                assert gateway.admin_port != taken
+                assert requests.get(gateway.url + "/api/dynamic-slots/hospitals", timeout=10).ok
+        log = gateway.log_path.read_text()
+        assert f"127.0.0.1:{taken}: bind: address already in use" in log
