@@ -19,8 +19,11 @@ from enum import IntEnum
 from importlib import resources
 
 import redis
+from redis.exceptions import NoScriptError
 
 from shared import events, keys
+from shared.clients import is_cluster
+from shared.versions import parse_version
 
 
 class Gate(IntEnum):
@@ -31,6 +34,10 @@ class Gate(IntEnum):
     TAKEN = 1
     FULL = 0
     NOT_READY = -1
+    # The hospital's published version, read in the same round trip just before the step
+    # (`expect_version`), was not the one expected: an edit began. Whatever the step took,
+    # the caller gives back (it frees its owner's places).
+    CHANGED = -2
 
 
 def _source(name: str) -> str:
@@ -65,6 +72,7 @@ class CapacityRecords:
 
     def __init__(self, client: redis.Redis):
         self.client = client
+        self._cluster = is_cluster(client)
         self._reserve = client.register_script(_gate_script("reserve.lua"))
         self._release = client.register_script(_gate_script("release.lua"))
         self._take_hold = client.register_script(_gate_script("take_hold.lua"))
@@ -85,12 +93,16 @@ class CapacityRecords:
         *,
         units: int = 1,
         practitioner_id: str | None = None,
+        expect_version: int | None = None,
     ) -> tuple[int, int]:
         """Take `units` of the slot's capacity, all or none: (TAKEN, serial), (FULL, units
-        taken) or (NOT_READY, 0): the day must be rebuilt first."""
+        taken) or (NOT_READY, 0): the day must be rebuilt first. With `expect_version`, the
+        hospital's published version is read first in the same round trip: (CHANGED, 0)
+        when it is another (see Gate.CHANGED)."""
         outcome, value, _ = self._take(
-            hospital_id, day, slot, appointment_id, capacity, ttl, units, practitioner_id, 0
-        )
+            hospital_id, day, slot, appointment_id, capacity, ttl, units, practitioner_id, 0,
+            expect_version,
+        )  # fmt: skip
         return outcome, value
 
     def hold(
@@ -112,16 +124,50 @@ class CapacityRecords:
             hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life_ms
         )
 
-    def _take(self, hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life):
-        reply = self._reserve(
-            keys=[
+    def _take(
+        self, hospital_id, day, slot, field, capacity, ttl, units, practitioner_id, life,
+        expect_version=None,
+    ):  # fmt: skip
+        reply = self._step(
+            self._reserve,
+            [
                 keys.counts_key(hospital_id, day, practitioner_id),
                 keys.holds_key(hospital_id, day, slot, practitioner_id),
                 events.stream_key(hospital_id, day, practitioner_id),
             ],
-            args=[slot, field, capacity, ttl, units, events.STREAM_LENGTH, life],
+            [slot, field, capacity, ttl, units, events.STREAM_LENGTH, life],
+            hospital_id,
+            expect_version,
         )
         return int(reply[0]), int(reply[1]), int(reply[2]) if len(reply) > 2 else 0
+
+    def _step(self, script, keys_: list, args: list, hospital_id: str, expect_version):
+        """Run one gate script; with `expect_version`, after a GET of the hospital's version
+        key in the same round trip (a pipeline), and [CHANGED, 0, 0] when the version read is
+        not the one expected. (A cluster's pipelines refuse scripts: there, the GET first,
+        and the script only when the version is the one expected.)"""
+        if expect_version is None:
+            return script(keys=keys_, args=args)
+        version_key = keys.schedule_version_key(hospital_id)
+        if self._cluster:
+            if parse_version(self.client.get(version_key)) != expect_version:
+                return [Gate.CHANGED, 0, 0]
+            return script(keys=keys_, args=args)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(version_key)
+        # The script by its SHA: a Script object in a pipeline would add a SCRIPT EXISTS
+        # round trip to every execute. A server that lost its scripts (NOSCRIPT: nothing ran)
+        # gets it loaded and run on its own.
+        pipe.evalsha(script.sha, len(keys_), *keys_, *args)
+        version_raw, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):
+            reply = script(keys=keys_, args=args)
+        for answer in (reply, version_raw):
+            if isinstance(answer, Exception):
+                raise answer
+        if parse_version(version_raw) != expect_version:
+            return [Gate.CHANGED, 0, 0]
+        return reply
 
     def take_hold(
         self,
@@ -132,18 +178,23 @@ class CapacityRecords:
         appointment_id: str,
         ttl: int,
         practitioner_id: str | None,
+        expect_version: int | None = None,
     ) -> tuple[int, int]:
         """Turn a live hold into the appointment's place: (TAKEN, serial), (FULL, 0) when the
-        hold is gone, (NOT_READY, 0) when the day must be rebuilt first."""
-        outcome, value = self._take_hold(
-            keys=[
+        hold is gone, (NOT_READY, 0) when the day must be rebuilt first; `expect_version` as
+        for `reserve`."""
+        reply = self._step(
+            self._take_hold,
+            [
                 keys.counts_key(hospital_id, day, practitioner_id),
                 keys.holds_key(hospital_id, day, slot, practitioner_id),
                 events.stream_key(hospital_id, day, practitioner_id),
             ],
-            args=[slot, field, appointment_id, ttl, events.STREAM_LENGTH],
+            [slot, field, appointment_id, ttl, events.STREAM_LENGTH],
+            hospital_id,
+            expect_version,
         )
-        return int(outcome), int(value)
+        return int(reply[0]), int(reply[1])
 
     def pass_hold(
         self,

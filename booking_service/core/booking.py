@@ -43,7 +43,6 @@ from booking_service.core.places import (
     open_day,
     placed_with,
     slot_full,
-    still_published,
     take_place,
     units_of,
 )
@@ -59,7 +58,7 @@ from shared.errors import (
     ScheduleChanged,
     ServiceUnavailable,
 )
-from shared.slots import Schedule, parse_date
+from shared.slots import parse_date
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +109,21 @@ def book(ctx: Context, who: Principal, request: BookAppointment, now: datetime) 
     except PyMongoError as exc:
         raise ServiceUnavailable("Booking is unavailable: the database is down") from exc
 
-    _check_still_current(ctx, schedule, oid, now)
     appointment_id = str(oid)
     try:
+        # Still current (see _still_current) and the gate, in one round trip.
         outcome, value = take_place(
-            ctx, schedule, day.day, slot_start, appointment_id, slot.capacity, units, held_place
-        )
+            ctx, schedule, day.day, slot_start, appointment_id, slot.capacity, units, held_place,
+            still_current=True,
+        )  # fmt: skip
     except (redis.RedisError, PyMongoError) as exc:
         _abandon(ctx, oid, REJECTED, now)
         raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
+    if outcome == Gate.CHANGED:
+        _abandon(ctx, oid, REJECTED, now)
+        raise ScheduleChanged(
+            "The hospital's schedule changed while this booking was made; please try again"
+        )
     if outcome == Gate.FULL:
         _abandon(ctx, oid, REJECTED, now)
         if held_place is not None:
@@ -193,26 +198,14 @@ def book_once(
             metrics.count_booking(outcome)
 
 
-def _check_still_current(ctx: Context, schedule: Schedule, oid: ObjectId, now: datetime) -> None:
-    """After the write-ahead record: refuse unless the configuration checked is still the
-    published one.
-
-    An edit fences first (the version key becomes `editing`), then looks for active
-    appointments in the slots it removes, pending ones included. A booking whose record was
-    written before that look is seen by it (the edit is refused with 409); one written after
-    reads the fence or the new version here and is refused. So an edit without `force` never
-    strands a booking that was checked against the configuration it replaced.
-    """
-    try:
-        current = still_published(ctx, schedule)
-    except redis.RedisError as exc:
-        _abandon(ctx, oid, REJECTED, now)
-        raise ServiceUnavailable("Booking is unavailable: the capacity store is down") from exc
-    if not current:
-        _abandon(ctx, oid, REJECTED, now)
-        raise ScheduleChanged(
-            "The hospital's schedule changed while this booking was made; please try again"
-        )
+# Still current. After the write-ahead record, the booking is refused unless the
+# configuration checked is still the published one (read with the gate's step, just before
+# it: Gate.CHANGED). An edit fences first (the version key becomes `editing`), then looks for
+# active appointments in the slots it removes, pending ones included. A booking whose record
+# was written before that look is seen by it (the edit is refused with 409); one written
+# after reads the fence or the new version and is refused, and gives back what the gate took.
+# So an edit without `force` never strands a booking that was checked against the
+# configuration it replaced.
 
 
 def _abandon(ctx: Context, oid: ObjectId, status: str, now: datetime) -> None:

@@ -139,7 +139,7 @@ def place_hold(
 
 def _check_still_current(ctx: Context, doc: dict, schedule, now: datetime) -> None:
     """After the hold's record: refuse unless the configuration checked is still the
-    published one, as a booking is (booking._check_still_current): an edit fences, then
+    published one, as a booking is (booking.py, "Still current"): an edit fences, then
     looks for live holds in the slots it removes, so a hold written before the look is seen
     by it and one written after reads the fence or the new version here."""
     try:

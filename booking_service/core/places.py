@@ -13,10 +13,12 @@ target):
    gate always has a record that will commit or be released. A hold or an offer takes its
    place first, with its expiry by Redis's clock, then writes its record: a place whose
    record was never written frees itself at that expiry.
-3. Still current: after both, the published version is read again (`still_published`); an
-   admin edit fences first and then looks for every place in the slots it removes
-   (appointments, moves under way, live holds and offers), so an owner is either seen by
-   the edit or refused `409 schedule_changed` here, its place given back.
+3. Still current: after both, the published version is read again (`still_published`; for
+   an appointment in the same round trip as its gate step, just before it:
+   `take_place(still_current=True)`, Gate.CHANGED); an admin edit fences first and then
+   looks for every place in the slots it removes (appointments, moves under way, live
+   holds and offers), so an owner is either seen by the edit or refused
+   `409 schedule_changed` here, its place given back.
 4. Commit: a conditional update on the state it expects (`pending` -> `confirmed`, the
    move's token, `held` -> `used`); the loser of a race gets 409 and gives back what it took.
 5. Free: every end of an owner frees its place in the same step (`free_place`, the gate's
@@ -247,22 +249,29 @@ def take_place(
     capacity: int,
     units: int,
     held_place: dict | None,
+    still_current: bool = False,
 ) -> tuple[int, int]:
     """The gate, for one appointment: a new place, or the place of its live hold.
-    (Gate.TAKEN, serial) or (Gate.FULL, _); Gate.NOT_READY while a rebuild keeps failing."""
+    (Gate.TAKEN, serial) or (Gate.FULL, _); Gate.NOT_READY while a rebuild keeps failing.
+    `still_current`: the step 3 look (`still_published`) goes with the gate's step, read just
+    before it in the same round trip: Gate.CHANGED when the configuration is no longer the
+    published one (the caller frees what the step may have taken)."""
     hospital_id, practitioner_id = schedule.hospital_id, schedule.practitioner_id
     day_text = day.isoformat()
     ttl = records_ttl(schedule, day, utcnow())
+    expect = [schedule.version] if still_current else []
 
     def attempt() -> tuple[int, int]:
+        # Only the first step reads the version: a rebuild's second step comes after it.
+        version = expect.pop() if expect else None
         if held_place is not None:
             return ctx.capacity.take_hold(
                 hospital_id, day_text, slot_start, held_place["field"], appointment_id, ttl,
-                practitioner_id,
+                practitioner_id, expect_version=version,
             )  # fmt: skip
         return ctx.capacity.reserve(
             hospital_id, day_text, slot_start, appointment_id, capacity, ttl,
-            units=units, practitioner_id=practitioner_id,
+            units=units, practitioner_id=practitioner_id, expect_version=version,
         )  # fmt: skip
 
     return at_the_gate(ctx, schedule, day, attempt)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -299,6 +300,8 @@ class FakeCapacity:
         self.fail_next_reserve = False
         self.clock_ms: int | None = None  # None: the real clock
         self.quota: dict[str, dict[str, int]] = {}
+        # The published version of a hospital (the FakeReader's), for `expect_version`.
+        self.published_version: Callable[[str], int | None] = lambda hospital_id: None
 
     @property
     def holds(self) -> dict[tuple, dict[str, tuple[int, int]]]:
@@ -343,10 +346,14 @@ class FakeCapacity:
         *,
         units=1,
         practitioner_id=None,
+        expect_version=None,
     ) -> tuple[int, int]:
+        version = self.published_version(hospital_id)  # read first, as the pipeline does
         outcome, value, _ = self._take(
             hospital_id, day, slot, appointment_id, capacity, units, practitioner_id, 0
         )
+        if expect_version is not None and version != expect_version:
+            return Gate.CHANGED, 0
         return outcome, value
 
     def hold(
@@ -371,8 +378,16 @@ class FakeCapacity:
         return Gate.TAKEN, serial, expires
 
     def take_hold(
-        self, hospital_id, day, slot, field, appointment_id, ttl, practitioner_id
-    ) -> tuple[int, int]:
+        self, hospital_id, day, slot, field, appointment_id, ttl, practitioner_id,
+        expect_version=None,
+    ) -> tuple[int, int]:  # fmt: skip
+        version = self.published_version(hospital_id)  # read first, as the pipeline does
+        answer = self._take_hold(hospital_id, day, slot, field, appointment_id, practitioner_id)
+        if expect_version is not None and version != expect_version:
+            return Gate.CHANGED, 0
+        return answer
+
+    def _take_hold(self, hospital_id, day, slot, field, appointment_id, practitioner_id):
         if (hospital_id, practitioner_id, day) not in self.ready:
             return Gate.NOT_READY, 0
         held = self._live((hospital_id, practitioner_id, day, slot))
@@ -480,6 +495,7 @@ class FakeReader:
     def __init__(self, capacity: FakeCapacity):
         self.capacity = capacity
         self.versions: dict[str, object] = {}  # hospital -> version, EDITING, or absent
+        capacity.published_version = lambda hospital_id: self.published(hospital_id).version
 
     def published_and_counts(
         self, hospital_id: str, dates: list[str], practitioner_id=None

@@ -24,8 +24,9 @@ import pytest
 import redis
 
 from booking_service.adapters.capacity import CapacityRecords, Gate, SlotRecords, hold_field
-from shared import events
+from shared import events, keys
 from shared.capacity_reads import CapacityReader
+from shared.versions import parse_version
 from tests.unit.fakes import FakeCapacity
 
 DAY = "2030-01-05"
@@ -51,10 +52,15 @@ class GateUnderTest:
         slot = SlotRecords("17:00", capacity, list(held), list(pending))
         return self.records.rebuild(self.hid, DAY, [slot], TTL, pid)
 
-    def reserve(self, appointment_id: str, capacity: int, units: int = 1, pid=None):
+    def reserve(self, appointment_id: str, capacity: int, units: int = 1, pid=None, **more):
         return self.records.reserve(
-            self.hid, DAY, "17:00", appointment_id, capacity, TTL, units=units, practitioner_id=pid
-        )
+            self.hid, DAY, "17:00", appointment_id, capacity, TTL, units=units, practitioner_id=pid,
+            **more,
+        )  # fmt: skip
+
+    def publish(self, version: str) -> None:
+        """Set the hospital's published version key (an int, or `editing`)."""
+        raise NotImplementedError
 
     def hold(self, field: str, capacity: int, units: int = 1, life_ms: int = LONG_LIFE_MS):
         return self.records.hold(
@@ -84,6 +90,11 @@ class FakeGate(GateUnderTest):
         super().__init__()
         self.records = FakeCapacity()
         self.records.clock_ms = int(time.time() * 1000)
+        self.versions: dict[str, str] = {}
+        self.records.published_version = lambda hid: parse_version(self.versions.get(hid))
+
+    def publish(self, version):
+        self.versions[self.hid] = version
 
     def counts(self, pid=None):
         return {k: v for k, v in self.records.counts(self.hid, DAY, pid).items() if v}
@@ -105,6 +116,9 @@ class ValkeyGate(GateUnderTest):
         super().__init__()
         self.client = client
         self.records = CapacityRecords(client)
+
+    def publish(self, version):
+        self.client.set(keys.schedule_version_key(self.hid), version)
 
     def counts(self, pid=None):
         found = CapacityReader(self.client).published_and_counts(self.hid, [DAY], pid).counts[DAY]
@@ -218,6 +232,41 @@ def test_take_hold_turns_a_live_hold_into_the_appointments_place_once(gate):
     assert take(gate.hid, DAY, "17:00", field, "appt2", TTL, None) == (Gate.FULL, 0)  # hold used
     assert gate.counts() == {"17:00": 3}  # the appointment keeps the hold's 2 units
     assert gate.records.free(gate.hid, DAY, "17:00", "appt1") is True
+    assert gate.counts() == {"17:00": 1}
+
+
+def test_a_step_that_expects_a_version_reads_it_first_and_answers_changed(gate):
+    """Issue 26: a booking's "still current" look goes with its gate step (one round trip,
+    the version read just before the script). Another version, or an edit's fence, answers
+    CHANGED; the step has run all the same, and its caller gives the place back."""
+    gate.build(3)
+    gate.publish("7")
+    assert gate.reserve("a", 3, expect_version=7) == (Gate.TAKEN, 1)
+    gate.publish("editing")
+    assert gate.reserve("b", 3, expect_version=7) == (Gate.CHANGED, 0)
+    assert gate.counts() == {"17:00": 2}
+    assert gate.records.free(gate.hid, DAY, "17:00", "b") is True
+    gate.publish("8")
+    field = hold_field("t")
+    assert gate.hold(field, 3)[:2] == (Gate.TAKEN, 2)
+    take = gate.records.take_hold
+    assert take(gate.hid, DAY, "17:00", field, "c", TTL, None, expect_version=7) == (
+        Gate.CHANGED,
+        0,
+    )
+    assert gate.reserve("d", 3, expect_version=8) == (Gate.TAKEN, 3)
+    assert gate.counts() == {"17:00": 3}
+
+
+def test_a_step_that_expects_a_version_loads_a_script_the_server_lost(client):
+    """The pipelined step runs its script by SHA: after SCRIPT FLUSH (a restarted Redis),
+    the script is loaded and the step made once."""
+    gate = ValkeyGate(client)
+    gate.build(2)
+    gate.publish("3")
+    client.script_flush()
+    assert gate.reserve("a", 2, expect_version=3) == (Gate.TAKEN, 1)
+    assert gate.reserve("a", 2, expect_version=3) == (Gate.TAKEN, 1)  # a retry takes nothing
     assert gate.counts() == {"17:00": 1}
 
 
