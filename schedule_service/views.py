@@ -7,7 +7,7 @@ import hashlib
 from flask import current_app, request
 from flask.views import MethodView
 
-from shared.answers import about, day_document
+from shared.answers import about, calendar_body, day_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import InvalidDate, InvalidDays
@@ -227,10 +227,4 @@ class Calendar(MethodView):
                 raise InvalidDate(f"{args['start']!r} is not a date YYYY-MM-DD")
         asked = _asked(hospital_id, args)
         counted = service.calendar(_ctx(), asked, start, count, utcnow())
-        return json_answer(
-            {
-                **about(hospital_id, asked.practitioner_id),
-                "start": counted.days[0][0].iso,
-                "days": [day_document(day, counts, counted.units) for day, counts in counted.days],
-            }
-        )
+        return json_answer(calendar_body(hospital_id, asked.practitioner_id, counted))

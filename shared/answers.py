@@ -7,8 +7,10 @@ lightweight `availability` answers show it. shared.web.json_answer writes them (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from .capacity_reads import DayCounts, held, offered
 from .slots import OPEN, Day
@@ -53,6 +55,55 @@ def _cached(kind: str, day: Day, counts, units: int | None, build) -> dict:
             _DOCUMENTS.clear()
         document = _DOCUMENTS[key] = build(day, counts, units)
     return document
+
+
+# The whole answers of many days (a calendar, a bulk read), written: by their kind, the
+# hospital, the doctor, the units asked about and each day with its counts (the documents'
+# own keys), so a read whose counts did not change costs neither the documents' lookups nor
+# the writing. Few (each holds up to 92 days' bytes, ~40 KB): the ones asked for again are
+# the same few hospitals' calendars while nothing is booked.
+_ANSWERS: dict[tuple, bytes] = {}
+_MAX_ANSWERS = 256
+
+
+def _written(key_head: tuple, counted: CountedDays, build: Callable[[], dict]) -> bytes:
+    days = counted.days
+    if any(counts is not None and type(counts) is not DayCounts for _, counts in days):
+        return orjson.dumps(build())
+    key = (*key_head, counted.units, tuple((day.key, counts) for day, counts in days))
+    body = _ANSWERS.get(key)
+    if body is None:
+        if len(_ANSWERS) >= _MAX_ANSWERS:
+            _ANSWERS.clear()
+        body = _ANSWERS[key] = orjson.dumps(build())
+    return body
+
+
+def calendar_body(hospital_id: str, practitioner_id: str | None, counted: CountedDays) -> bytes:
+    """The `calendar` answer, written (its days from `counted`, the first one its start)."""
+
+    def build() -> dict:
+        return {
+            **about(hospital_id, practitioner_id),
+            "start": counted.days[0][0].iso,
+            "days": [day_document(day, counts, counted.units) for day, counts in counted.days],
+        }
+
+    return _written(("calendar", hospital_id, practitioner_id), counted, build)
+
+
+def bulk_body(hospital_id: str, practitioner_id: str | None, counted: CountedDays) -> bytes:
+    """The `availability/bulk` answer, written: each date's counts document."""
+
+    def build() -> dict:
+        return {
+            **about(hospital_id, practitioner_id),
+            "dates": {
+                day.iso: counts_document(day, counts, counted.units) for day, counts in counted.days
+            },
+        }
+
+    return _written(("bulk", hospital_id, practitioner_id), counted, build)
 
 
 def day_document(day: Day, counts: Mapping[str, int] | None, units: int | None = None) -> dict:

@@ -73,8 +73,10 @@ def no_store(response: Response) -> Response:
 
 
 def json_answer(body: object, status: int = 200, headers: dict | None = None) -> Response:
-    """An answer as compact UTF-8 JSON, keys in the document's order (orjson)."""
-    resp = Response(orjson.dumps(body), status=status, mimetype="application/json")
+    """An answer as compact UTF-8 JSON, keys in the document's order (orjson); `bytes` are
+    such JSON written already (shared/answers.py's cached answers)."""
+    raw = body if type(body) is bytes else orjson.dumps(body)
+    resp = Response(raw, status=status, mimetype="application/json")
     if headers:
         resp.headers.update(headers)
     return resp

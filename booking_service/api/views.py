@@ -47,7 +47,7 @@ from booking_service.core.requests import (
     MoveAppointment,
 )
 from booking_service.core.shapes import public, public_hold
-from shared.answers import about, counts_document
+from shared.answers import about, bulk_body, counts_document
 from shared.auth import current_principal, require_auth
 from shared.clock import utcnow
 from shared.errors import InvalidDate
@@ -280,15 +280,7 @@ class BulkAvailability(MethodView):
         counted = places.day_counts(
             _ctx(), hospital_id, parsed, utcnow(), practitioner_id, body.get("appointment_type")
         )
-        return json_answer(
-            {
-                **about(hospital_id, practitioner_id),
-                "dates": {
-                    day.iso: counts_document(day, counts, counted.units)
-                    for day, counts in counted.days
-                },
-            }
-        )
+        return json_answer(bulk_body(hospital_id, practitioner_id, counted))
 
 
 @holds_blp.route("")

@@ -283,3 +283,42 @@ def test_the_cache_is_bounded(monkeypatch):
         counts = DayCounts((b"17:00", str(n).encode(), b"_ready", b"1"))
         assert day_document(open_day(), counts)["slots"][0]["booked"] == n
     assert len(answers._DOCUMENTS) <= 5
+
+
+def _counts(**booked: int):
+    """DayCounts as a reply from Redis gives them (fields and values as bytes)."""
+    from shared.capacity_reads import DayCounts
+
+    return DayCounts(tuple(x for k, v in booked.items() for x in (k.encode(), str(v).encode())))
+
+
+def test_a_written_calendar_or_bulk_answer_is_the_documents_and_follows_the_counts():
+    """Issue 26: calendars and bulk reads are kept written by their days' counts. The bytes
+    are those of the documents written afresh, and a change of one day's counts (or of the
+    units asked about) is another answer."""
+    from shared.answers import CountedDays, bulk_body, calendar_body
+
+    first = open_day()
+    second = Day(date(2026, 11, 29), 0, OPEN, None, SLOTS, (False, False, False))
+    before = CountedDays([(first, _counts(**{"17:00": 1})), (second, _counts())])
+    after = CountedDays([(first, _counts(**{"17:00": 2})), (second, _counts())])
+    fresh = {
+        "hospital_id": "h",
+        "start": "2026-11-28",
+        "days": [day_document(d, c) for d, c in before.days],
+    }
+    assert calendar_body("h", None, before) == orjson.dumps(fresh)
+    assert calendar_body("h", None, before) is calendar_body("h", None, before)  # kept
+    changed = json.loads(calendar_body("h", None, after))
+    assert changed["days"][0]["slots"][0]["booked"] == 2
+    assert json.loads(calendar_body("h", "doc", before))["practitioner_id"] == "doc"
+    with_units = CountedDays(before.days, units=2)
+    assert "fits" in json.loads(calendar_body("h", None, with_units))["days"][0]["slots"][0]
+    bulk = json.loads(bulk_body("h", None, after))
+    assert bulk["dates"]["2026-11-28"]["slots"]["17:00"]["booked"] == 2
+    assert bulk_body("h", None, after) == orjson.dumps(
+        {"hospital_id": "h", "dates": {d.iso: counts_document(d, c) for d, c in after.days}}
+    )
+    # counts that are not a reply (plain mappings) are written every time, never kept
+    plain = CountedDays([(first, {"17:00": 4})])
+    assert json.loads(calendar_body("h", None, plain))["days"][0]["slots"][0]["booked"] == 4
