@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -199,23 +200,28 @@ def booking_pattern(slots: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _appointments(session: requests.Session, url: str, query: dict) -> list[dict]:
-    """Every appointment the list answers `query` with, page by page (500 a page); raises
-    when the pages do not add up to the total (an appointment seen twice or missed)."""
-    found: dict[str, dict] = {}
-    page, total = 1, 0
-    while True:
-        r = session.get(url, params={**query, "per_page": 500, "page": page}, timeout=60)
-        r.raise_for_status()
-        body = r.json()
-        total = body["total"]
-        found.update((a["appointment_id"], a) for a in body["appointments"])
-        if page * body["per_page"] >= total or not body["appointments"]:
-            break
-        page += 1
-    if len(found) != total:
-        raise RuntimeError(f"listing {query}: {len(found)} appointments in pages of {total}")
-    return list(found.values())
+def _appointments(session: requests.Session, url: str, query: dict, tries: int = 10) -> list[dict]:
+    """Every appointment the list answers `query` with, page by page (500 a page). Bookings
+    the load tool cut off may still be confirming (on a loaded machine, for seconds): when the
+    pages do not add up to the total, the list is read again, a second later; raises when
+    they never do."""
+    for attempt in range(tries):
+        found: dict[str, dict] = {}
+        page, total = 1, 0
+        while True:
+            r = session.get(url, params={**query, "per_page": 500, "page": page}, timeout=60)
+            r.raise_for_status()
+            body = r.json()
+            total = body["total"]
+            found.update((a["appointment_id"], a) for a in body["appointments"])
+            if page * body["per_page"] >= total or not body["appointments"]:
+                break
+            page += 1
+        if len(found) == total:
+            return list(found.values())
+        if attempt < tries - 1:
+            time.sleep(1)
+    raise RuntimeError(f"listing {query}: {len(found)} appointments in pages of {total}")
 
 
 def check_capacity(stack: Stack, token: str, p: dict, dates: list[str] | None = None) -> dict:
