@@ -57,18 +57,15 @@ class Services:
     hospitals: Directory | None = None  # FHIR's listings (None: they answer 503)
 
 
-def bootstrap(cfg: Config, db: Database, client) -> Services:
-    """The services over MongoDB `db`, the Redis `client` and the schedule service's API."""
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))
-    timeout = (cfg.upstream_connect_timeout, cfg.upstream_read_timeout)
-    source = ScheduleSource(session, cfg.schedule_service_url, timeout)
-    context = Context(
+def make_context(cfg: Config, db: Database, client, load) -> Context:
+    """The service layer's context over MongoDB `db` and the Redis `client`; `load(hospital_id)`
+    fetches a configuration from its source (the schedule service's API in production)."""
+    return Context(
         config=cfg,
         appointments=AppointmentRepository(db),
         capacity=CapacityRecords(client),
         reader=CapacityReader(client),
-        configurations=ConfigurationCache(source.load),
+        configurations=ConfigurationCache(load),
         users=UserRepository(db),
         idempotency=IdempotencyRepository(db),
         limiter=Limiter(RedisCounters(client), cfg),
@@ -76,6 +73,15 @@ def bootstrap(cfg: Config, db: Database, client) -> Services:
         holds=HoldRepository(db),
         waitlist=WaitlistRepository(db),
     )
+
+
+def bootstrap(cfg: Config, db: Database, client) -> Services:
+    """The services over MongoDB `db`, the Redis `client` and the schedule service's API."""
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))
+    timeout = (cfg.upstream_connect_timeout, cfg.upstream_read_timeout)
+    source = ScheduleSource(session, cfg.schedule_service_url, timeout)
+    context = make_context(cfg, db, client, source.load)
     webhooks = Webhooks(
         config=cfg,
         hooks=WebhookStore(db),

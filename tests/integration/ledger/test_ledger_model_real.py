@@ -24,22 +24,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from pymongo import MongoClient
 
-from booking_service.adapters.capacity import CapacityRecords
-from booking_service.adapters.hold_store import HoldRepository
-from booking_service.adapters.limits import Limiter, RedisCounters
-from booking_service.adapters.repository import (
-    AppointmentRepository,
-    IdempotencyRepository,
-    UserRepository,
-)
-from booking_service.adapters.waitlist_store import WaitlistRepository
-from booking_service.bootstrap import ensure_indexes
-from booking_service.core.context import Context
+from booking_service.bootstrap import ensure_indexes, make_context
 from shared import keys, versions
-from shared.capacity_reads import CapacityReader
 from shared.config import Config
-from shared.configurations import ConfigurationCache
-from shared.events import LiveEvents
 from tests.unit.ledger.ledger_support import ENDS, LedgerModel, ledger_config
 
 COLLECTIONS = ("appointments", "holds", "waitlist", "users", "idempotency_keys")
@@ -85,19 +72,7 @@ class RealBackend:
         self.docs: dict[str, dict] = {}
         self.clock = WallClock(client)
         self.timezone = zone_at_nine(self.clock())
-        self.ctx = Context(
-            config=config,
-            appointments=AppointmentRepository(db),
-            capacity=CapacityRecords(client),
-            reader=CapacityReader(client),
-            configurations=ConfigurationCache(self.load),
-            users=UserRepository(db),
-            idempotency=IdempotencyRepository(db),
-            limiter=Limiter(RedisCounters(client), config),
-            events=LiveEvents(client),
-            holds=HoldRepository(db),
-            waitlist=WaitlistRepository(db),
-        )
+        self.ctx = make_context(config, db, client, self.load)
 
     def publish(self, doc: dict) -> None:
         self.docs[doc["hospital_id"]] = copy.deepcopy(doc)
