@@ -67,7 +67,13 @@ from bench.hospitals import (
     slot_chunks,
     verdict,
 )
-from bench.load import Result, Settings, Spec, load_worker, measure
+from bench.load import (
+    Result,
+    Settings,
+    Spec,
+    load_worker,
+    measure,
+)
 from bench.minimal import MinimalCaddy
 from bench.report import (
     BOOKING_ROW,
@@ -76,6 +82,8 @@ from bench.report import (
     check_lines,
     cpu_lines,
     doctor_ratios,
+    one_worker_lines,
+    one_worker_note,
     table,
     target_line,
     targets,
@@ -233,7 +241,7 @@ def progress(r: Result) -> None:
         f"  {r.row:<{ROW_WIDTH}} {r.target:<8} {r.rps:>8.1f} req/s  "
         f"p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  cpu us/req "
         f"gw {'-' if gw is None else f'{gw:.0f}'} svc {'-' if svc is None else f'{svc:.0f}'}"
-        f"  non-2xx {refused or '-'}",
+        f"  non-2xx {refused or '-'}{one_worker_note(r)}",
         flush=True,
     )
 
@@ -473,6 +481,8 @@ def run(settings: Settings, workdir: Path) -> int:
             f"{load_before:.2f} before the start): other processes share the CPU, so treat "
             "the figures with care"
         )
+    for line in one_worker_lines(results):
+        print(line)
     if prev:
         print(f"(prev x = ratio in the previous run, {prev.get('timestamp')} {prev.get('commit')})")
     print()

@@ -69,6 +69,7 @@ class CpuMeter:
     def __init__(self, roots: list[int]) -> None:
         self.roots = list(roots)
         self._at_start: dict[int, float] = {}
+        self.used: dict[int, float] = {}  # by pid, after stop()
 
     def _read(self) -> dict[int, float]:
         out = {}
@@ -83,7 +84,18 @@ class CpuMeter:
 
     def stop(self) -> float:
         now = self._read()
-        total = 0.0
-        for pid, used in now.items():
-            total += used - self._at_start.get(pid, 0.0)
-        return max(0.0, total)
+        self.used = {pid: used - self._at_start.get(pid, 0.0) for pid, used in now.items()}
+        return max(0.0, sum(self.used.values()))
+
+    def busiest_share(self) -> float | None:
+        """After stop(): the share of the CPU its busiest descendant (a gunicorn worker) used
+        of what all the roots' descendants used; None with fewer than two of them.
+
+        gunicorn's workers take connections from one shared socket as the kernel wakes them,
+        so a burst of keep-alive connections (a load tool's, a proxy's pool) can all land on
+        one worker, which then serves the whole run on one CPU while the others idle."""
+        workers = [used for pid, used in self.used.items() if pid not in self.roots]
+        total = sum(workers)
+        if len(workers) < 2 or total <= 0:
+            return None
+        return max(workers) / total

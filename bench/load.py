@@ -22,6 +22,10 @@ from bench.cpu import CpuMeter
 from bench.rounds import cpu_per_request
 
 HOSPITAL = "gomoti"
+# A run where one gunicorn worker used more than this share of the service's CPU is measured
+# again, at most MAX_REMEASURED times (measure()).
+ONE_WORKER_SHARE = 0.85
+MAX_REMEASURED = 3
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,6 +111,10 @@ class Result:
     round: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     ratio: float | None = None  # req/s over the mean of the trivial runs either side
+    # Runs of a read row thrown away because one gunicorn worker of the service took every
+    # connection (bench/cpu.py, CpuMeter.busiest_share), and that worker's share in this one.
+    remeasured: int = 0
+    busiest_share: float | None = None
 
     def cpu_us(self, role: str) -> float | None:
         """Microseconds of CPU per completed request of `role`'s processes (None: not read)."""
@@ -404,10 +412,30 @@ def measure(
 
     if warmup and settings.warmup > 0:
         run(spec, settings.warmup)
-    cpu = {role: CpuMeter(pids) for role, pids in (meters or {}).items() if pids}
-    for meter in cpu.values():
-        meter.start()
-    raw = run(spec, seconds or settings.seconds)
-    used = {role: meter.stop() for role, meter in cpu.items()}
+    remeasured = 0
+    while True:
+        cpu = {role: CpuMeter(pids) for role, pids in (meters or {}).items() if pids}
+        for meter in cpu.values():
+            meter.start()
+        raw = run(spec, seconds or settings.seconds)
+        used = {role: meter.stop() for role, meter in cpu.items()}
+        share = cpu["service"].busiest_share() if "service" in cpu else None
+        # A read row runs again (a booking row cannot: its phones are taken) while one worker
+        # served the run alone: that measures the kernel's hand-out of connections to
+        # gunicorn's workers, not the code.
+        if spec.slots or share is None or share <= ONE_WORKER_SHARE:
+            break
+        if remeasured == MAX_REMEASURED:
+            break
+        remeasured += 1
     rps = raw["requests"] / raw["seconds"] if raw["seconds"] else 0.0
-    return Result(row=spec.row, target=target, rps=rps, round=round_no, cpu=used, **raw)
+    return Result(
+        row=spec.row,
+        target=target,
+        rps=rps,
+        round=round_no,
+        cpu=used,
+        remeasured=remeasured,
+        busiest_share=share,
+        **raw,
+    )

@@ -4,6 +4,7 @@ statuses and the capacity checks."""
 
 from __future__ import annotations
 
+from bench.load import MAX_REMEASURED, ONE_WORKER_SHARE, Result
 from bench.rounds import TRIVIAL_ROW, Summary
 
 BOOKING_ROW = "appointments POST"
@@ -205,3 +206,23 @@ def check_lines(checks: list[dict]) -> list[str]:
             )
         )
     return lines
+
+
+def one_worker_note(r: Result) -> str:
+    """What the line says of a run where one gunicorn worker took the connections."""
+    note = f"{r.remeasured} run(s) on one worker before" if r.remeasured else ""
+    if r.busiest_share is not None and r.busiest_share > ONE_WORKER_SHARE:
+        note = f"one worker: {r.busiest_share:.0%}" + (f"; {note}" if note else "")
+    return f"  ({note})" if note else ""
+
+
+def one_worker_lines(results: list[Result]) -> list[str]:
+    """What the run says of the runs where one gunicorn worker took every connection."""
+    remeasured = sum(r.remeasured for r in results)
+    kept = sum(1 for r in results if (r.busiest_share or 0) > ONE_WORKER_SHARE)
+    if not remeasured and not kept:
+        return []
+    return [
+        f"{remeasured} run(s) measured again because one gunicorn worker took every "
+        f"connection; {kept} run(s) kept so (booking rows, or after {MAX_REMEASURED} tries)"
+    ]
