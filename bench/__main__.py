@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,14 +56,10 @@ from bench.hospitals import (
     DOCTOR,
     DOCTOR_HOSPITAL,
     admin_token,  # bench/streams.py imports it from here
-    booking_hospital,
     booking_pattern,
     check_capacity,
     create_doctor_hospital,
-    create_hospital,
     plan,
-    read_specs,
-    slot_chunks,
     verdict,
 )
 from bench.load import (
@@ -76,9 +71,9 @@ from bench.load import (
 )
 from bench.minimal import MinimalCaddy
 from bench.report import (
-    BOOKING_ROW,
     ROW_WIDTH,
     booking_lines,
+    ceiling_lines,
     check_lines,
     cpu_lines,
     doctor_ratios,
@@ -88,26 +83,20 @@ from bench.report import (
     target_line,
     targets,
 )
-from bench.rounds import TRIVIAL_ROW, Summary, assign_ratios, spread, summarize
+from bench.rounds import (
+    TRIVIAL_ROW,
+    Summary,
+    assign_ratios,
+    spread,
+    summarize,
+)
+from bench.rows import TRIVIAL_SPEC, Row, build_rows, pids
 from devstack.run import raise_open_files_limit
 from devstack.servers import ServiceProcess
 from devstack.stack import Stack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-TRIVIAL_SPEC = Spec(TRIVIAL_ROW, "GET", "/ping")
-
-
-@dataclass
-class Row:
-    """A row of every round: where it is sent, which processes' CPU it reads (by role), and
-    for a booking row, its plan (each round books into slots of its own)."""
-
-    spec: Spec
-    target: str
-    base: str
-    meters: dict[str, list[int]]
-    booking: dict | None = None
 
 
 def git_commit() -> str | None:
@@ -147,80 +136,6 @@ def previous_run(engine: str) -> dict | None:
         if entry.get("engine") == engine:
             return entry
     return None
-
-
-def pids(*processes) -> list[int]:
-    return [p.pid for p in processes if p is not None and p.pid is not None]
-
-
-def booking_plan(stack: Stack, token: str, hospital_id: str, doctor: str | None, runs: int):
-    """Create a booking rows' hospital and plan it: its slots cut into `runs` runs of dates,
-    one per booking row of every round."""
-    made = create_hospital(stack.gateway_url, token, booking_hospital(hospital_id, doctor))
-    p = plan(stack, hospital_id, doctor)
-    p["chunks"] = slot_chunks(p["slots"], runs)
-    per_row = min(len(c) for c in p["chunks"])
-    places = sum(p["capacity"].get(s, 0) for s in p["slots"])
-    print(
-        f"bench: hospital {hospital_id}{' with doctor ' + repr(doctor) if doctor else ''} "
-        f"{made}: {len(p['slots'])} slots, {places} places, {runs} runs of >= {per_row} "
-        "slots for the booking rows",
-        flush=True,
-    )
-    return p
-
-
-def build_rows(
-    settings: Settings,
-    stack: Stack,
-    token: str,
-    minimal: MinimalCaddy | None,
-    stamp: int,
-) -> list[Row]:
-    """Every selected row of a round, in the order they run."""
-    p = plan(stack)
-    p_doctor = plan(stack, DOCTOR_HOSPITAL, DOCTOR)
-    services = {"schedule": stack.services["schedule"], "booking": stack.services["booking"]}
-    direct = {"schedule": stack.schedule_url, "booking": stack.booking_url}
-    gateway = stack.gateway
-    rows: list[Row] = []
-    for spec, service in read_specs(p) + read_specs(p_doctor):
-        answer = pids(services[service])
-        rows.append(
-            Row(spec, "gateway", stack.gateway_url, {"gateway": pids(gateway), "service": answer})
-        )
-        rows.append(Row(spec, "direct", direct[service], {"service": answer}))
-        if spec.row == "available" and minimal is not None:
-            meters = {"gateway": pids(minimal), "service": answer}
-            rows.append(Row(spec, "minimal", minimal.url, meters))
-    rows = [r for r in rows if settings.selects(r.spec.row)]
-    book_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    for suffix, doctor in (("", None), (" (doctor)", DOCTOR)):
-        name = BOOKING_ROW + suffix
-        if not settings.selects(name):
-            continue
-        hospital_id = f"bench-bookings-{stamp}" + ("-doctor" if doctor else "")
-        bp = booking_plan(stack, token, hospital_id, doctor, 2 * settings.rounds)
-        spec = Spec(
-            name,
-            "POST",
-            "/api/appointments",
-            book_headers,
-            hospital=hospital_id,
-            practitioner=doctor,
-        )
-        answer = pids(services["booking"])
-        rows.append(
-            Row(
-                spec,
-                "gateway",
-                stack.gateway_url,
-                {"gateway": pids(gateway), "service": answer},
-                bp,
-            )
-        )
-        rows.append(Row(spec, "direct", stack.booking_url, {"service": answer}, bp))
-    return rows
 
 
 def estimate_minutes(settings: Settings, rows: list[Row]) -> float:
@@ -428,6 +343,7 @@ def run(settings: Settings, workdir: Path) -> int:
         threads=settings.threads,
     )
     minimal: MinimalCaddy | None = None
+    proxy: MinimalCaddy | None = None
     live: dict | None = None
     with stack:
         trivial.start()
@@ -443,7 +359,10 @@ def run(settings: Settings, workdir: Path) -> int:
             if settings.selects("available"):
                 minimal = MinimalCaddy(workdir, stack.schedule_url).start()
                 print(f"bench: minimal Caddy {minimal.url} -> {stack.schedule_url}", flush=True)
-            rows = build_rows(settings, stack, token, minimal, stamp)
+                proxy = MinimalCaddy(workdir, trivial.url, label="minimal-caddy-trivial").start()
+                print(f"bench: minimal Caddy {proxy.url} -> {trivial.url}", flush=True)
+            proxied = (trivial, proxy) if proxy is not None else None
+            rows = build_rows(settings, stack, token, minimal, stamp, proxied)
             if not rows:
                 print(f"bench: BENCH_ROWS={','.join(settings.rows)} selects no row")
             print(
@@ -456,12 +375,12 @@ def run(settings: Settings, workdir: Path) -> int:
                 doctor_plan = plan(stack, DOCTOR_HOSPITAL, DOCTOR)
                 live = live_streams(stack, token, doctor_plan, settings)
             dead = stack.dead_processes()
-            if minimal is not None and not minimal.running:
-                dead.append(minimal.name)
+            dead += [c.name for c in (minimal, proxy) if c is not None and not c.running]
         finally:
             trivial.stop()
-            if minimal is not None:
-                minimal.stop()
+            for caddy in (minimal, proxy):
+                if caddy is not None:
+                    caddy.stop()
 
     summaries = summarize(results)
     prev = previous_run(settings.engine)
@@ -486,7 +405,7 @@ def run(settings: Settings, workdir: Path) -> int:
     if prev:
         print(f"(prev x = ratio in the previous run, {prev.get('timestamp')} {prev.get('commit')})")
     print()
-    if lines := cpu_lines(summaries):
+    if lines := cpu_lines(summaries) + ceiling_lines(summaries):
         print("CPU per request (medians):")
         print("\n".join(lines))
     for t in found_targets:

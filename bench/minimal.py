@@ -34,8 +34,15 @@ class MinimalCaddy(ManagedProcess):
     name = "minimal-caddy"
     start_timeout = 15.0
 
-    def __init__(self, workdir: Path, upstream_url: str, port: int | None = None) -> None:
-        self.dir = Path(workdir).resolve() / "minimal-caddy"
+    def __init__(
+        self,
+        workdir: Path,
+        upstream_url: str,
+        port: int | None = None,
+        label: str = "minimal-caddy",
+    ) -> None:
+        self.name = label
+        self.dir = Path(workdir).resolve() / label
         super().__init__(port, self.dir / "caddy.log")
         self.upstream = upstream_url.removeprefix("http://").rstrip("/")
         self.config_path = self.dir / "Caddyfile"

@@ -5,7 +5,7 @@ statuses and the capacity checks."""
 from __future__ import annotations
 
 from bench.load import MAX_REMEASURED, ONE_WORKER_SHARE, Result
-from bench.rounds import TRIVIAL_ROW, Summary
+from bench.rounds import PROXIED_TRIVIAL_ROW, TRIVIAL_ROW, Summary
 
 BOOKING_ROW = "appointments POST"
 DOCTOR_SUFFIX = " (doctor)"
@@ -154,6 +154,19 @@ def cpu_lines(summaries: list[Summary]) -> list[str]:
             f"({a.key} {mine[2]} / {b.key} {base[2]})"
         )
     return lines
+
+
+def ceiling_lines(summaries: list[Summary]) -> list[str]:
+    """The ceiling of the ratios through a proxy: the trivial app behind a minimal Caddy."""
+    s = next((s for s in summaries if s.row == PROXIED_TRIVIAL_ROW), None)
+    if s is None or s.ratio is None:
+        return []
+    return [
+        f"  ceiling: the trivial app behind a minimal Caddy does {s.ratio:.3f} x itself direct "
+        f"(caddy {_num(s.cpu_us.get('gateway'), '.0f')} us + app "
+        f"{_num(s.cpu_us.get('service'), '.0f')} us a request): no row through a proxy "
+        "does better on this machine"
+    ]
 
 
 def booking_lines(summaries: list[Summary]) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 TRIVIAL_ROW = "trivial /ping"
+PROXIED_TRIVIAL_ROW = "trivial /ping (proxied)"  # behind a minimal Caddy: the ceiling
 
 
 class Run(Protocol):
