@@ -53,15 +53,16 @@ class CaddyProcess(ManagedProcess):
         """Start Caddy; when a port picked for it was taken before Caddy bound it (another
         process's outgoing connection may take any free ephemeral port), pick new ones and
         start again, at most three times."""
-        for attempt in range(3):
+        attempts_left = 3
+        while True:
+            attempts_left -= 1
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
                 return super().start()
             except RuntimeError:
-                if self.running or attempt == 2 or not self._lost_a_port(offset):
+                if self.running or not attempts_left or not self._lost_a_port(offset):
                     raise
                 self._pick_ports()
-        raise AssertionError("unreachable")
 
     def _lost_a_port(self, offset: int) -> bool:
         """True when the log written since `offset` says a listener's port was in use."""
