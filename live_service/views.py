@@ -36,6 +36,8 @@ from .streams import Topic
 log = logging.getLogger(__name__)
 
 SERVICE = "live"
+# The request's X-Request-ID (the caller's when it is safe, else a new one), set first.
+REQUEST_ID = web.RequestKey("request_id", str)
 STATIC = Path(__file__).resolve().parent / "static"
 DISPLAY_PAGE = STATIC / "display.html"
 DESK_PAGE = STATIC / "desk.html"
@@ -198,7 +200,7 @@ async def _serve(request: web.Request, live: Live, topic: Topic) -> web.StreamRe
             return response
     else:
         try:
-            first = await hub.join(topic, client, last_event_id, request["request_id"])
+            first = await hub.join(topic, client, last_event_id, request[REQUEST_ID])
         except Refused as refused:
             return _refused(refused.answer)
         except BookingUnavailable as exc:
@@ -249,7 +251,7 @@ async def _first_when_ready(
     backoff = Backoff()
     while True:
         try:
-            return await hub.join(topic, client, last_event_id, request["request_id"])
+            return await hub.join(topic, client, last_event_id, request[REQUEST_ID])
         except Refused:
             log.info("live %s: refused after the headers went; ending the stream", topic)
             return None
@@ -366,7 +368,7 @@ async def desk(request: web.Request) -> web.StreamResponse:
     # Any date names the same hospital and doctor; the queue answer is read for none of it.
     topic = Topic(hospital, datetime.now(UTC).date().isoformat(), practitioner)
     try:
-        answer = await hub.booking.queue(topic, request["request_id"])
+        answer = await hub.booking.queue(topic, request[REQUEST_ID])
     except BookingUnavailable as exc:
         log.warning("desk %s: cannot check the hospital: %s", hospital, exc)
         raise LiveError(503, "service_unavailable", "The booking service is unavailable") from exc
@@ -446,7 +448,7 @@ def add_routes(app: web.Application) -> None:
 async def answers(request: web.Request, handler) -> web.StreamResponse:
     """Every failure in the error shape (never a 5xx page or a trace), and one JSON access
     line per request, as the other services write them."""
-    request["request_id"] = request_id(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id(request.headers.get("X-Request-ID"))
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -474,7 +476,7 @@ async def answers(request: web.Request, handler) -> web.StreamResponse:
 
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer carries the request's X-Request-ID (set before its headers go)."""
-    rid = request.get("request_id") or request_id(None)
+    rid = request.get(REQUEST_ID) or request_id(None)
     response.headers["X-Request-ID"] = rid
     request[SENT] = response
 
@@ -489,7 +491,7 @@ def _log(request: web.Request, status: int, seconds: float) -> None:
         access_log.info(
             json.dumps(
                 {
-                    "request_id": request.get("request_id"),
+                    "request_id": request.get(REQUEST_ID),
                     "method": request.method,
                     "route": route,
                     "path": request.path,
