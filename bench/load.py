@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.cpu import CpuMeter
-from bench.rounds import cpu_per_request
+from bench.rounds import Result
 
 HOSPITAL = "gomoti"
 # A run where one gunicorn worker used more than this share of the service's CPU is measured
@@ -91,37 +91,6 @@ class Spec:
     tag: int = 0  # two digits that keep the phones of different booking rows apart
     hospital: str = HOSPITAL  # bookings: the hospital and doctor they go to
     practitioner: str | None = None
-
-
-@dataclass
-class Result:
-    """One run of a row: what the load tool saw, and the CPU (seconds, by role: "gateway",
-    "service") the processes behind it used meanwhile."""
-
-    row: str
-    target: str
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    statuses: dict[str, int]
-    socket_errors: int
-    non_2xx: int
-    round: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
-    ratio: float | None = None  # req/s over the mean of the trivial runs either side
-    # Runs of a read row thrown away because one gunicorn worker of the service took every
-    # connection (bench/cpu.py, CpuMeter.busiest_share), and that worker's share in this one.
-    remeasured: int = 0
-    busiest_share: float | None = None
-
-    def cpu_us(self, role: str) -> float | None:
-        """Microseconds of CPU per completed request of `role`'s processes (None: not read)."""
-        return cpu_per_request(self.cpu.get(role), self.requests)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def doctor_query(practitioner: str | None) -> dict[str, str]:

@@ -4,8 +4,8 @@ statuses and the capacity checks."""
 
 from __future__ import annotations
 
-from bench.load import MAX_REMEASURED, ONE_WORKER_SHARE, Result
-from bench.rounds import PROXIED_TRIVIAL_ROW, TRIVIAL_ROW, Summary
+from bench.load import MAX_REMEASURED, ONE_WORKER_SHARE
+from bench.rounds import PROXIED_TRIVIAL_ROW, TRIVIAL_ROW, Result, Summary
 
 BOOKING_ROW = "appointments POST"
 DOCTOR_SUFFIX = " (doctor)"

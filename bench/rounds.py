@@ -1,4 +1,5 @@
-"""The arithmetic of the bench's rounds (pure functions, no I/O).
+"""What one run of a row measured (Result) and the arithmetic of the bench's rounds (pure
+functions, no I/O).
 
 A round measures every row between two runs of the trivial app (trivial, row, trivial, row,
 ..., trivial): a row's ratio is its req/s over the mean of the trivial runs either side, and
@@ -11,26 +12,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 TRIVIAL_ROW = "trivial /ping"
 PROXIED_TRIVIAL_ROW = "trivial /ping (proxied)"  # behind a minimal Caddy: the ceiling
-
-
-class Run(Protocol):
-    """What the arithmetic needs of a run (bench.load.Result has it)."""
-
-    row: str
-    target: str
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    statuses: dict[str, int]
-    socket_errors: int
-    non_2xx: int
-    cpu: dict[str, float]
-    ratio: float | None
 
 
 def cpu_per_request(cpu_seconds: float | None, requests: int) -> float | None:
@@ -38,6 +22,37 @@ def cpu_per_request(cpu_seconds: float | None, requests: int) -> float | None:
     if cpu_seconds is None or requests <= 0:
         return None
     return cpu_seconds / requests * 1e6
+
+
+@dataclass
+class Result:
+    """One run of a row: what the load tool saw, and the CPU (seconds, by role: "gateway",
+    "service") the processes behind it used meanwhile."""
+
+    row: str
+    target: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    socket_errors: int
+    non_2xx: int
+    round: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    ratio: float | None = None  # req/s over the mean of the trivial runs either side
+    # Runs of a read row thrown away because one gunicorn worker of the service took every
+    # connection (bench/load.py, measure), and that worker's share in this one.
+    remeasured: int = 0
+    busiest_share: float | None = None
+
+    def cpu_us(self, role: str) -> float | None:
+        """Microseconds of CPU per completed request of `role`'s processes (None: not read)."""
+        return cpu_per_request(self.cpu.get(role), self.requests)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 def ratio_to_trivial(rps: float, before: float | None, after: float | None) -> float | None:
@@ -49,11 +64,11 @@ def ratio_to_trivial(rps: float, before: float | None, after: float | None) -> f
     return rps / (sum(base) / len(base))
 
 
-def is_trivial(run: Run) -> bool:
+def is_trivial(run: Result) -> bool:
     return run.row == TRIVIAL_ROW
 
 
-def assign_ratios(sequence: Sequence[Run]) -> None:
+def assign_ratios(sequence: Sequence[Result]) -> None:
     """Set each row's `ratio` from the nearest trivial runs before and after it in `sequence`
     (the runs of one round, in the order they ran); trivial runs keep None."""
     for i, run in enumerate(sequence):
@@ -105,9 +120,9 @@ class Summary:
         return dict(self.__dict__)
 
 
-def summarize(runs: Iterable[Run]) -> list[Summary]:
+def summarize(runs: Iterable[Result]) -> list[Summary]:
     """One Summary per (row, target), in the order each first ran."""
-    groups: dict[tuple[str, str], list[Run]] = {}
+    groups: dict[tuple[str, str], list[Result]] = {}
     for run in runs:
         groups.setdefault((run.row, run.target), []).append(run)
     out = []

@@ -45,16 +45,21 @@ _DOCUMENTS: dict[tuple, dict] = {}
 _MAX_DOCUMENTS = 8192
 
 
+def _kept(cache: dict, limit: int, key: tuple, build: Callable[[], object]):
+    """`cache[key]`, built first when missing; the cache is emptied when it holds `limit`."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= limit:
+            cache.clear()
+        value = cache[key] = build()
+    return value
+
+
 def _cached(kind: str, day: Day, counts, units: int | None, build) -> dict:
     if counts is not None and type(counts) is not DayCounts:
         return build(day, counts, units)
     key = (kind, day.key, counts, units)
-    document = _DOCUMENTS.get(key)
-    if document is None:
-        if len(_DOCUMENTS) >= _MAX_DOCUMENTS:
-            _DOCUMENTS.clear()
-        document = _DOCUMENTS[key] = build(day, counts, units)
-    return document
+    return _kept(_DOCUMENTS, _MAX_DOCUMENTS, key, lambda: build(day, counts, units))
 
 
 # The whole answers of many days (a calendar, a bulk read), written: by their kind, the
@@ -71,12 +76,7 @@ def _written(key_head: tuple, counted: CountedDays, build: Callable[[], dict]) -
     if any(counts is not None and type(counts) is not DayCounts for _, counts in days):
         return orjson.dumps(build())
     key = (*key_head, counted.units, tuple((day.key, counts) for day, counts in days))
-    body = _ANSWERS.get(key)
-    if body is None:
-        if len(_ANSWERS) >= _MAX_ANSWERS:
-            _ANSWERS.clear()
-        body = _ANSWERS[key] = orjson.dumps(build())
-    return body
+    return _kept(_ANSWERS, _MAX_ANSWERS, key, lambda: orjson.dumps(build()))
 
 
 def calendar_body(hospital_id: str, practitioner_id: str | None, counted: CountedDays) -> bytes:

@@ -322,3 +322,14 @@ def test_a_written_calendar_or_bulk_answer_is_the_documents_and_follows_the_coun
     # counts that are not a reply (plain mappings) are written every time, never kept
     plain = CountedDays([(first, {"17:00": 4})])
     assert json.loads(calendar_body("h", None, plain))["days"][0]["slots"][0]["booked"] == 4
+
+
+def test_the_written_answers_are_bounded(monkeypatch):
+    from shared import answers
+    from shared.answers import CountedDays, calendar_body
+
+    monkeypatch.setattr(answers, "_MAX_ANSWERS", 3)
+    for n in range(10):
+        counted = CountedDays([(open_day(), _counts(**{"17:00": n}))])
+        assert json.loads(calendar_body("h", None, counted))["days"][0]["slots"][0]["booked"] == n
+    assert len(answers._ANSWERS) <= 3
